@@ -1,0 +1,65 @@
+/**
+ * `npm run bench`: every figure beside a baseline measured in the same run.
+ *
+ * Replay: a mixed capture of PATCHPOINT_BENCH_MB megabytes (default 1024) built from the sample
+ * captures; the baseline is only reading the same file. Each measurement runs in its own process
+ * (peak RSS is per process); the median of PATCHPOINT_BENCH_RUNS (default 3) runs is reported.
+ */
+import {execFileSync} from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {buildMixedCapture, sourceCaptures} from './mixed-capture.js'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repo = path.resolve(here, '../..')
+const targetMb = Number(process.env.PATCHPOINT_BENCH_MB ?? 1024)
+const runs = Math.max(1, Number(process.env.PATCHPOINT_BENCH_RUNS ?? 3))
+
+interface Measure {
+  mode: string
+  packets: number
+  bytes: number
+  seconds: number
+  events: number
+  maxRssMb: number
+}
+
+function measure(mode: string, file: string): Measure {
+  const results: Measure[] = []
+  for (let i = 0; i < runs; i++) {
+    const out = execFileSync(process.execPath, [path.join(here, 'child.js'), mode, file], {encoding: 'utf8', maxBuffer: 1 << 20})
+    results.push(JSON.parse(out.trim().split('\n').pop()!) as Measure)
+  }
+  results.sort((a, b) => a.seconds - b.seconds)
+  const median = results[Math.floor(results.length / 2)]
+  return {...median, maxRssMb: Math.max(...results.map((r) => r.maxRssMb))}
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'patchpoint-bench-'))
+try {
+  const file = path.join(dir, 'mixed.pcap')
+  const sources = sourceCaptures([path.join(repo, 'examples/pcaps'), path.resolve(repo, '../shared/corpus/pcaps')])
+  const built = buildMixedCapture(file, sources, targetMb * 1e6)
+  console.log(`mixed capture: ${built.packets} packets, ${(fs.statSync(file).size / 1e9).toFixed(2)} GB from ${sources.length} sample files; median of ${runs} runs, ${os.cpus().length} cores`)
+  const rows: [string, Measure][] = [
+    ['read only (baseline)', measure('read', file)],
+    ['replay, engine without rules', measure('replay', file)],
+    ['replay, analyzers + rule pack', measure('replay-rules', file)],
+  ]
+  const base = rows[0][1]
+  const noRules = rows[1][1]
+  console.log('')
+  console.log('| run | Gbit/s | packets/s | vs read | vs no rules | peak RSS MB |')
+  console.log('|---|---|---|---|---|---|')
+  for (const [name, m] of rows) {
+    const gbps = (m.bytes * 8) / m.seconds / 1e9
+    const pps = m.packets / m.seconds
+    const vsRead = base.seconds / m.seconds
+    const vsNoRules = noRules.seconds / m.seconds
+    console.log(`| ${name} | ${gbps.toFixed(2)} | ${Math.round(pps).toLocaleString('en-US')} | ${vsRead.toFixed(3)} | ${vsNoRules.toFixed(3)} | ${m.maxRssMb.toFixed(0)} |`)
+  }
+} finally {
+  fs.rmSync(dir, {recursive: true, force: true})
+}

@@ -1,0 +1,77 @@
+/** The fields the HTTP analyzer exposes to rules (`rules lint` checks rule fields against this list). */
+import type {FieldSpec} from '../types.js'
+
+export const httpFields: readonly FieldSpec[] = [
+  // request line
+  {name: 'http.request_line', type: 'string', description: 'request line as sent, without CRLF (span)'},
+  {name: 'http.method', type: 'string', description: 'request method token (span)'},
+  {name: 'http.version', type: 'string', description: 'HTTP-version of the request line, e.g. HTTP/1.1 (span)'},
+  {name: 'http.uri.raw', type: 'string', description: 'request-target exactly as sent (span)'},
+  {name: 'http.uri.host', type: 'string', description: 'authority of an absolute-form request-target'},
+  {name: 'http.uri.path.raw', type: 'string', description: 'path part of the request-target as sent (span)'},
+  {name: 'http.uri.path', type: 'string', description: 'normalized path: decoded (repeatedly), %u, overlong UTF-8, \\ -> /, ;params and trailing dots stripped, dot-segments resolved'},
+  {name: 'http.uri.query.raw', type: 'string', description: 'query as sent, after the ? (span)'},
+  {name: 'http.uri.query', type: 'string', description: 'query percent-decoded once (%XX, %uXXXX)'},
+  {name: 'http.uri.decoded', type: 'string', description: 'normalized path + ? + decoded query'},
+  {name: 'http.uri.extension', type: 'string', description: 'lower-case extension of the last normalized path segment'},
+  {name: 'http.uri.segments', type: 'string', multi: true, description: 'normalized path segments'},
+  {name: 'http.uri.path_params', type: 'string', multi: true, description: 'text after ; in path segments (IIS/Tomcat path parameters), stripped from http.uri.path'},
+  // args
+  {name: 'http.arg.<name>', type: 'string', multi: true, description: 'decoded value of query/form/multipart argument <name> (lower-case name; span of the raw value when contiguous)'},
+  {name: 'http.args', type: 'string', multi: true, description: 'every decoded argument value (query, urlencoded body, multipart form fields)'},
+  {name: 'http.arg_names', type: 'string', multi: true, description: 'every decoded argument name, as sent'},
+  // headers
+  {name: 'http.header.<name>', type: 'string', multi: true, description: 'value of request header <name> (lower-case), one entry per line, obs-fold joined (span of the value bytes)'},
+  {name: 'http.header_name.<name>', type: 'string', multi: true, description: 'request header name as sent (span of the name: a fix can rename it)'},
+  {name: 'http.header_names', type: 'string', multi: true, description: 'all request header names as sent, in order (span)'},
+  {name: 'http.headers.count', type: 'number', description: 'number of request header fields kept'},
+  {name: 'http.header_bytes', type: 'number', description: 'length of the request head (request line to empty line)'},
+  {name: 'http.head_truncated', type: 'number', description: '1 when the head was cut (size cap, gap, end of stream) and the PDU carries what was seen'},
+  {name: 'http.cookie', type: 'string', multi: true, description: 'raw Cookie header value (span)'},
+  {name: 'http.cookie.<name>', type: 'string', multi: true, description: 'raw value of cookie <name> (lower-case name; span)'},
+  {name: 'http.content_length', type: 'bigint', description: 'first Content-Length value when numeric (span)'},
+  {name: 'http.transfer_encoding', type: 'string', multi: true, description: 'Transfer-Encoding header values (span)'},
+  {name: 'http.range.start', type: 'bigint', multi: true, description: 'first byte of each range of Range/Request-Range; -1 for a suffix range (span of the digits)'},
+  {name: 'http.range.end', type: 'bigint', multi: true, description: 'last byte of each range (suffix length for -N); -1 when open (span of the digits)'},
+  {name: 'http.range.count', type: 'number', description: 'number of ranges in Range/Request-Range'},
+  // body
+  {name: 'http.body', type: 'bytes', description: 'first maxBodyInspect bytes of the (de-chunked) request body (span when contiguous on the stream)'},
+  {name: 'http.body.length', type: 'number', description: 'request body bytes seen when the PDU was emitted (capped at maxBodyInspect when truncated)'},
+  {name: 'http.body.truncated', type: 'number', description: '1 when the body was longer than maxBodyInspect'},
+  {name: 'http.chunks', type: 'number', description: 'chunks in a chunked request body'},
+  {name: 'http.chunk_ext', type: 'string', multi: true, description: 'chunk extensions (from ;) of a chunked request body (span)'},
+  {name: 'http.trailer.<name>', type: 'string', multi: true, description: 'trailer field <name> of a chunked request (span)'},
+  {name: 'http.multipart.name', type: 'string', multi: true, description: 'multipart/form-data part names (span when contiguous)'},
+  {name: 'http.multipart.filename', type: 'string', multi: true, description: 'multipart/form-data part filenames (span when contiguous)'},
+  {name: 'http.multipart.content_type', type: 'string', multi: true, description: 'multipart part Content-Type values'},
+  {name: 'http.multipart.body', type: 'bytes', multi: true, description: 'multipart part bodies, first maxPartBytes each (span when contiguous)'},
+  // response
+  {name: 'http.status_line', type: 'string', description: 'status line as sent (span)'},
+  {name: 'http.status', type: 'number', description: 'status code (span)'},
+  {name: 'http.response.version', type: 'string', description: 'HTTP-version of the status line (span)'},
+  {name: 'http.request.method', type: 'string', description: 'method of the request this response answers (pipelining order)'},
+  {name: 'http.response.header.<name>', type: 'string', multi: true, description: 'value of response header <name> (lower-case; span)'},
+  {name: 'http.response.header_names', type: 'string', multi: true, description: 'all response header names as sent (span)'},
+  {name: 'http.response.headers.count', type: 'number', description: 'number of response header fields kept'},
+  {name: 'http.response.header_bytes', type: 'number', description: 'length of the response head'},
+  {name: 'http.response.content_length', type: 'bigint', description: 'first response Content-Length value when numeric (span)'},
+  {name: 'http.response.transfer_encoding', type: 'string', multi: true, description: 'response Transfer-Encoding values (span)'},
+  {name: 'http.response.body', type: 'bytes', description: 'first maxResponseBody bytes of the (de-chunked) response body (span when contiguous)'},
+  {name: 'http.response.body.length', type: 'number', description: 'response body bytes held when the PDU was emitted'},
+  {name: 'http.response.body.truncated', type: 'number', description: '1 when the response body was longer than maxResponseBody'},
+  {name: 'http.response.chunk_ext', type: 'string', multi: true, description: 'chunk extensions of a chunked response (span)'},
+  {name: 'http.response.trailer.<name>', type: 'string', multi: true, description: 'trailer field <name> of a chunked response (span)'},
+]
+
+/** anomaly codes the analyzer reports (type 'applayer') */
+export const httpAnomalies: readonly string[] = [
+  'http.obs_fold', 'http.bare_lf', 'http.bare_cr', 'http.space_before_colon', 'http.header_invalid',
+  'http.header_too_long', 'http.too_many_headers', 'http.request_line_too_long', 'http.status_line_too_long',
+  'http.invalid_request_line', 'http.invalid_status_line', 'http.content_length_invalid',
+  'http.content_length_overflow', 'http.multiple_content_length', 'http.cl_and_te', 'http.te_not_chunked',
+  'http.chunk_size_invalid', 'http.chunk_size_overflow', 'http.chunk_line_too_long', 'http.range_invalid',
+  'http.too_many_args', 'http.multipart.no_boundary', 'http.multipart.too_many_parts', 'http.multipart.malformed',
+  'http.pipeline_too_deep', 'http.incomplete_message', 'http.gap', 'http.resync',
+  'http.uri.double_encoding', 'http.uri.u_encoding', 'http.uri.overlong_utf8', 'http.uri.traversal_above_root',
+  'http.uri.nul', 'http.uri.too_many_segments',
+]

@@ -1,0 +1,30 @@
+import type {FieldSpec} from '../types.js'
+
+/** Fields of the IMAP analyzer's PDUs (kinds: command, auth, response, continuation). */
+export const IMAP_FIELDS: readonly FieldSpec[] = [
+  {name: 'imap.tag', description: 'command tag, with span', type: 'string'},
+  {name: 'imap.command', description: 'command name, upper-cased', type: 'string'},
+  {name: 'imap.subcommand', description: 'UID command: the command after UID, upper-cased', type: 'string'},
+  {name: 'imap.args', description: "rest of the command's first line after the command name (literal announcements included), with span", type: 'string'},
+  {name: 'imap.line.length', description: 'first line length without CRLF; maxLineBytes+1 when longer than the cap', type: 'number'},
+  {name: 'imap.command.length', description: 'bytes of the whole command: lines, CRLFs and literals', type: 'number'},
+  {name: 'imap.literal.size', description: 'announced size of each literal {n} / {n+}, with span over the digits (may exceed 2^32)', type: 'bigint', multi: true},
+  {name: 'imap.literal.count', description: 'literals announced in the command', type: 'number'},
+  {name: 'imap.literal', description: 'bytes of each literal held (first bytes up to maxCommandBytes), with span', type: 'bytes', multi: true},
+  {name: 'imap.truncated', description: '1 when the command exceeded maxCommandBytes, had an overlong line, a gap or no end', type: 'number'},
+  {name: 'imap.login.user', description: 'LOGIN userid (atom, quoted content or literal bytes), with span', type: 'string'},
+  {name: 'imap.login.password', description: 'LOGIN password (atom, quoted content or literal bytes), with span', type: 'string'},
+  {name: 'imap.auth.mechanism', description: 'AUTHENTICATE SASL mechanism, with span', type: 'string'},
+  {name: 'imap.auth.data', description: 'AUTHENTICATE initial response (SASL-IR) or continuation line, raw base64, with span', type: 'string'},
+  {name: 'imap.auth.cancelled', description: '1 when the client cancelled AUTHENTICATE with "*"', type: 'number'},
+  {name: 'imap.fetch.set', description: 'FETCH / UID FETCH sequence set, with span', type: 'string'},
+  {name: 'imap.fetch.items', description: 'FETCH / UID FETCH data items (rest of the first line), with span', type: 'string'},
+  {name: 'imap.response.tag', description: 'response tag ("*" for untagged), with span', type: 'string'},
+  {name: 'imap.response.number', description: 'untagged numeric response: the number (EXISTS, FETCH, ...)', type: 'number'},
+  {name: 'imap.response.type', description: 'response keyword, upper-cased (OK, NO, BAD, BYE, CAPABILITY, FETCH, ...)', type: 'string'},
+  {name: 'imap.response.status', description: 'OK / NO / BAD / BYE / PREAUTH when the response is a status', type: 'string'},
+  {name: 'imap.response.text', description: 'rest of the response line, with span', type: 'string'},
+  {name: 'imap.response.literal.size', description: 'size of a literal announced at the end of the response line, with span', type: 'bigint'},
+  {name: 'imap.response.command', description: 'tagged response: the command it completes, upper-cased', type: 'string'},
+  {name: 'imap.continuation.text', description: 'continuation request "+" text, with span', type: 'string'},
+]

@@ -1,0 +1,163 @@
+/**
+ * Small byte-level helpers shared by the line-protocol analyzers: latin1 decoding, verb/argument
+ * splitting, decimal parsing, base64 checks, field building. No regular expressions over packet
+ * bytes; each helper walks a Uint8Array by index.
+ */
+import type {FieldValue, Fields} from '../types.js'
+
+/** latin1 string of bytes [from, to) (one char per byte, binary-safe) */
+export function latin1(b: Uint8Array, from = 0, to = b.length): string {
+  const n = to - from
+  if (n <= 0) return ''
+  if (n > 64) return Buffer.from(b.buffer, b.byteOffset + from, n).toString('latin1')
+  let s = ''
+  for (let i = from; i < to; i++) s += String.fromCharCode(b[i]!)
+  return s
+}
+
+/** ASCII upper-case of a latin1 string (other bytes unchanged) */
+export function upperAscii(s: string): string {
+  let out = ''
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    out += c >= 97 && c <= 122 ? String.fromCharCode(c - 32) : s[i]
+  }
+  return out
+}
+
+export function isSpace(c: number): boolean {
+  return c === 32 || c === 9
+}
+
+/** index of the first space/tab at or after `from`, or b.length */
+export function wordEnd(b: Uint8Array, from = 0): number {
+  let i = from
+  while (i < b.length && !isSpace(b[i]!)) i++
+  return i
+}
+
+/** index of the first non-space/tab at or after `from`, or b.length */
+export function skipSpaces(b: Uint8Array, from = 0): number {
+  let i = from
+  while (i < b.length && isSpace(b[i]!)) i++
+  return i
+}
+
+/** index just past the last non-space/tab byte in [from, to) */
+export function trimEnd(b: Uint8Array, from: number, to: number): number {
+  let j = to
+  while (j > from && isSpace(b[j - 1]!)) j--
+  return j
+}
+
+/** the bytes [from, to) are all ASCII digits and there is at least one */
+export function allDigits(b: Uint8Array, from: number, to: number): boolean {
+  if (to <= from) return false
+  for (let i = from; i < to; i++) {
+    const c = b[i]!
+    if (c < 48 || c > 57) return false
+  }
+  return true
+}
+
+/** decimal digits [from, to) as bigint (caller checked allDigits) */
+export function decimalBig(b: Uint8Array, from: number, to: number): bigint {
+  // at most 15 digits fit a double exactly; longer strings go through BigInt
+  if (to - from <= 15) return BigInt(decimalSmall(b, from, to))
+  return BigInt(latin1(b, from, to))
+}
+
+/** decimal digits [from, to) as number (exact up to 15 digits) */
+export function decimalSmall(b: Uint8Array, from: number, to: number): number {
+  let v = 0
+  for (let i = from; i < to; i++) v = v * 10 + (b[i]! - 48)
+  return v
+}
+
+/** case-insensitive compare of bytes [from, from+word.length) with an upper-case ASCII word */
+export function matchWordCI(b: Uint8Array, from: number, word: string): boolean {
+  if (from + word.length > b.length) return false
+  for (let k = 0; k < word.length; k++) {
+    let c = b[from + k]!
+    if (c >= 97 && c <= 122) c -= 32
+    if (c !== word.charCodeAt(k)) return false
+  }
+  return true
+}
+
+/** count of one byte value in [from, to) */
+export function countByte(b: Uint8Array, value: number, from = 0, to = b.length): number {
+  let n = 0
+  for (let i = from; i < to; i++) if (b[i] === value) n++
+  return n
+}
+
+function isB64(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47
+}
+
+/**
+ * RFC 4648 section 4 base64 check: alphabet, '=' only as 1 or 2 trailing pad bytes, length a
+ * multiple of 4. (Exim CVE-2018-6789 mis-sizes its buffer for inputs of length 4n+3.)
+ */
+export function base64Valid(b: Uint8Array, from: number, to: number): boolean {
+  const n = to - from
+  if (n % 4 !== 0) return false
+  let pad = 0
+  for (let i = from; i < to; i++) {
+    const c = b[i]!
+    if (c === 61) {
+      pad++
+      continue
+    }
+    if (pad > 0 || !isB64(c)) return false
+  }
+  return pad <= 2
+}
+
+/** lenient base64 decode (skips bytes outside the alphabet, stops at '='), as latin1; at most maxOut bytes */
+export function base64DecodeLatin1(b: Uint8Array, from: number, to: number, maxOut: number): string {
+  const clean = Buffer.allocUnsafe(Math.max(0, to - from))
+  let k = 0
+  for (let i = from; i < to; i++) {
+    const c = b[i]!
+    if (c === 61) break
+    if (isB64(c)) clean[k++] = c
+  }
+  const out = Buffer.from(clean.toString('latin1', 0, k), 'base64')
+  return out.toString('latin1', 0, Math.min(out.length, maxOut))
+}
+
+/** a field value with its absolute span */
+export function span(v: string | number | bigint, off: number, len: number): FieldValue {
+  return {v, off, len}
+}
+
+/** append to a multi-valued field */
+export function addMulti(fields: Fields, name: string, value: FieldValue): void {
+  const cur = fields.get(name)
+  if (cur === undefined) fields.set(name, [value])
+  else if (Array.isArray(cur)) cur.push(value)
+  else fields.set(name, [cur, value])
+}
+
+/** parse `h1,h2,h3,h4,p1,p2` (RFC 959 section 4.1.2 host-port) in [from, to); null when malformed */
+export function parseHostPort(b: Uint8Array, from: number, to: number): {ip: string; port: number} | null {
+  const nums: number[] = []
+  let i = from
+  while (i < to && nums.length < 6) {
+    let j = i
+    while (j < to && b[j]! >= 48 && b[j]! <= 57) j++
+    if (j === i || j - i > 3) return null
+    const v = decimalSmall(b, i, j)
+    if (v > 255) return null
+    nums.push(v)
+    if (nums.length < 6) {
+      if (j >= to || b[j] !== 44) return null
+      j++
+    }
+    i = j
+  }
+  if (nums.length !== 6 || i !== to) return null
+  return {ip: `${nums[0]}.${nums[1]}.${nums[2]}.${nums[3]}`, port: nums[4]! * 256 + nums[5]!}
+}

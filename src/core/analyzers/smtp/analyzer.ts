@@ -1,0 +1,442 @@
+/**
+ * Stateful SMTP analyzer (RFC 5321, RFC 2920 pipelining, RFC 3030 BDAT, RFC 4954 AUTH,
+ * RFC 3207 STARTTLS).
+ *
+ * toserver: one 'command' PDU per command line; AUTH continuation lines are 'auth' PDUs; after
+ * DATA the message's header section is one 'message' PDU (held until the blank line, capped) and
+ * the final "." gives a 'data_end' PDU carrying the message length; BDAT chunks are skipped by
+ * byte count. toclient: one 'reply' PDU per (multi-line) reply. Replies are matched to commands
+ * through a bounded FIFO (pipelining). After STARTTLS + 220 both directions stop.
+ */
+import type {AnalyzerContext, Direction, FieldValue, Fields} from '../types.js'
+import {LineAnalyzerBase} from '../line/base.js'
+import {ReplyCollector, type ReplyLimits} from '../line/reply.js'
+import type {LineEvent, LineLimits} from '../line/splitter.js'
+import {addMulti, allDigits, base64DecodeLatin1, base64Valid, decimalBig, latin1, matchWordCI, span, upperAscii} from '../line/text.js'
+import {parseBdat, parseHeaderLine, parsePath, splitCommand} from './parser.js'
+
+export interface SmtpLimits extends LineLimits, ReplyLimits {
+  /** commands awaiting a reply (pipelining) */
+  maxPipeline: number
+  /** header-section bytes held for one message */
+  maxHeaderBytes: number
+  /** header fields kept for one message */
+  maxHeaders: number
+  /** bytes kept of one header value (folded lines included) */
+  maxHeaderValueBytes: number
+  /** bytes of decoded AUTH data exposed */
+  maxAuthDecoded: number
+  /** RFC 5321 section 4.5.3.1.4 command line limit (512 with CRLF): longer ones get smtp.command_too_long */
+  maxCommandLine: number
+}
+
+export const SMTP_LIMITS: Readonly<SmtpLimits> = {
+  maxLineBytes: 4096,
+  maxReplyLines: 256,
+  maxPipeline: 128,
+  maxHeaderBytes: 64 * 1024,
+  maxHeaders: 256,
+  maxHeaderValueBytes: 16 * 1024,
+  maxAuthDecoded: 1024,
+  maxCommandLine: 510,
+}
+
+type ClientState = 'command' | 'data' | 'auth'
+
+interface HeaderAcc {
+  name: string
+  /** absolute offset of the field's first byte, of its value */
+  off: number
+  valueOff: number
+  raw: string
+  value: string
+  full: boolean
+}
+
+export class SmtpAnalyzer extends LineAnalyzerBase {
+  private readonly limits: SmtpLimits
+  private readonly reply: ReplyCollector
+  private state: ClientState = 'command'
+  /** verbs awaiting replies, oldest first */
+  private readonly queue: string[] = []
+  private greeted = false
+  /** AUTH: the server's last reply was 334, the next client line is a response */
+  private authTurn = false
+  // DATA
+  private dataStart = -1
+  private dataLines = 0
+  private dataBytes = 0
+  private inHeaders = false
+  private headerBytes = 0
+  private headerCount = 0
+  private headers: HeaderAcc[] = []
+  private cur: HeaderAcc | null = null
+  private bdatLast = false
+  private mailFrom: FieldValue | null = null
+  private rcpts: FieldValue[] = []
+
+  constructor(ctx: AnalyzerContext, limits: Partial<SmtpLimits> = {}) {
+    const l = {...SMTP_LIMITS, ...limits}
+    super(ctx, 'smtp', l)
+    this.limits = l
+    this.reply = new ReplyCollector('strict', l)
+  }
+
+  protected override unitStart(dir: Direction): number {
+    if (dir === 'toclient') return this.reply.holding ? this.reply.start : -1
+    return this.state === 'data' && this.inHeaders ? this.dataStart : -1
+  }
+
+  override heldState(): Record<string, number> {
+    return {
+      ...super.heldState(),
+      queue: this.queue.length,
+      replyLines: this.reply.texts.length,
+      headers: this.headers.length,
+      headerBytes: this.inHeaders ? this.headerBytes : 0,
+      rcpts: this.rcpts.length,
+    }
+  }
+
+  // ---- client -------------------------------------------------------------------------------
+
+  protected clientLine(ev: LineEvent): void {
+    if (this.state === 'data') {
+      this.dataLine(ev)
+      return
+    }
+    if (this.state === 'auth' && this.authTurn) {
+      this.authLine(ev)
+      return
+    }
+    this.command(ev)
+  }
+
+  private command(ev: LineEvent): void {
+    const b = ev.line
+    const base = ev.start
+    const f: Fields = new Map()
+    const sc = splitCommand(b)
+    const raw = latin1(b, 0, sc.verbEnd)
+    const verb = upperAscii(raw)
+    f.set('smtp.command', {v: verb})
+    f.set('smtp.command.raw', span(raw, base, sc.verbEnd))
+    if (sc.argsEnd > sc.argsStart) f.set('smtp.args', span(latin1(b, sc.argsStart, sc.argsEnd), base + sc.argsStart, sc.argsEnd - sc.argsStart))
+    f.set('smtp.line', span(latin1(b), base, b.length))
+    f.set('smtp.line.length', {v: ev.length})
+    if (sc.status === 'error') this.ctx.anomaly({type: 'applayer', event: 'smtp.empty_command', detail: {offset: base}})
+    if (ev.length > this.limits.maxCommandLine) {
+      this.ctx.anomaly({type: 'applayer', event: 'smtp.command_too_long', detail: {offset: base, length: ev.length, limit: this.limits.maxCommandLine}})
+    }
+    if (this.queue.includes('STARTTLS')) {
+      this.ctx.anomaly({type: 'applayer', event: 'smtp.starttls_pipelined', detail: {offset: base}})
+    }
+    const a0 = sc.argsStart
+    const a1 = sc.argsEnd
+    let after: 'data' | 'auth' | 'bdat' | null = null
+    let bdatSize = 0
+    switch (verb) {
+      case 'MAIL':
+      case 'RCPT': {
+        const kw = verb === 'MAIL' ? 'FROM:' : 'TO:'
+        if (!matchWordCI(b, a0, kw)) {
+          this.ctx.anomaly({type: 'applayer', event: 'smtp.invalid_path', detail: {offset: base, command: verb}})
+          break
+        }
+        const p = parsePath(b, a0 + kw.length, a1)
+        if (p.status !== 'ok') this.ctx.anomaly({type: 'applayer', event: 'smtp.invalid_path', detail: {offset: base, command: verb}})
+        if (p.status === 'error') break
+        const name = verb === 'MAIL' ? 'smtp.mail_from' : 'smtp.rcpt_to'
+        const addr = span(latin1(b, p.addrStart, p.addrEnd), base + p.addrStart, p.addrEnd - p.addrStart)
+        f.set(name, addr)
+        if (p.paramsEnd > p.paramsStart) f.set(`${name}.params`, span(latin1(b, p.paramsStart, p.paramsEnd), base + p.paramsStart, p.paramsEnd - p.paramsStart))
+        if (verb === 'MAIL') {
+          this.mailFrom = {v: addr.v}
+          this.rcpts = []
+        } else if (this.rcpts.length < this.limits.maxPipeline) {
+          this.rcpts.push({v: addr.v})
+        }
+        break
+      }
+      case 'EHLO':
+      case 'HELO':
+      case 'LHLO':
+        if (a1 > a0) f.set('smtp.helo', span(latin1(b, a0, a1), base + a0, a1 - a0))
+        break
+      case 'VRFY':
+      case 'EXPN':
+        if (a1 > a0) f.set(verb === 'VRFY' ? 'smtp.vrfy' : 'smtp.expn', span(latin1(b, a0, a1), base + a0, a1 - a0))
+        break
+      case 'AUTH': {
+        let me = a0
+        while (me < a1 && b[me] !== 32 && b[me] !== 9) me++
+        if (me > a0) f.set('smtp.auth.mechanism', span(latin1(b, a0, me), base + a0, me - a0))
+        let ir = me
+        while (ir < a1 && (b[ir] === 32 || b[ir] === 9)) ir++
+        if (ir < a1) this.authData(f, b, ir, a1, base)
+        after = 'auth'
+        break
+      }
+      case 'DATA':
+        after = 'data'
+        break
+      case 'BDAT': {
+        const p = parseBdat(b, a0, a1)
+        if (p.status !== 'ok') {
+          this.ctx.anomaly({type: 'applayer', event: 'smtp.bdat_invalid', detail: {offset: base}})
+          break
+        }
+        const size = decimalBig(b, p.sizeStart, p.sizeEnd)
+        f.set('smtp.bdat.size', span(size, base + p.sizeStart, p.sizeEnd - p.sizeStart))
+        f.set('smtp.bdat.last', {v: p.last ? 1 : 0})
+        if (size > BigInt(Number.MAX_SAFE_INTEGER)) {
+          this.ctx.anomaly({type: 'applayer', event: 'smtp.bdat_size_overflow', detail: {offset: base}})
+          bdatSize = Infinity
+        } else {
+          bdatSize = Number(size)
+        }
+        this.bdatLast = p.last
+        after = 'bdat'
+        break
+      }
+      default:
+        break
+    }
+    this.push(verb)
+    this.emit('command', 'toserver', base, ev.end, f)
+    if (after === 'data') this.beginData(ev.end)
+    else if (after === 'auth') {
+      this.state = 'auth'
+      this.authTurn = false
+    } else if (after === 'bdat' && bdatSize > 0) {
+      this.cs.expectBytes(bdatSize)
+    }
+  }
+
+  private push(verb: string): void {
+    if (this.queue.length >= this.limits.maxPipeline) {
+      this.ctx.anomaly({type: 'applayer', event: 'smtp.pipeline_overflow', detail: {limit: this.limits.maxPipeline}})
+      return
+    }
+    this.queue.push(verb.length > 16 ? verb.slice(0, 16) : verb)
+  }
+
+  /** base64 SASL data [from, to) of line b (RFC 4954 section 4) */
+  private authData(f: Fields, b: Uint8Array, from: number, to: number, base: number): void {
+    const len = to - from
+    f.set('smtp.auth.data', span(latin1(b, from, to), base + from, len))
+    f.set('smtp.auth.data.length', {v: len})
+    if (len === 1 && b[from] === 42) {
+      f.set('smtp.auth.cancelled', {v: 1})
+      return
+    }
+    if (len === 1 && b[from] === 61) return // "=": empty initial response
+    const ok = base64Valid(b, from, to)
+    f.set('smtp.auth.base64_invalid', {v: ok ? 0 : 1})
+    if (!ok) this.ctx.anomaly({type: 'applayer', event: 'smtp.auth_base64_invalid', detail: {offset: base + from, length: len, mod4: len % 4}})
+    f.set('smtp.auth.decoded', {v: base64DecodeLatin1(b, from, to, this.limits.maxAuthDecoded)})
+  }
+
+  private authLine(ev: LineEvent): void {
+    const f: Fields = new Map()
+    const b = ev.line
+    f.set('smtp.line.length', {v: ev.length})
+    this.authData(f, b, 0, b.length, ev.start)
+    this.authTurn = false
+    this.emit('auth', 'toserver', ev.start, ev.end, f)
+  }
+
+  // ---- DATA ---------------------------------------------------------------------------------
+
+  private beginData(at: number): void {
+    this.state = 'data'
+    this.dataStart = at
+    this.dataLines = 0
+    this.dataBytes = 0
+    this.inHeaders = true
+    this.headerBytes = 0
+    this.headerCount = 0
+    this.headers = []
+    this.cur = null
+  }
+
+  private dataLine(ev: LineEvent): void {
+    const b = ev.line
+    if (b.length === 1 && b[0] === 46 && !ev.tooLong) {
+      if (this.inHeaders) this.emitMessage(ev.start, false)
+      const f: Fields = new Map()
+      f.set('smtp.data.length', {v: this.dataBytes})
+      f.set('smtp.data.header_bytes', {v: this.headerBytes})
+      f.set('smtp.data.lines', {v: this.dataLines})
+      this.emit('data_end', 'toserver', ev.start, ev.end, f)
+      this.state = 'command'
+      this.push('.')
+      return
+    }
+    this.dataLines++
+    this.dataBytes += ev.end - ev.start
+    if (!this.inHeaders) return
+    const h = parseHeaderLine(b)
+    if (h.type === 'end' || h.status === 'error') {
+      if (h.status === 'error') this.ctx.anomaly({type: 'applayer', event: 'smtp.data.malformed_header', detail: {offset: ev.start}})
+      this.headerBytes += ev.end - ev.start
+      this.emitMessage(ev.end, false)
+      return
+    }
+    this.headerBytes += ev.end - ev.start
+    const eol = ev.bareLf ? '\n' : '\r\n'
+    if (h.type === 'continuation') {
+      const c = this.cur
+      if (c === null) {
+        this.ctx.anomaly({type: 'applayer', event: 'smtp.data.malformed_header', detail: {offset: ev.start}})
+      } else if (!c.full) {
+        const add = eol + latin1(b)
+        const room = this.limits.maxHeaderValueBytes - c.value.length
+        if (add.length > room) {
+          c.full = true
+          this.ctx.anomaly({type: 'applayer', event: 'smtp.data.header_value_too_long', detail: {offset: c.off}})
+        }
+        const piece = add.length > room ? add.slice(0, Math.max(0, room)) : add
+        c.value += piece
+        c.raw += piece
+      }
+    } else {
+      this.headerCount++
+      if (this.headers.length < this.limits.maxHeaders) {
+        let v = latin1(b, h.valueStart)
+        const full = v.length > this.limits.maxHeaderValueBytes
+        if (full) v = v.slice(0, this.limits.maxHeaderValueBytes)
+        const acc: HeaderAcc = {
+          name: latin1(b, 0, h.nameEnd).toLowerCase(),
+          off: ev.start,
+          valueOff: ev.start + h.valueStart,
+          raw: latin1(b, 0, h.valueStart) + v,
+          value: v,
+          full: full || ev.tooLong,
+        }
+        this.headers.push(acc)
+        this.cur = acc
+      } else {
+        this.cur = null
+        if (this.headerCount === this.limits.maxHeaders + 1) {
+          this.ctx.anomaly({type: 'applayer', event: 'smtp.data.too_many_headers', detail: {limit: this.limits.maxHeaders}})
+        }
+      }
+    }
+    if (this.headerBytes > this.limits.maxHeaderBytes) {
+      this.ctx.anomaly({type: 'applayer', event: 'smtp.data.headers_too_long', detail: {offset: this.dataStart, limit: this.limits.maxHeaderBytes}})
+      this.emitMessage(ev.end, true)
+    }
+  }
+
+  private emitMessage(end: number, truncated: boolean): void {
+    const f: Fields = new Map()
+    for (const h of this.headers) {
+      addMulti(f, 'smtp.data.headers', span(h.raw, h.off, h.raw.length))
+      addMulti(f, `smtp.data.header.${h.name}`, span(h.value, h.valueOff, h.value.length))
+    }
+    f.set('smtp.data.header_count', {v: this.headerCount})
+    f.set('smtp.data.header_bytes', {v: this.headerBytes})
+    if (truncated) f.set('smtp.data.truncated', {v: 1})
+    if (this.mailFrom !== null) f.set('smtp.mail_from', {v: this.mailFrom.v})
+    if (this.rcpts.length > 0) f.set('smtp.rcpt_to', this.rcpts.slice())
+    this.inHeaders = false
+    this.headers = []
+    this.cur = null
+    this.emit('message', 'toserver', this.dataStart, end, f)
+  }
+
+  protected override clientBytes(_d: Uint8Array, _off: number, done: boolean): void {
+    if (done && this.bdatLast) this.bdatLast = false
+  }
+
+  // ---- server -------------------------------------------------------------------------------
+
+  protected serverLine(ev: LineEvent): void {
+    const r = this.reply
+    const step = r.feed(ev)
+    if (step === 'more' || step === 'skipped') return
+    const f: Fields = new Map()
+    if (r.code >= 0) f.set('smtp.reply.code', span(r.code, r.codeOff, 3))
+    f.set('smtp.reply.text', r.texts)
+    f.set('smtp.reply.line_count', {v: r.lineCount})
+    if (r.truncated) f.set('smtp.reply.truncated', {v: 1})
+    if (r.malformed) this.ctx.anomaly({type: 'applayer', event: 'smtp.invalid_reply', detail: {offset: r.start}})
+    const code = r.code
+    const start = r.start
+    const end = r.end
+    if (step === 'overflow') {
+      this.ctx.anomaly({type: 'applayer', event: 'smtp.reply_too_long', detail: {offset: start}})
+      r.releaseOverflow()
+    } else {
+      r.reset()
+    }
+    let cmd: string | undefined
+    if (!this.greeted) {
+      this.greeted = true
+      f.set('smtp.greeting', {v: 1})
+    } else {
+      cmd = this.queue[0]
+      if (cmd === 'AUTH' && code === 334) {
+        this.authTurn = this.state === 'auth'
+      } else {
+        this.queue.shift()
+      }
+      if (cmd !== undefined) f.set('smtp.reply.command', {v: cmd})
+    }
+    this.emit('reply', 'toclient', start, end, f)
+    if (cmd === 'AUTH' && code !== 334 && this.state === 'auth') {
+      this.state = 'command'
+      this.authTurn = false
+    } else if (cmd === 'DATA' && code !== 354 && this.state === 'data' && this.dataLines === 0) {
+      this.state = 'command'
+      this.inHeaders = false
+    } else if (cmd === 'STARTTLS' && code === 220) {
+      this.startTls()
+    }
+  }
+
+  // ---- gaps and end -------------------------------------------------------------------------
+
+  protected override onGap(dir: Direction, inBytes: boolean): void {
+    if (dir === 'toclient') {
+      this.reply.reset()
+      return
+    }
+    if (inBytes) return
+    if (this.state === 'data' && this.inHeaders) this.emitMessage(this.cs.offset, true)
+    if (this.state === 'auth') this.authTurn = false
+  }
+
+  protected override onEnd(dir: Direction): void {
+    if (dir === 'toserver') {
+      if (this.state === 'data' && this.inHeaders && !this.tls) this.emitMessage(this.cs.offset, true)
+      return
+    }
+    if (this.reply.holding) {
+      const r = this.reply
+      const f: Fields = new Map()
+      if (r.code >= 0) f.set('smtp.reply.code', span(r.code, r.codeOff, 3))
+      f.set('smtp.reply.text', r.texts)
+      f.set('smtp.reply.line_count', {v: r.lineCount})
+      f.set('smtp.reply.truncated', {v: 1})
+      this.ctx.anomaly({type: 'applayer', event: 'smtp.reply_unterminated', detail: {offset: r.start}})
+      this.emit('reply', 'toclient', r.start, r.end, f)
+      r.reset()
+    }
+  }
+}
+
+/** `220 ` / `220-` greeting from an SMTP server, or EHLO/HELO from the client (RFC 5321 section 4.3.1) */
+export function detectSmtp(dir: Direction, b: Uint8Array): boolean {
+  if (dir === 'toserver') {
+    return (matchWordCI(b, 0, 'EHLO') || matchWordCI(b, 0, 'HELO') || matchWordCI(b, 0, 'LHLO')) && (b.length === 4 || b[4] === 32 || b[4] === 13)
+  }
+  if (b.length < 4 || !allDigits(b, 0, 3) || b[0] !== 50 || b[1] !== 50 || b[2] !== 48 || (b[3] !== 32 && b[3] !== 45)) return false
+  // FTP greets with 220 too: require a mail word in what we have of the banner
+  const n = Math.min(b.length, 64)
+  for (let i = 4; i + 4 <= n; i++) {
+    if (matchWordCI(b, i, 'SMTP') || matchWordCI(b, i, 'MAIL') || matchWordCI(b, i, 'EXIM') || matchWordCI(b, i, 'POSTFIX') || matchWordCI(b, i, 'SENDMAIL')) return true
+  }
+  return false
+}

@@ -1,0 +1,262 @@
+import {describe, expect, it} from 'vitest'
+import fc from 'fast-check'
+import {bytes, runAnalyzer, type ScriptStep} from '../harness.js'
+import {fuzzRuns, loadHexFixture, spanMismatches, splitInvariance} from '../line/testing.js'
+import type {FieldValue, Pdu} from '../types.js'
+import {SMTP_FIELDS, SMTP_LIMITS, SmtpAnalyzer, makeSmtpAnalyzer, parsePath, smtpAnalyzer} from './index.js'
+
+const fx = (name: string) => loadHexFixture(new URL(`./fixtures/${name}.hex`, import.meta.url))
+const one = (p: Pdu, name: string): FieldValue => {
+  const v = p.fields.get(name)
+  if (v === undefined || Array.isArray(v)) throw new Error(`${name}: ${JSON.stringify(v)}`)
+  return v
+}
+const many = (p: Pdu, name: string): FieldValue[] => {
+  const v = p.fields.get(name)
+  return v === undefined ? [] : Array.isArray(v) ? v : [v]
+}
+const S = (s: string): ScriptStep => ({dir: 'toserver', data: bytes(s)})
+const C = (s: string): ScriptStep => ({dir: 'toclient', data: bytes(s)})
+const GREET = C('220 mx.example ESMTP\r\n')
+
+describe('smtp: fixtures', () => {
+  const fixtures = ['benign_smtp_session.s0', 'benign_smtp_session.s2', 'smtp_overlong_command_line.s0']
+  for (const name of fixtures) {
+    it(`${name}: every split and 1-byte chunks give the same PDUs`, () => {
+      const script = fx(name)
+      // the 15 KB DATA fixture is cut at every 5th position to keep the suite fast
+      expect(splitInvariance(smtpAnalyzer, script, name === 'benign_smtp_session.s0' ? 5 : 1)).toEqual([])
+    })
+    it(`${name}: every span maps onto the stream bytes`, () => {
+      const script = fx(name)
+      const r = runAnalyzer(smtpAnalyzer, script)
+      expect(r.pdus.length).toBeGreaterThan(4)
+      expect(spanMismatches(r.pdus, script)).toEqual([])
+    })
+  }
+
+  it('benign session: greeting, EHLO, AUTH LOGIN, MAIL/RCPT, DATA headers and end', () => {
+    const r = runAnalyzer(smtpAnalyzer, fx('benign_smtp_session.s0'))
+    expect(r.anomalies).toEqual([])
+    const kinds = r.pdus.map((p) => `${p.dir === 'toserver' ? '>' : '<'}${p.kind}`)
+    expect(kinds.slice(0, 8)).toEqual(['<reply', '>command', '<reply', '>command', '<reply', '>auth', '<reply', '>auth'])
+    const greet = r.pdus[0]!
+    expect(one(greet, 'smtp.reply.code').v).toBe(220)
+    expect(many(greet, 'smtp.reply.text').map((t) => t.v)).toEqual([
+      'xc90.websitewelcome.com ESMTP Exim 4.69 #1 Mon, 05 Oct 2009 01:05:54 -0500 ',
+      'We do not authorize the use of this system to transport unsolicited, ',
+      'and/or bulk e-mail.',
+    ])
+    const ehlo = r.pdus.find((p) => p.kind === 'command' && one(p, 'smtp.command').v === 'EHLO')!
+    expect(one(ehlo, 'smtp.helo')).toEqual({v: 'GP', off: 5, len: 2})
+    const auths = r.pdus.filter((p) => p.kind === 'auth')
+    expect(auths.map((p) => one(p, 'smtp.auth.decoded').v)).toEqual(['gurpartap@patriots.in', 'punjab@123'])
+    const mail = r.pdus.find((p) => p.fields.has('smtp.mail_from'))!
+    expect(one(mail, 'smtp.mail_from').v).toBe('gurpartap@patriots.in')
+    const msg = r.pdus.find((p) => p.kind === 'message')!
+    expect(one(msg, 'smtp.data.header_count').v).toBe(12)
+    expect(many(msg, 'smtp.data.header.subject').map((v) => v.v)).toEqual(['SMTP'])
+    expect(many(msg, 'smtp.data.header.content-type')[0]!.v).toBe('multipart/mixed;\r\n\tboundary="----=_NextPart_000_0004_01CA45B0.095693F0"')
+    const end = r.pdus.find((p) => p.kind === 'data_end')!
+    expect(one(end, 'smtp.data.length').v).toBe(end.start - msg.start)
+    const last = r.pdus.filter((p) => p.dir === 'toclient').at(-2)!
+    expect(one(last, 'smtp.reply.command').v).toBe('.')
+  })
+
+  it('three RCPT TO are collected on the message PDU', () => {
+    const r = runAnalyzer(smtpAnalyzer, fx('benign_smtp_session.s2'))
+    const msg = r.pdus.find((p) => p.kind === 'message')!
+    expect(many(msg, 'smtp.rcpt_to').map((v) => v.v)).toEqual(['ericlim220@yahoo.com', 'felica4uu@hotmail.com', 'davis_mark1@outlook.com'])
+    expect(many(msg, 'smtp.data.header.cc')[0]!.v).toBe('felica4uu@hotmail.com,\r\n davis_mark1@outlook.com')
+  })
+
+  it('overlong EHLO (4 KB): length exposed, command_too_long anomaly, framing continues', () => {
+    const r = runAnalyzer(smtpAnalyzer, fx('smtp_overlong_command_line.s0'))
+    const ehlo = r.pdus.find((p) => p.kind === 'command')!
+    expect(one(ehlo, 'smtp.line.length').v).toBe(4095)
+    expect(r.anomalies.map((a) => a.event)).toContain('smtp.command_too_long')
+    // with a lower line cap the line is cut, still emitted with its length
+    const small = runAnalyzer(makeSmtpAnalyzer({maxLineBytes: 1000}), fx('smtp_overlong_command_line.s0'))
+    const cut = small.pdus.find((p) => p.kind === 'command')!
+    expect(one(cut, 'smtp.line.length').v).toBe(1001)
+    expect(one(cut, 'smtp.line')).toMatchObject({off: 0, len: 1000})
+    expect(small.anomalies.map((a) => a.event)).toContain('smtp.line_too_long')
+    expect(small.pdus.filter((p) => p.kind === 'command').map((p) => one(p, 'smtp.command').v)).toEqual(['EHLO', 'AUTH'])
+  })
+})
+
+describe('smtp: attacks (hand-written)', () => {
+  it('Exim ${run{...}} in RCPT TO: address with exact span', () => {
+    const script = [GREET, S('RCPT TO:<${run{/bin/sh -c "id"}}@x>\r\n')]
+    const r = runAnalyzer(smtpAnalyzer, script)
+    const rcpt = one(r.pdus[1]!, 'smtp.rcpt_to')
+    expect(rcpt.v).toBe('${run{/bin/sh -c "id"}}@x')
+    expect(spanMismatches(r.pdus, script)).toEqual([])
+  })
+
+  it('OpenSMTPD MAIL FROM:<;sleep 66;> with params', () => {
+    const script = [GREET, S('MAIL FROM:<;sleep 66;> SIZE=10\r\n')]
+    const r = runAnalyzer(smtpAnalyzer, script)
+    expect(one(r.pdus[1]!, 'smtp.mail_from')).toEqual({v: ';sleep 66;', off: 11, len: 10})
+    expect(one(r.pdus[1]!, 'smtp.mail_from.params').v).toBe('SIZE=10')
+  })
+
+  it('quoted local part may contain ">"', () => {
+    const line = bytes('FROM:<"a>b"@x> BODY=8BITMIME')
+    const p = parsePath(line, 5)
+    expect(Buffer.from(line.subarray(p.addrStart, p.addrEnd)).toString()).toBe('"a>b"@x')
+    expect(Buffer.from(line.subarray(p.paramsStart, p.paramsEnd)).toString()).toBe('BODY=8BITMIME')
+  })
+
+  it('unterminated path is flagged', () => {
+    const r = runAnalyzer(smtpAnalyzer, [GREET, S('MAIL FROM:<abc\r\n')])
+    expect(r.anomalies.map((a) => a.event)).toEqual(['smtp.invalid_path'])
+    expect(one(r.pdus[1]!, 'smtp.mail_from').v).toBe('abc')
+  })
+
+  it('crackaddr-style <><><> header is exposed whole', () => {
+    const evil = '<>'.repeat(300)
+    const script = [GREET, S('MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n'), C('250 ok\r\n250 ok\r\n354 go\r\n'), S(`From: ${evil}\r\nSubject: x\r\n\r\nbody\r\n.\r\n`)]
+    const r = runAnalyzer(smtpAnalyzer, script)
+    const msg = r.pdus.find((p) => p.kind === 'message')!
+    const from = many(msg, 'smtp.data.header.from')[0]!
+    expect(from.v).toBe(evil)
+    expect(from.len).toBe(600)
+    expect(spanMismatches(r.pdus, script)).toEqual([])
+  })
+
+  it('AUTH PLAIN with base64 of length 4n+3 (Exim CVE-2018-6789)', () => {
+    const b64 = 'QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB' + 'QUF' // 4n+3
+    const r = runAnalyzer(smtpAnalyzer, [GREET, S(`AUTH PLAIN ${b64}\r\n`)])
+    const cmd = r.pdus[1]!
+    expect(one(cmd, 'smtp.auth.mechanism').v).toBe('PLAIN')
+    expect(one(cmd, 'smtp.auth.data')).toEqual({v: b64, off: 11, len: b64.length})
+    expect((one(cmd, 'smtp.auth.data.length').v as number) % 4).toBe(3)
+    expect(one(cmd, 'smtp.auth.base64_invalid').v).toBe(1)
+    expect(r.anomalies.map((a) => a.event)).toEqual(['smtp.auth_base64_invalid'])
+  })
+
+  it('AUTH LOGIN continuation lines only after 334; pipelined commands stay commands', () => {
+    const r = runAnalyzer(smtpAnalyzer, [GREET, S('AUTH LOGIN\r\n'), C('334 VXNlcm5hbWU6\r\n'), S('dXNlcg==\r\n'), C('334 UGFzc3dvcmQ6\r\n'), S('cGFzcw==\r\n'), C('235 ok\r\n'), S('MAIL FROM:<a@b>\r\n')])
+    expect(r.pdus.filter((p) => p.dir === 'toserver').map((p) => p.kind)).toEqual(['command', 'auth', 'auth', 'command'])
+    expect(one(r.pdus.filter((p) => p.kind === 'auth')[1]!, 'smtp.auth.decoded').v).toBe('pass')
+  })
+
+  it('STARTTLS + 220 stops parsing; commands pipelined after STARTTLS are flagged', () => {
+    const r = runAnalyzer(smtpAnalyzer, [GREET, S('STARTTLS\r\nRSET\r\n'), C('220 go ahead\r\n'), S('\x16\x03\x01\x00\x05hello\r\n'), C('\x16\x03\x03junk\r\n')])
+    expect(r.anomalies.map((a) => a.event)).toEqual(['smtp.starttls_pipelined'])
+    expect(r.pdus.map((p) => p.kind)).toEqual(['reply', 'command', 'command', 'reply'])
+  })
+
+  it('DATA refused: client stays in command mode', () => {
+    const r = runAnalyzer(smtpAnalyzer, [GREET, S('DATA\r\n'), C('503 need MAIL\r\n'), S('QUIT\r\n')])
+    expect(r.pdus.filter((p) => p.dir === 'toserver').map((p) => one(p, 'smtp.command').v)).toEqual(['DATA', 'QUIT'])
+  })
+
+  it('BDAT chunks are skipped by count, sizes reported as bigint', () => {
+    const r = runAnalyzer(smtpAnalyzer, [GREET, S('BDAT 12\r\nQUIT\r\nQUIT\r\nBDAT 0 LAST\r\nNOOP\r\n')])
+    const cmds = r.pdus.filter((p) => p.dir === 'toserver')
+    expect(cmds.map((p) => one(p, 'smtp.command').v)).toEqual(['BDAT', 'BDAT', 'NOOP'])
+    expect(one(cmds[0]!, 'smtp.bdat.size')).toEqual({v: 12n, off: 5, len: 2})
+    expect(one(cmds[1]!, 'smtp.bdat.last').v).toBe(1)
+    const huge = runAnalyzer(smtpAnalyzer, [GREET, S('BDAT 99999999999999999999\r\nNOOP\r\n')])
+    expect(huge.anomalies.map((a) => a.event)).toEqual(['smtp.bdat_size_overflow'])
+    expect(huge.pdus.filter((p) => p.dir === 'toserver').length).toBe(1)
+  })
+
+  it('header section cap: message emitted early, truncated, anomaly', () => {
+    const lim = makeSmtpAnalyzer({maxHeaderBytes: 200})
+    const hdrs = Array.from({length: 20}, (_, i) => `X-H${i}: ${'v'.repeat(20)}\r\n`).join('')
+    const r = runAnalyzer(lim, [GREET, S('DATA\r\n'), C('354 go\r\n'), S(`${hdrs}\r\nbody\r\n.\r\n`)])
+    const msg = r.pdus.find((p) => p.kind === 'message')!
+    expect(one(msg, 'smtp.data.truncated').v).toBe(1)
+    expect(r.anomalies.map((a) => a.event)).toContain('smtp.data.headers_too_long')
+    expect(r.pdus.filter((p) => p.kind === 'data_end').length).toBe(1)
+  })
+
+  it('multi-line reply held until its last line; pendingFrom points at it', () => {
+    const a = new SmtpAnalyzer({emit: () => {}, anomaly: () => {}})
+    a.data('toclient', bytes('250-one\r\n250-two\r\n'))
+    expect(a.pendingFrom('toclient')).toBe(0)
+    a.data('toclient', bytes('250 three\r\n'))
+    expect(a.pendingFrom('toclient')).toBe(-1)
+    a.data('toserver', bytes('MAIL FROM:<a'))
+    expect(a.pendingFrom('toserver')).toBe(0)
+  })
+
+  it('malformed reply lines and a reply cut by end of stream are flagged', () => {
+    const r = runAnalyzer(smtpAnalyzer, [C('hello\r\n250-a\r\n')])
+    expect(r.anomalies.map((a) => a.event)).toEqual(['smtp.invalid_reply', 'smtp.reply_unterminated'])
+    expect(r.pdus.length).toBe(2)
+  })
+
+  it('gap inside DATA headers emits the message truncated', () => {
+    const events: string[] = []
+    const a = smtpAnalyzer.create({emit: (p) => events.push(p.kind), anomaly: (x) => events.push(x.event)})
+    a.data('toclient', bytes('354 go\r\n'))
+    a.data('toserver', bytes('DATA\r\nSubject: x\r\n'))
+    a.gap('toserver', 100)
+    a.data('toserver', bytes('junk\r\n.\r\n'))
+    expect(events).toEqual(['reply', 'command', 'smtp.gap', 'message', 'data_end'])
+  })
+})
+
+describe('smtp: fuzz', () => {
+  it('random and mutated input never throws and stays bounded', () => {
+    const base = [fx('benign_smtp_session.s2'), fx('smtp_overlong_command_line.s0')]
+    const limits = {...SMTP_LIMITS, maxLineBytes: 256, maxHeaderBytes: 1024, maxHeaders: 8, maxPipeline: 8, maxReplyLines: 8}
+    const steps = fc.array(
+      fc.record({
+        dir: fc.constantFrom<'toserver' | 'toclient'>('toserver', 'toclient'),
+        data: fc.oneof(
+          fc.uint8Array({maxLength: 300}),
+          fc.array(fc.constantFrom('MAIL FROM:<', 'RCPT TO:', 'DATA', 'BDAT 5', 'AUTH LOGIN', '334 x', '250-', '354 ', '.', '\r\n', '\n', 'STARTTLS', '220 ', 'a: b', ' c'), {maxLength: 30}).map((a) => bytes(a.join(''))),
+        ),
+      }),
+      {maxLength: 12},
+    )
+    fc.assert(
+      fc.property(fc.nat(1), steps, fc.nat(), fc.integer({min: 7, max: 700}), (which, extra, seed, chunk) => {
+        const fixture = base[which]!
+        const mutated = fixture.map((s, i) => {
+          if (i % 3 !== seed % 3) return s
+          const d = Uint8Array.from(s.data)
+          if (d.length > 0) d[seed % d.length] = seed & 0xff
+          return {dir: s.dir, data: d}
+        })
+        const a = new SmtpAnalyzer({emit: () => {}, anomaly: () => {}}, limits)
+        let worst = 0
+        for (const s of [...mutated.slice(0, 4), ...extra, ...mutated.slice(4)]) {
+          for (let i = 0; i < s.data.length; i += chunk) a.data(s.dir, s.data.subarray(i, i + chunk))
+          const h = a.heldState()
+          if (h.clientLine! > limits.maxLineBytes + 1 || h.serverLine! > limits.maxLineBytes + 1) worst = 1
+          if (h.queue! > limits.maxPipeline || h.headers! > limits.maxHeaders || h.replyLines! > limits.maxReplyLines) worst = 2
+          if (h.headerBytes! > limits.maxHeaderBytes + limits.maxLineBytes + 2) worst = 3
+        }
+        expect(worst).toBe(0)
+        a.end('toserver')
+        a.end('toclient')
+      }),
+      {numRuns: fuzzRuns(10_000)},
+    )
+  })
+})
+
+describe('smtp: detect and fields', () => {
+  it('detects SMTP greetings and EHLO, not FTP or HTTP', () => {
+    expect(smtpAnalyzer.detect('toclient', fx('benign_smtp_session.s0')[0]!.data.subarray(0, 64))).toBe(true)
+    expect(smtpAnalyzer.detect('toclient', fx('smtp_overlong_command_line.s0')[0]!.data.subarray(0, 64))).toBe(true)
+    expect(smtpAnalyzer.detect('toserver', bytes('EHLO GP\r\n'))).toBe(true)
+    expect(smtpAnalyzer.detect('toclient', bytes('220 ProFTPD 1.3.0a Server\r\n'))).toBe(false)
+    expect(smtpAnalyzer.detect('toserver', bytes('GET / HTTP/1.1\r\n'))).toBe(false)
+    expect(smtpAnalyzer.detect('toclient', bytes('22'))).toBe(false)
+  })
+
+  it('every emitted field is documented', () => {
+    const names = new Set(SMTP_FIELDS.map((f) => f.name))
+    const r = runAnalyzer(smtpAnalyzer, [...fx('benign_smtp_session.s0'), S('BDAT 1 LAST\r\nx'), S('VRFY a\r\nEXPN b\r\n')])
+    for (const p of r.pdus) {
+      for (const k of p.fields.keys()) expect(names.has(k) || names.has(k.replace(/^smtp\.data\.header\..*/, 'smtp.data.header.<name>'))).toBe(true)
+    }
+  })
+})

@@ -1,0 +1,511 @@
+/**
+ * The packet engine: frames in; decoded, defragmented, flow-tracked, reassembled streams out,
+ * judged by protocol analyzers and rules; EVE events out. The same engine serves `replay` (frames
+ * from a capture file) and the inline gateway (frames from libpcap): it never reads files or
+ * sockets itself, and time is the packets' own, so a replay gives the same events every time.
+ */
+import type {AnomalyReport} from '../events/anomaly.js'
+import {PacketDecoder, type DecodedPacket} from '../packet/decode.js'
+import {Defragmenter, type DefragPolicy} from '../flow/defrag.js'
+import {TcpMemoryPool, TcpSession, type StreamSink, type TcpOverlapPolicy} from '../flow/tcp.js'
+import {FLOW_LIMITS, FlowTable, flowKey, type EvictReason} from '../flow/table.js'
+import type {Analyzer, AnalyzerFactory, Direction, FlowInfo, Pdu} from '../analyzers/types.js'
+import {anomalyEvent, eveProto, flowIdFor, formatEveTimestamp, type EveCommon, type EveEvent} from '../events/eve.js'
+
+export const ENGINE_LIMITS = {
+  /** bytes of each direction kept for protocol detection before giving up */
+  detectBytes: 64,
+  /** TCP reassembly memory across all sessions */
+  tcpMemoryBytes: 256 * 1024 * 1024,
+  /** anomaly events of one code per flow (later ones are only counted) */
+  anomaliesPerFlowCode: 1,
+  /** anomaly events of one code outside flows, per second of packet time */
+  globalAnomaliesPerSecond: 20,
+  /** run idle expiry at most this often (packet time) */
+  expireEveryUs: 1e6,
+}
+
+export interface HostPolicy {
+  defrag?: DefragPolicy
+  tcp?: TcpOverlapPolicy
+}
+
+/** What the engine asks of the rule layer: judge one PDU. */
+export interface PduJudge {
+  judge(pdu: Pdu, flow: EngineFlow, emit: (ev: EveEvent) => void): void
+}
+
+export interface EngineOptions {
+  onEvent: (ev: EveEvent) => void
+  defragPolicy?: DefragPolicy
+  tcpPolicy?: TcpOverlapPolicy
+  /** per destination host policy (from the project's hosts: section / OS hints) */
+  hostPolicy?: (ip: string) => HostPolicy | undefined
+  /** analyzers to run; none = flows and streams only */
+  analyzers?: readonly AnalyzerFactory[]
+  judge?: PduJudge
+  /** sees every reassembled byte (for --write-streams) */
+  streamTap?: (flow: EngineFlow, dir: Direction, data: Uint8Array) => void
+  /** write a `flow` event when each flow ends */
+  flowEvents?: boolean
+  maxFlows?: number
+  /** fields added to every event (pcap_filename, gateway id) */
+  extra?: Record<string, unknown>
+}
+
+export interface EngineStats {
+  packets: number
+  bytes: number
+  decodeErrors: number
+  truncated: number
+  flows: number
+  tcpStreams: number
+  anomalies: number
+  alerts: number
+  fragments: number
+  reassembledDatagrams: number
+  flowsEvicted: number
+  /** the largest number of flows held at once */
+  peakFlows: number
+}
+
+export interface EngineFlow {
+  key: string
+  id: number
+  proto: number
+  clientIp: string
+  clientPort: number
+  serverIp: string
+  serverPort: number
+  startUs: number
+  lastUs: number
+  idleUs: number
+  pktsToServer: number
+  pktsToClient: number
+  bytesToServer: number
+  bytesToClient: number
+  tcp: TcpSession | null
+  appProto: string | null
+  analyzer: Analyzer | null
+  /** detection: bytes seen per direction before an analyzer was chosen */
+  detectBuf: [Uint8Array | null, Uint8Array | null]
+  detectDone: boolean
+  /** absolute stream offsets (bytes delivered + gaps) per direction: [toserver, toclient] */
+  offsets: [number, number]
+  /** anomaly events per code in this flow (created on the first anomaly) */
+  anomalyCounts: Map<string, number> | null
+  alerted: number
+  ended: boolean
+  lruPrev: EngineFlow | null
+  lruNext: EngineFlow | null
+}
+
+export class Engine {
+  readonly stats: EngineStats = {
+    packets: 0, bytes: 0, decodeErrors: 0, truncated: 0, flows: 0, tcpStreams: 0, anomalies: 0,
+    alerts: 0, fragments: 0, reassembledDatagrams: 0, flowsEvicted: 0, peakFlows: 0,
+  }
+  private readonly decoder = new PacketDecoder()
+  private readonly defrag: Defragmenter
+  private readonly table: FlowTable<EngineFlow>
+  private readonly tcpMemory = new TcpMemoryPool(ENGINE_LIMITS.tcpMemoryBytes)
+  private readonly analyzersByPort = new Map<string, AnalyzerFactory[]>()
+  private nowUs = 0
+  private lastExpireUs = 0
+  private readonly globalAnomalyWindow = new Map<string, {second: number; count: number}>()
+  /** the packet being processed: anomalies without a flow still name its addresses */
+  private current: DecodedPacket | null = null
+
+  constructor(private readonly opts: EngineOptions) {
+    this.defrag = new Defragmenter({
+      defaultPolicy: opts.defragPolicy ?? 'first',
+      policyFor: (dst) => opts.hostPolicy?.(dst)?.defrag,
+      onAnomaly: (a) => this.reportAnomaly(a, null),
+    })
+    this.table = new FlowTable<EngineFlow>((flow, reason) => this.endFlow(flow, reason), opts.maxFlows ?? FLOW_LIMITS.maxFlows)
+    for (const f of opts.analyzers ?? []) {
+      for (const port of f.ports) {
+        const k = f.transport + port
+        const list = this.analyzersByPort.get(k) ?? []
+        list.push(f)
+        this.analyzersByPort.set(k, list)
+      }
+    }
+  }
+
+  /** one captured frame; `data` may be reused by the caller after return */
+  processFrame(data: Uint8Array, linktype: number, tsUs: number): void {
+    this.stats.packets++
+    this.stats.bytes += data.length
+    this.advanceClock(tsUs)
+    const pkt = this.decoder.decode(data, linktype)
+    this.handleDecoded(pkt)
+  }
+
+  private advanceClock(tsUs: number): void {
+    if (tsUs > this.nowUs) this.nowUs = tsUs
+    if (this.nowUs - this.lastExpireUs >= ENGINE_LIMITS.expireEveryUs) {
+      this.lastExpireUs = this.nowUs
+      this.table.expire(this.nowUs)
+      this.defrag.expire(this.nowUs)
+    }
+  }
+
+  private handleDecoded(pkt: DecodedPacket): void {
+    this.current = pkt
+    if (pkt.truncated) this.stats.truncated++
+    for (const code of pkt.anomalies) {
+      this.stats.decodeErrors++
+      this.reportAnomaly({type: 'decode', event: code}, null)
+    }
+    if (pkt.ipVersion === 0) return
+    if (pkt.isFragment) {
+      this.stats.fragments++
+      const datagram = this.defrag.add({
+        family: pkt.ipVersion as 4 | 6,
+        src: pkt.src,
+        dst: pkt.dst,
+        proto: pkt.proto,
+        id: pkt.fragId,
+        offset: pkt.fragOffset,
+        moreFragments: pkt.moreFragments,
+        data: pkt.fragData,
+        header: pkt.ipHeader,
+        prevNextHeaderOffset: pkt.prevNextHeaderOffset >= 0 ? pkt.prevNextHeaderOffset : undefined,
+        tsUs: this.nowUs,
+      })
+      if (!datagram) return
+      this.stats.reassembledDatagrams++
+      const whole = this.decoder.decodeIp(datagram)
+      this.current = whole
+      for (const code of whole.anomalies) this.reportAnomaly({type: 'decode', event: code}, null)
+      this.handleTransport(whole)
+      return
+    }
+    this.handleTransport(pkt)
+  }
+
+  private handleTransport(pkt: DecodedPacket): void {
+    if (pkt.truncated && pkt.l4Offset < 0) return
+    const proto = pkt.proto
+    const hasPorts = proto === 6 || proto === 17
+    const sport = hasPorts ? pkt.srcPort : 0
+    const dport = hasPorts ? pkt.dstPort : 0
+    if (hasPorts && pkt.l4Offset < 0) return
+    const src = pkt.src
+    const key = flowKey(proto, src, sport, pkt.dst, dport)
+    let flow = this.table.get(key)
+    if (!flow) {
+      flow = this.newFlow(pkt, key, sport, dport)
+      this.table.add(flow)
+      this.stats.flows++
+      if (this.table.size > this.stats.peakFlows) this.stats.peakFlows = this.table.size
+    }
+    this.table.touch(flow, this.nowUs)
+    const fromClient = src === flow.clientIp && sport === flow.clientPort
+    if (fromClient) {
+      flow.pktsToServer++
+      flow.bytesToServer += pkt.ipTotalLength
+    } else {
+      flow.pktsToClient++
+      flow.bytesToClient += pkt.ipTotalLength
+    }
+    if (proto === 6) {
+      if (!flow.tcp) this.startTcp(flow)
+      flow.tcp!.onSegment(fromClient, {
+        seq: pkt.seq,
+        ack: pkt.ack,
+        flags: pkt.tcpFlags,
+        window: pkt.window,
+        urgentPointer: pkt.urgentPointer,
+        payload: pkt.payload,
+        tsUs: this.nowUs,
+        tsVal: pkt.hasTimestamp ? pkt.tsVal : undefined,
+        tsEcr: pkt.hasTimestamp ? pkt.tsEcr : undefined,
+        windowScale: pkt.windowScale >= 0 ? pkt.windowScale : undefined,
+      })
+      const state = flow.tcp!.state
+      flow.idleUs = state === 'established' ? FLOW_LIMITS.tcpEstablishedIdleUs
+        : state === 'closed' || state === 'reset' ? FLOW_LIMITS.tcpClosedIdleUs
+          : FLOW_LIMITS.tcpOtherIdleUs
+    } else if (proto === 17 && pkt.payloadLength > 0) {
+      this.deliver(flow, fromClient ? 'toserver' : 'toclient', pkt.payload)
+    }
+  }
+
+  private newFlow(pkt: DecodedPacket, key: string, sport: number, dport: number): EngineFlow {
+    // Who is the client: the SYN's sender; the SYN-ACK's receiver; otherwise the side on the
+    // higher port (a client's ephemeral port), the sender when ports tie.
+    let clientIsSrc = true
+    if (pkt.proto === 6) {
+      const syn = (pkt.tcpFlags & 0x02) !== 0
+      const ack = (pkt.tcpFlags & 0x10) !== 0
+      if (syn) clientIsSrc = !ack
+      else clientIsSrc = this.isServerPort(pkt.proto, dport, sport)
+    } else if (pkt.proto === 17) {
+      clientIsSrc = this.isServerPort(pkt.proto, dport, sport)
+    }
+    const clientIp = clientIsSrc ? pkt.src : pkt.dst
+    const serverIp = clientIsSrc ? pkt.dst : pkt.src
+    const clientPort = clientIsSrc ? sport : dport
+    const serverPort = clientIsSrc ? dport : sport
+    return {
+      key,
+      id: flowIdFor(clientIp, clientPort, serverIp, serverPort, pkt.proto, this.nowUs),
+      proto: pkt.proto,
+      clientIp, clientPort, serverIp, serverPort,
+      startUs: this.nowUs,
+      lastUs: this.nowUs,
+      idleUs: pkt.proto === 6 ? FLOW_LIMITS.tcpOtherIdleUs : pkt.proto === 17 ? FLOW_LIMITS.udpIdleUs : FLOW_LIMITS.otherIdleUs,
+      pktsToServer: 0, pktsToClient: 0, bytesToServer: 0, bytesToClient: 0,
+      tcp: null,
+      appProto: null,
+      analyzer: null,
+      detectBuf: [null, null],
+      detectDone: (this.opts.analyzers ?? []).length === 0,
+      offsets: [0, 0],
+      anomalyCounts: null,
+      alerted: 0,
+      ended: false,
+      lruPrev: null,
+      lruNext: null,
+    }
+  }
+
+  /** true when `dport` looks like the server side of (sport -> dport) */
+  private isServerPort(proto: number, dport: number, sport: number): boolean {
+    const t = proto === 6 ? 'tcp' : 'udp'
+    const dKnown = this.analyzersByPort.has(t + dport)
+    const sKnown = this.analyzersByPort.has(t + sport)
+    if (dKnown !== sKnown) return dKnown
+    return dport <= sport
+  }
+
+  private startTcp(flow: EngineFlow): void {
+    this.stats.tcpStreams++
+    const policy = this.opts.hostPolicy?.(flow.serverIp)?.tcp ?? this.opts.tcpPolicy ?? 'first'
+    flow.tcp = new TcpSession({
+      policy,
+      memory: this.tcpMemory,
+      onAnomaly: (a) => this.reportAnomaly(a, flow),
+      toServer: new FlowSink(this, flow, 'toserver'),
+      toClient: new FlowSink(this, flow, 'toclient'),
+    })
+  }
+
+  /** in-order bytes of one direction (a TCP stream chunk or a UDP datagram) */
+  deliver(flow: EngineFlow, dir: Direction, data: Uint8Array): void {
+    const i = dir === 'toserver' ? 0 : 1
+    flow.offsets[i] += data.length
+    this.opts.streamTap?.(flow, dir, data)
+    if (flow.analyzer) {
+      flow.analyzer.data(dir, data)
+      return
+    }
+    if (flow.detectDone) return
+    this.detect(flow, dir, data)
+  }
+
+  private detect(flow: EngineFlow, dir: Direction, data: Uint8Array): void {
+    const i = dir === 'toserver' ? 0 : 1
+    const prev = flow.detectBuf[i]
+    // undecided flows hold every byte so far (under detectBytes plus one chunk): the analyzer
+    // chosen later must see the stream from its first byte
+    const seen = prev ? concat(prev, data) : data.slice()
+    flow.detectBuf[i] = seen
+    const transport = flow.proto === 6 ? 'tcp' : 'udp'
+    const byPort = this.analyzersByPort.get(transport + flow.serverPort) ?? []
+    let chosen: AnalyzerFactory | undefined
+    for (const f of byPort) if (f.detect(dir, seen)) { chosen = f; break }
+    if (!chosen) {
+      for (const f of this.opts.analyzers ?? []) {
+        if (f.transport === transport && !byPort.includes(f) && f.detect(dir, seen)) { chosen = f; break }
+      }
+    }
+    if (!chosen) {
+      const full = (flow.detectBuf[0]?.length ?? 0) >= ENGINE_LIMITS.detectBytes || (flow.detectBuf[1]?.length ?? 0) >= ENGINE_LIMITS.detectBytes
+      if (full || flow.proto === 17) {
+        // UDP: one datagram decides; TCP: 64 bytes without a match
+        if (flow.proto === 17 && byPort.length > 0) chosen = byPort[0]
+        else {
+          flow.detectDone = true
+          flow.detectBuf = [null, null]
+          return
+        }
+      } else return
+    }
+    flow.detectDone = true
+    flow.appProto = chosen.protocol
+    const info: FlowInfo = {
+      clientIp: flow.clientIp, clientPort: flow.clientPort, serverIp: flow.serverIp, serverPort: flow.serverPort,
+      transport,
+    }
+    const judge = this.opts.judge
+    flow.analyzer = chosen.create({
+      flow: info,
+      emit: (pdu) => judge?.judge(pdu, flow, (ev) => this.emitAlert(ev, flow)),
+      anomaly: (a) => this.reportAnomaly(a, flow),
+    })
+    // replay what detection held, toserver first when both have bytes (a client that spoke first)
+    const [ts, tc] = flow.detectBuf
+    flow.detectBuf = [null, null]
+    const serverFirst = dir === 'toclient' && ts === null
+    if (serverFirst) {
+      if (tc) flow.analyzer.data('toclient', tc)
+    } else {
+      if (ts) flow.analyzer.data('toserver', ts)
+      if (tc) flow.analyzer.data('toclient', tc)
+    }
+  }
+
+  private emitAlert(ev: EveEvent, flow: EngineFlow): void {
+    this.stats.alerts++
+    flow.alerted++
+    this.opts.onEvent(ev)
+  }
+
+  private reportAnomaly(a: AnomalyReport, flow: EngineFlow | null): void {
+    this.stats.anomalies++
+    if (flow) {
+      flow.anomalyCounts ??= new Map()
+      const n = (flow.anomalyCounts.get(a.event) ?? 0) + 1
+      flow.anomalyCounts.set(a.event, n)
+      if (n > ENGINE_LIMITS.anomaliesPerFlowCode) return
+      this.opts.onEvent(anomalyEvent(a, this.flowCommon(flow, this.nowUs)))
+      this.judgeAnomaly(a, flow)
+      return
+    }
+    const second = Math.floor(this.nowUs / 1e6)
+    let w = this.globalAnomalyWindow.get(a.event)
+    if (!w || w.second !== second) {
+      if (!w && this.globalAnomalyWindow.size > 1000) this.globalAnomalyWindow.clear()
+      w = {second, count: 0}
+      this.globalAnomalyWindow.set(a.event, w)
+    }
+    if (++w.count > ENGINE_LIMITS.globalAnomaliesPerSecond) return
+    const pkt = this.current
+    const common: EveCommon = {timestamp: formatEveTimestamp(this.nowUs), ...this.opts.extra}
+    if (pkt && pkt.ipVersion !== 0) {
+      const hasPorts = (pkt.proto === 6 || pkt.proto === 17) && pkt.l4Offset >= 0
+      common.src_ip = pkt.src
+      common.dest_ip = pkt.dst
+      if (hasPorts) {
+        common.src_port = pkt.srcPort
+        common.dest_port = pkt.dstPort
+      }
+      common.proto = eveProto(pkt.proto)
+    }
+    this.opts.onEvent(anomalyEvent(a, common))
+    if (this.opts.judge && pkt && pkt.ipVersion !== 0) {
+      // not part of a tracked flow (a fragment, a malformed header): judge it on a transient
+      // flow made from the packet's addresses
+      const hasPorts = (pkt.proto === 6 || pkt.proto === 17) && pkt.l4Offset >= 0
+      const flow = this.newFlow(pkt, '', hasPorts ? pkt.srcPort : 0, hasPorts ? pkt.dstPort : 0)
+      flow.detectDone = true
+      this.judgeAnomaly(a, flow)
+    }
+  }
+
+  /**
+   * Anomalies are judged like protocol units (protocol 'anomaly', fields anomaly.event and
+   * anomaly.type), so evasions such as conflicting TCP overlaps become rules with actions.
+   */
+  private judgeAnomaly(a: AnomalyReport, flow: EngineFlow): void {
+    const judge = this.opts.judge
+    if (!judge) return
+    const fields: Pdu['fields'] = new Map([
+      ['anomaly.event', {v: a.event}],
+      ['anomaly.type', {v: a.type}],
+    ])
+    judge.judge({protocol: 'anomaly', kind: a.type, dir: 'toserver', start: 0, end: 0, fields}, flow, (ev) => this.emitAlert(ev, flow))
+  }
+
+  /** the common EVE fields of a flow: client as source, server as destination */
+  flowCommon(flow: EngineFlow, tsUs: number): EveCommon {
+    const common: EveCommon = {
+      timestamp: formatEveTimestamp(tsUs),
+      flow_id: flow.id,
+      src_ip: flow.clientIp,
+      dest_ip: flow.serverIp,
+      proto: eveProto(flow.proto),
+    }
+    if (flow.proto === 6 || flow.proto === 17) {
+      common.src_port = flow.clientPort
+      common.dest_port = flow.serverPort
+    }
+    if (flow.appProto) common.app_proto = flow.appProto
+    return Object.assign(common, this.opts.extra)
+  }
+
+  private endFlow(flow: EngineFlow, reason: EvictReason): void {
+    if (flow.ended) return
+    flow.ended = true
+    if (reason === 'limit') this.stats.flowsEvicted++
+    if (flow.tcp) flow.tcp.close(reason === 'timeout' ? 'timeout' : 'close')
+    else if (flow.analyzer) {
+      flow.analyzer.end('toserver')
+      flow.analyzer.end('toclient')
+    }
+    if (this.opts.flowEvents) {
+      this.opts.onEvent({
+        ...this.flowCommon(flow, flow.startUs),
+        event_type: 'flow',
+        flow: {
+          pkts_toserver: flow.pktsToServer,
+          pkts_toclient: flow.pktsToClient,
+          bytes_toserver: flow.bytesToServer,
+          bytes_toclient: flow.bytesToClient,
+          start: formatEveTimestamp(flow.startUs),
+          end: formatEveTimestamp(flow.lastUs),
+          age: Math.round((flow.lastUs - flow.startUs) / 1e6),
+          state: flow.tcp ? (flow.tcp.state === 'established' ? 'established' : 'closed') : 'new',
+          reason: reason === 'timeout' ? 'timeout' : reason === 'limit' ? 'forced' : 'shutdown',
+          alerted: flow.alerted > 0,
+        },
+      })
+    }
+  }
+
+  /** end of input: close every flow and flush what reassembly still holds */
+  finish(): void {
+    this.table.flush()
+  }
+
+  /** packet time of the packet being processed, microseconds */
+  get now(): number {
+    return this.nowUs
+  }
+
+  get flowCount(): number {
+    return this.table.size
+  }
+}
+
+/** One direction of a TCP flow, as the reassembler's consumer (no closures per flow). */
+class FlowSink implements StreamSink {
+  constructor(
+    private readonly engine: Engine,
+    private readonly flow: EngineFlow,
+    private readonly dir: Direction,
+  ) {}
+
+  onData(data: Uint8Array): void {
+    this.engine.deliver(this.flow, this.dir, data)
+  }
+
+  onGap(length: number): void {
+    this.flow.offsets[this.dir === 'toserver' ? 0 : 1] += length
+    this.flow.analyzer?.gap(this.dir, length)
+  }
+
+  onEnd(): void {
+    this.flow.analyzer?.end(this.dir)
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a)
+  out.set(b, a.length)
+  return out
+}

@@ -1,0 +1,4 @@
+export * from './anomaly.js'
+export * from './eve.js'
+export * from './reader.js'
+export * from './writer.js'

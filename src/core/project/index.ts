@@ -1,0 +1,7 @@
+export * from './atomic.js'
+export * from './config-schema.js'
+export * from './config.js'
+export * from './find.js'
+export * from './init.js'
+export * from './lock.js'
+export * from './yaml-schema.js'

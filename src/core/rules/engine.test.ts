@@ -1,0 +1,106 @@
+import {describe, it, expect} from 'vitest'
+import fc from 'fast-check'
+import {RuleSet, loadRules} from './engine.js'
+import {AhoCorasick} from './aho.js'
+import {ruleFromYaml, pduOf} from './testing.js'
+import {packageRulesDir} from './rule-schema.js'
+import {fakeHttpFactory} from './fake-http.js'
+import type {CompiledRule} from './compile.js'
+
+const RUNS = Number(process.env.PATCHPOINT_FUZZ_RUNS ?? 200)
+
+describe('Aho–Corasick', () => {
+  it('finds every pattern, case-insensitively, overlapping', () => {
+    const ac = new AhoCorasick(['he', 'she', 'his', 'HERS', '${jndi:'])
+    const found = new Uint8Array(5)
+    ac.scan('uSHErs', found)
+    expect([...found]).toEqual([1, 1, 0, 1, 0])
+    found.fill(0)
+    ac.scan('x${JNDI:ldap', found)
+    expect([...found]).toEqual([0, 0, 0, 0, 1])
+  })
+  it('agrees with indexOf on random strings', () => {
+    fc.assert(fc.property(fc.array(fc.string({unit: fc.constantFrom('a', 'b', 'A', 'c'), minLength: 1, maxLength: 4}), {minLength: 1, maxLength: 6}),
+      fc.string({unit: fc.constantFrom('a', 'b', 'B', 'c', 'x'), maxLength: 40}), (pats, text) => {
+        const found = new Uint8Array(pats.length)
+        new AhoCorasick(pats).scan(text, found)
+        pats.forEach((p, i) => expect(found[i] === 1).toBe(text.toLowerCase().includes(p.toLowerCase())))
+      }), {numRuns: RUNS})
+  })
+})
+
+describe('RuleSet', () => {
+  it('indexes by protocol, unit kind and direction', () => {
+    const r = ruleFromYaml('units: [request]\ndetect:\n  s: {field: a, exists: true}\ncondition: s\naction: log')
+    const set = new RuleSet([r])
+    expect(set.evaluate(pduOf({a: 1})).length).toBe(1)
+    expect(set.evaluate(pduOf({a: 1}, 'response')).length).toBe(0)
+    expect(set.evaluate(pduOf({a: 1}, 'request', 'smtp')).length).toBe(0)
+    expect(set.evaluate({...pduOf({a: 1}), dir: 'toclient'}).length).toBe(0)
+  })
+  it('actionFor overrides, enabled filters; a fix without a span falls back to drop with a note', () => {
+    const r = ruleFromYaml('detect:\n  s: {field: a, equals: y}\ncondition: s\nfix:\n  - rename: a')
+    expect(new RuleSet([r], {enabled: () => false}).evaluate(pduOf({a: 'y'})).length).toBe(0)
+    expect(new RuleSet([r], {actionFor: () => 'log'}).evaluate(pduOf({a: 'y'}))[0].action).toBe('log')
+    const m = new RuleSet([r]).evaluate(pduOf({a: 'y'}))[0]
+    expect(m.action).toBe('drop')
+    expect(m.note).toBe('fix_unavailable_drop')
+    const ok = new RuleSet([r]).evaluate(pduOf({a: {v: 'y', off: 7, len: 1}}))[0]
+    expect(ok.action).toBe('fix')
+    expect(ok.edits).toEqual([{off: 7, len: 1, data: new Uint8Array([0x58])}])
+  })
+  it('extracts required literals only from AND paths without non-lowercase transforms', () => {
+    const a = ruleFromYaml('detect:\n  s: {field: u, contains: etc/passwd}\n  t: {field: m, equals: GET}\ncondition: s and t')
+    expect(a.anchors).toEqual(['etc/passwd'])
+    const b = ruleFromYaml('detect:\n  s: {field: u, contains: ABC}\n  t: {field: m, equals: GET}\ncondition: s or t')
+    expect(b.anchors?.sort()).toEqual(['abc', 'get'])
+    expect(ruleFromYaml('detect:\n  s: {field: u, contains: abc}\ncondition: not s').anchors).toBeUndefined()
+    expect(ruleFromYaml('detect:\n  s: {field: u, transform: [url_decode], contains: abc}\ncondition: s').anchors).toBeUndefined()
+    expect(ruleFromYaml('detect:\n  s: {field: u, transform: [lowercase], contains: abc}\ncondition: s').anchors).toEqual(['abc'])
+    expect(ruleFromYaml('detect:\n  s: {field: u, contains: abc}\n  t: {field: m, exists: true}\ncondition: s or t').anchors).toBeUndefined()
+  })
+
+  // rules whose literals are drawn from a small alphabet so random PDUs hit and miss them
+  const words = ['ab', 'ba', 'abc', 'Ca', 'cab', 'b']
+  const ops = ['equals', 'contains', 'startswith', 'endswith']
+  const fieldNames = ['f.a', 'f.b', 'g.x']
+  const matcherArb = fc.record({
+    field: fc.constantFrom('f.a', 'f.b', 'f.*', 'g.x'),
+    op: fc.constantFrom(...ops),
+    lit: fc.constantFrom(...words),
+    nocase: fc.boolean(),
+    lower: fc.boolean(),
+  }).map((m) => `{field: ${m.field}, ${m.op}: '${m.lit}'${m.nocase ? ', nocase: true' : ''}${m.lower ? ', transform: [lowercase]' : ''}}`)
+  const ruleArb = fc.tuple(matcherArb, matcherArb, matcherArb, fc.constantFrom('s1 and s2', 's1 or s2', 's1 and (s2 or s3)', 'not s1 and s2', '1 of them', 'all of them', 's1 and not s3'))
+    .map(([a, b, c, cond]) => `detect:\n  s1: ${a}\n  s2: ${b}\n  s3: ${c}\ncondition: ${cond}\naction: log`)
+  const valueArb = fc.string({unit: fc.constantFrom('a', 'b', 'c', 'A', 'B', 'C'), maxLength: 6})
+  const pduArb = fc.dictionary(fc.constantFrom(...fieldNames), fc.oneof(valueArb, fc.array(valueArb, {maxLength: 3})))
+
+  it('property: evaluate with prefilter == evaluate without', () => {
+    fc.assert(fc.property(fc.array(ruleArb, {minLength: 1, maxLength: 8}), fc.array(pduArb, {minLength: 1, maxLength: 10}), (srcs, pdus) => {
+      const rules: CompiledRule[] = srcs.map((s, i) => ruleFromYaml(s, {id: `PP-R-${i}`}))
+      const withPf = new RuleSet(rules)
+      const without = new RuleSet(rules, {prefilter: false})
+      for (const f of pdus) {
+        const p = pduOf(f)
+        expect(withPf.evaluate(p).map((m) => m.rule.id)).toEqual(without.evaluate(p).map((m) => m.rule.id))
+      }
+    }), {numRuns: RUNS})
+  })
+
+  it('fuzz: random PDUs against the pack never throw and matches stay bounded', () => {
+    const {rules} = loadRules(packageRulesDir)
+    const set = new RuleSet(rules, {maxMatchesPerPdu: 2})
+    fc.assert(fc.property(fc.dictionary(fc.constantFrom('http.header.a', 'http.uri.raw', 'http.arg.q', 'http.body', 'http.range.count', 'http.range.end'),
+      fc.oneof(fc.string({maxLength: 40}), fc.integer(), fc.bigInt())), (f) => {
+      const out = set.evaluate(pduOf(f))
+      expect(out.length).toBeLessThanOrEqual(2)
+    }), {numRuns: RUNS})
+  })
+
+  it('loads the package pack with the (fake) HTTP analyzer fields, without errors', () => {
+    const {rules, errors} = loadRules(packageRulesDir, {fieldsFor: (p) => (p === 'http' ? fakeHttpFactory.fields : undefined)})
+    expect(errors).toEqual([])
+    expect(rules.map((r) => r.id).sort()).toEqual(['PP-2011-3192', 'PP-2021-44228', 'PP-SHELLSHOCK'])
+  })
+})

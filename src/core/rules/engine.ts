@@ -1,0 +1,254 @@
+/**
+ * The rule engine: loads and compiles rule files, indexes them by protocol + unit kind +
+ * direction, and judges each PDU.
+ *
+ * Prefilter: a rule whose condition REQUIRES a literal (an AND path through an
+ * equals/contains/startswith/endswith matcher with no transform other than lowercase) is only
+ * evaluated when that literal occurs in the fields involved. One case-insensitive Aho–Corasick
+ * scan per PDU (over the union of those fields) finds every rule's literal at once; rules without
+ * such an anchor always run. The prefilter never changes results (it only skips rules that
+ * cannot match): see the property test in engine.test.ts.
+ */
+import type {AnomalySink} from '../events/anomaly.js'
+import type {FieldValue, FlowInfo, Pdu} from '../analyzers/types.js'
+import {AhoCorasick} from './aho.js'
+import {evalSelection, MAX_VALUES_PER_MATCHER, type CompiledRule} from './compile.js'
+import {computeFix} from './fixes.js'
+import {lintRules, type LintError, type LintOptions} from './lint.js'
+import type {Action, CondNode, Match, MatchedValue} from './types.js'
+
+/** Most (protocol, kind, direction) index buckets kept; beyond it buckets are built per PDU. */
+export const MAX_BUCKETS = 4096
+/** Most matches reported for one PDU (the rest are dropped with an anomaly). */
+export const MAX_MATCHES_PER_PDU = 64
+/** Longest evidence excerpt (chars, before escaping). */
+export const MAX_EVIDENCE_CHARS = 128
+
+export interface RuleSetOptions {
+  /** operator override of a rule's default action */
+  actionFor?(rule: CompiledRule): Action
+  /** disabled rules are not indexed */
+  enabled?(rule: CompiledRule): boolean
+  /** default true; false evaluates every candidate rule (for comparison and benchmarks) */
+  prefilter?: boolean
+  /** limit reports ('limit' anomalies) */
+  anomaly?: AnomalySink
+  maxBuckets?: number
+  maxMatchesPerPdu?: number
+}
+
+interface Bucket {
+  rules: CompiledRule[]
+  /** per rule: ids of its anchor literals (any one suffices), or undefined = always run */
+  anchorIds: (Int32Array | undefined)[]
+  ac?: AhoCorasick
+  found: Uint8Array
+  fields: string[]
+  prefixes: string[]
+}
+
+const NO_MATCHES: readonly Match[] = Object.freeze([]) as readonly Match[]
+
+/** Printable excerpt: printable ASCII kept, other bytes as \xHH, bounded. */
+export function excerpt(v: FieldValue['v']): string {
+  const s = typeof v === 'string' ? v : String(v)
+  let out = ''
+  const n = Math.min(s.length, MAX_EVIDENCE_CHARS)
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i)
+    out += c >= 0x20 && c < 0x7f && c !== 0x5c ? s[i] : c === 0x5c ? '\\\\' : `\\x${(c & 0xff).toString(16).padStart(2, '0')}`
+  }
+  return s.length > n ? out + '...' : out
+}
+
+export class RuleSet {
+  readonly rules: readonly CompiledRule[]
+  private readonly opts: RuleSetOptions
+  private readonly buckets = new Map<string, Bucket>()
+  private readonly prefilter: boolean
+  private readonly maxBuckets: number
+  private readonly maxMatches: number
+  private cache = new Int8Array(16)
+  private curFields: Pdu['fields'] = new Map()
+  private curRule: CompiledRule | undefined
+  private readonly onLimit: (field: string) => void
+
+  constructor(rules: readonly CompiledRule[], opts: RuleSetOptions = {}) {
+    this.opts = opts
+    this.rules = opts.enabled ? rules.filter((r) => opts.enabled!(r)) : [...rules]
+    this.prefilter = opts.prefilter !== false
+    this.maxBuckets = opts.maxBuckets ?? MAX_BUCKETS
+    this.maxMatches = opts.maxMatchesPerPdu ?? MAX_MATCHES_PER_PDU
+    let maxSel = 1
+    for (const r of this.rules) maxSel = Math.max(maxSel, r.selections.length)
+    this.cache = new Int8Array(maxSel)
+    const sink = opts.anomaly
+    this.onLimit = (field) => sink?.({type: 'limit', event: 'rules.values_per_matcher', detail: {rule: this.curRule?.id ?? '', field, limit: MAX_VALUES_PER_MATCHER}})
+  }
+
+  private buildBucket(protocol: string, kind: string, dir: string): Bucket {
+    const rules = this.rules.filter((r) => r.protocol === protocol && r.direction === dir && (r.units.length === 0 || r.units.includes(kind)))
+    const literals = new Map<string, number>()
+    const fields = new Set<string>()
+    const prefixes = new Set<string>()
+    const anchorIds = rules.map((r) => {
+      if (!r.anchors || !r.anchorFields) return undefined
+      r.anchorFields.fields.forEach((f) => fields.add(f))
+      r.anchorFields.prefixes.forEach((p) => prefixes.add(p))
+      return Int32Array.from(r.anchors, (lit) => {
+        let id = literals.get(lit)
+        if (id === undefined) {
+          id = literals.size
+          literals.set(lit, id)
+        }
+        return id
+      })
+    })
+    let ac: AhoCorasick | undefined
+    if (literals.size > 0) {
+      ac = new AhoCorasick([...literals.keys()])
+      // literals the automaton could not hold are never reported: their rules must always run
+      if (ac.dropped.length > 0) {
+        const dropped = new Set(ac.dropped)
+        anchorIds.forEach((ids, i) => {
+          if (ids && ids.some((id) => dropped.has(id))) anchorIds[i] = undefined
+        })
+        this.opts.anomaly?.({type: 'limit', event: 'rules.prefilter_states', detail: {dropped: ac.dropped.length}})
+      }
+    }
+    return {rules, anchorIds, ac, found: new Uint8Array(literals.size), fields: [...fields], prefixes: [...prefixes]}
+  }
+
+  private bucketFor(pdu: Pdu): Bucket {
+    const key = `${pdu.protocol}\0${pdu.kind}\0${pdu.dir}`
+    let b = this.buckets.get(key)
+    if (b === undefined) {
+      b = this.buildBucket(pdu.protocol, pdu.kind, pdu.dir)
+      if (this.buckets.size < this.maxBuckets) this.buckets.set(key, b)
+      else this.opts.anomaly?.({type: 'limit', event: 'rules.buckets', detail: {limit: this.maxBuckets}})
+    }
+    return b
+  }
+
+  private scanEntry(ac: AhoCorasick, found: Uint8Array, e: FieldValue | FieldValue[]): void {
+    if (Array.isArray(e)) {
+      const n = Math.min(e.length, MAX_VALUES_PER_MATCHER)
+      for (let i = 0; i < n; i++) {
+        const v = e[i].v
+        ac.scan(typeof v === 'string' ? v : String(v), found)
+      }
+    } else {
+      const v = e.v
+      ac.scan(typeof v === 'string' ? v : String(v), found)
+    }
+  }
+
+  private runPrefilter(b: Bucket, pdu: Pdu): void {
+    const ac = b.ac!
+    const found = b.found
+    found.fill(0)
+    const fields = pdu.fields
+    for (let i = 0; i < b.fields.length; i++) {
+      const e = fields.get(b.fields[i])
+      if (e !== undefined) this.scanEntry(ac, found, e)
+    }
+    if (b.prefixes.length > 0) {
+      for (const [k, e] of fields) {
+        for (let i = 0; i < b.prefixes.length; i++) {
+          if (k.startsWith(b.prefixes[i])) {
+            this.scanEntry(ac, found, e)
+            break
+          }
+        }
+      }
+    }
+  }
+
+  private sel(i: number): boolean {
+    const c = this.cache[i]
+    if (c >= 0) return c === 1
+    const r = evalSelection(this.curRule!.selections[i], this.curFields, undefined, this.onLimit)
+    this.cache[i] = r ? 1 : 0
+    return r
+  }
+
+  private cond(n: CondNode): boolean {
+    switch (n.t) {
+      case 'sel':
+        return this.sel(n.i)
+      case 'not':
+        return !this.cond(n.a)
+      case 'and':
+        for (let i = 0; i < n.a.length; i++) if (!this.cond(n.a[i])) return false
+        return true
+      case 'or':
+        for (let i = 0; i < n.a.length; i++) if (this.cond(n.a[i])) return true
+        return false
+    }
+  }
+
+  /** Judge one PDU: the matches of every enabled rule that applies. Never throws on PDU content. */
+  evaluate(pdu: Pdu, _flow?: FlowInfo): Match[] {
+    const b = this.bucketFor(pdu)
+    if (b.rules.length === 0) return NO_MATCHES as Match[]
+    const usePrefilter = this.prefilter && b.ac !== undefined
+    if (usePrefilter) this.runPrefilter(b, pdu)
+    let out: Match[] | undefined
+    this.curFields = pdu.fields
+    for (let ri = 0; ri < b.rules.length; ri++) {
+      const ids = b.anchorIds[ri]
+      if (usePrefilter && ids !== undefined) {
+        let hit = false
+        for (let j = 0; j < ids.length; j++) {
+          if (b.found[ids[j]] === 1) {
+            hit = true
+            break
+          }
+        }
+        if (!hit) continue
+      }
+      const rule = b.rules[ri]
+      this.curRule = rule
+      this.cache.fill(-1, 0, rule.selections.length)
+      if (!this.cond(rule.condition)) continue
+      out ??= []
+      if (out.length >= this.maxMatches) {
+        this.opts.anomaly?.({type: 'limit', event: 'rules.matches_per_pdu', detail: {limit: this.maxMatches}})
+        break
+      }
+      out.push(this.buildMatch(rule, pdu))
+    }
+    this.curRule = undefined
+    this.curFields = new Map()
+    return out ?? (NO_MATCHES as Match[])
+  }
+
+  private buildMatch(rule: CompiledRule, pdu: Pdu): Match {
+    const matched: MatchedValue[] = []
+    for (let i = 0; i < rule.selections.length; i++) {
+      if (this.cache[i] === 1) evalSelection(rule.selections[i], pdu.fields, matched)
+    }
+    const first = matched[0]
+    const evidence = first ? {field: first.field, value: excerpt(first.value.v)} : {field: '', value: ''}
+    let action = this.opts.actionFor?.(rule) ?? rule.action
+    const m: Match = {rule, action, edits: [], inline: true, evidence}
+    if (action === 'fix') {
+      const fix = computeFix(rule, pdu, matched)
+      if (fix === undefined) {
+        action = 'drop'
+        m.action = action
+        m.note = rule.fixes.length === 0 ? 'no_fix_defined_drop' : 'fix_unavailable_drop'
+      } else {
+        m.edits = fix.edits
+        m.inline = fix.inline
+        if (fix.reply) m.reply = fix.reply
+      }
+    }
+    return m
+  }
+}
+
+/** Load and compile every rule file under `dir` (or several dirs/files). Never throws. */
+export function loadRules(dir: string | readonly string[], opts: LintOptions = {}): {rules: CompiledRule[]; errors: LintError[]} {
+  return lintRules(typeof dir === 'string' ? [dir] : dir, opts)
+}
