@@ -7,7 +7,6 @@ import {smtpAnalyzer} from './smtp/index.js'
 import {ftpAnalyzer} from './ftp/index.js'
 import {imapAnalyzer} from './imap/index.js'
 import {pop3Analyzer} from './pop3/index.js'
-import {tlsAnalyzer} from './tls/index.js'
 
 export const analyzerFactories: readonly AnalyzerFactory[] = [
   httpAnalyzer,
@@ -15,7 +14,6 @@ export const analyzerFactories: readonly AnalyzerFactory[] = [
   ftpAnalyzer,
   imapAnalyzer,
   pop3Analyzer,
-  tlsAnalyzer,
 ]
 
 export function factoryFor(protocol: string): AnalyzerFactory | undefined {
