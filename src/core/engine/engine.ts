@@ -100,7 +100,23 @@ export interface EngineFlow {
   lruNext: EngineFlow | null
 }
 
+/**
+ * Where the last processed packet landed: its flow, direction and the stream offsets its payload
+ * covers. The inline gateway reads it after each `processFrame` to decide the packet's fate.
+ */
+export interface PacketPlacement {
+  flow: EngineFlow | null
+  fromClient: boolean
+  /** absolute stream offset of the payload's first byte (TCP), -1 when unknown or not TCP */
+  streamOffset: number
+  payloadLength: number
+  /** the packet was a fragment held by the defragmenter (nothing to forward yet) */
+  heldFragment: boolean
+}
+
 export class Engine {
+  /** valid after each processFrame, until the next */
+  readonly placement: PacketPlacement = {flow: null, fromClient: true, streamOffset: -1, payloadLength: 0, heldFragment: false}
   readonly stats: EngineStats = {
     packets: 0, bytes: 0, decodeErrors: 0, truncated: 0, flows: 0, tcpStreams: 0, anomalies: 0,
     alerts: 0, fragments: 0, reassembledDatagrams: 0, flowsEvicted: 0, peakFlows: 0,
@@ -138,6 +154,11 @@ export class Engine {
     this.stats.packets++
     this.stats.bytes += data.length
     this.advanceClock(tsUs)
+    const pl = this.placement
+    pl.flow = null
+    pl.streamOffset = -1
+    pl.payloadLength = 0
+    pl.heldFragment = false
     const pkt = this.decoder.decode(data, linktype)
     this.handleDecoded(pkt)
   }
@@ -174,7 +195,10 @@ export class Engine {
         prevNextHeaderOffset: pkt.prevNextHeaderOffset >= 0 ? pkt.prevNextHeaderOffset : undefined,
         tsUs: this.nowUs,
       })
-      if (!datagram) return
+      if (!datagram) {
+        this.placement.heldFragment = true
+        return
+      }
       this.stats.reassembledDatagrams++
       const whole = this.decoder.decodeIp(datagram)
       this.current = whole
@@ -210,6 +234,10 @@ export class Engine {
       flow.pktsToClient++
       flow.bytesToClient += pkt.ipTotalLength
     }
+    const pl = this.placement
+    pl.flow = flow
+    pl.fromClient = fromClient
+    pl.payloadLength = pkt.payloadLength
     if (proto === 6) {
       if (!flow.tcp) this.startTcp(flow)
       flow.tcp!.onSegment(fromClient, {
@@ -224,6 +252,7 @@ export class Engine {
         tsEcr: pkt.hasTimestamp ? pkt.tsEcr : undefined,
         windowScale: pkt.windowScale >= 0 ? pkt.windowScale : undefined,
       })
+      pl.streamOffset = pkt.payloadLength > 0 ? flow.tcp!.offsetOf(fromClient, (pkt.seq + ((pkt.tcpFlags & 0x02) !== 0 ? 1 : 0)) >>> 0) : -1
       const state = flow.tcp!.state
       flow.idleUs = state === 'established' ? FLOW_LIMITS.tcpEstablishedIdleUs
         : state === 'closed' || state === 'reset' ? FLOW_LIMITS.tcpClosedIdleUs

@@ -29,7 +29,7 @@ export interface ReplayFileResult {
   error: string | null
 }
 
-export interface ReplayOptions extends Omit<EngineOptions, 'onEvent' | 'streamTap' | 'extra' | 'analyzers' | 'judge'> {
+export interface ReplayOptions extends Omit<EngineOptions, 'onEvent' | 'extra' | 'analyzers' | 'judge'> {
   /** analyzers and rules; none = flows and streams only */
   detection?: Detection
   onEvent: (ev: EveEvent) => void
@@ -57,7 +57,12 @@ export function replayFile(file: string, opts: ReplayOptions): ReplayFileResult 
       result.events++
       opts.onEvent(ev)
     },
-    streamTap: streams ? (flow, dir, data) => streams.write(flow, dir, data) : undefined,
+    streamTap: streams || opts.streamTap
+      ? (flow, dir, data) => {
+          streams?.write(flow, dir, data)
+          opts.streamTap?.(flow, dir, data)
+        }
+      : undefined,
   })
   const warned = new Set<number>()
   let reader

@@ -307,6 +307,16 @@ export class TcpSession {
     return this.c2s.oooBytes + this.c2s.retainedBytes + this.s2c.oooBytes + this.s2c.retainedBytes
   }
 
+  /**
+   * Absolute stream offset of sequence number `seq` in one direction (what analyzers and rule
+   * fixes call offsets), or -1 while that direction's position is unknown. The inline gateway
+   * maps a packet's payload onto held stream bytes with it.
+   */
+  offsetOf(fromClient: boolean, seq: number): number {
+    const d = fromClient ? this.c2s : this.s2c
+    return d.synced ? d.offsetOf(seq) : -1
+  }
+
   direction(fromClient: boolean): TcpDirectionInfo {
     const d = fromClient ? this.c2s : this.s2c
     return {
