@@ -7,8 +7,8 @@
 import type {AnomalyReport} from '../events/anomaly.js'
 import {PacketDecoder, type DecodedPacket} from '../packet/decode.js'
 import {Defragmenter, type DefragPolicy} from '../flow/defrag.js'
-import {TcpMemoryPool, TcpSession, type StreamSink, type TcpOverlapPolicy} from '../flow/tcp.js'
-import {FLOW_LIMITS, FlowTable, flowKey, type EvictReason} from '../flow/table.js'
+import {TcpMemoryPool, TcpSession, type StreamSink, type TcpOverlapPolicy, type TcpSegmentInput} from '../flow/tcp.js'
+import {FLOW_LIMITS, FlowTable, flowKey, type EvictReason, type FlowBase, type LruList} from '../flow/table.js'
 import type {Analyzer, AnalyzerFactory, Direction, FlowInfo, Pdu} from '../analyzers/types.js'
 import {anomalyEvent, eveProto, flowIdFor, formatEveTimestamp, type EveCommon, type EveEvent} from '../events/eve.js'
 
@@ -96,8 +96,9 @@ export interface EngineFlow {
   anomalyCounts: Map<string, number> | null
   alerted: number
   ended: boolean
-  lruPrev: EngineFlow | null
-  lruNext: EngineFlow | null
+  lruPrev: FlowBase | null
+  lruNext: FlowBase | null
+  lruList: LruList | null
 }
 
 /**
@@ -127,6 +128,10 @@ export class Engine {
   private readonly tcpMemory = new TcpMemoryPool(ENGINE_LIMITS.tcpMemoryBytes)
   private readonly analyzersByPort = new Map<string, AnalyzerFactory[]>()
   private nowUs = 0
+  private readonly seg: TcpSegmentInput = {
+    seq: 0, ack: 0, flags: 0, window: 0, urgentPointer: 0, payload: new Uint8Array(0), tsUs: 0,
+    tsVal: undefined, tsEcr: undefined, windowScale: undefined,
+  }
   private lastExpireUs = 0
   private readonly globalAnomalyWindow = new Map<string, {second: number; count: number}>()
   /** the packet being processed: anomalies without a flow still name its addresses */
@@ -240,18 +245,19 @@ export class Engine {
     pl.payloadLength = pkt.payloadLength
     if (proto === 6) {
       if (!flow.tcp) this.startTcp(flow)
-      flow.tcp!.onSegment(fromClient, {
-        seq: pkt.seq,
-        ack: pkt.ack,
-        flags: pkt.tcpFlags,
-        window: pkt.window,
-        urgentPointer: pkt.urgentPointer,
-        payload: pkt.payload,
-        tsUs: this.nowUs,
-        tsVal: pkt.hasTimestamp ? pkt.tsVal : undefined,
-        tsEcr: pkt.hasTimestamp ? pkt.tsEcr : undefined,
-        windowScale: pkt.windowScale >= 0 ? pkt.windowScale : undefined,
-      })
+      // one reused segment object: the reassembler reads it during the call and keeps nothing
+      const seg = this.seg
+      seg.seq = pkt.seq
+      seg.ack = pkt.ack
+      seg.flags = pkt.tcpFlags
+      seg.window = pkt.window
+      seg.urgentPointer = pkt.urgentPointer
+      seg.payload = pkt.payload
+      seg.tsUs = this.nowUs
+      seg.tsVal = pkt.hasTimestamp ? pkt.tsVal : undefined
+      seg.tsEcr = pkt.hasTimestamp ? pkt.tsEcr : undefined
+      seg.windowScale = pkt.windowScale >= 0 ? pkt.windowScale : undefined
+      flow.tcp!.onSegment(fromClient, seg)
       pl.streamOffset = pkt.payloadLength > 0 ? flow.tcp!.offsetOf(fromClient, (pkt.seq + ((pkt.tcpFlags & 0x02) !== 0 ? 1 : 0)) >>> 0) : -1
       const state = flow.tcp!.state
       flow.idleUs = state === 'established' ? FLOW_LIMITS.tcpEstablishedIdleUs
@@ -298,6 +304,7 @@ export class Engine {
       ended: false,
       lruPrev: null,
       lruNext: null,
+      lruList: null,
     }
   }
 

@@ -25,25 +25,34 @@ export function flowKey(proto: number, src: string, srcPort: number, dst: string
   return proto + '|' + dst + '|' + dstPort + '|' + src + '|' + srcPort
 }
 
-/** What the table needs of a flow: its key, its clock and its place in the LRU list. */
+/** What the table needs of a flow: its key, its clock and its place in an LRU list. */
 export interface FlowBase {
   key: string
   lastUs: number
   idleUs: number
   lruPrev: FlowBase | null
   lruNext: FlowBase | null
+  lruList: LruList | null
 }
 
 export type EvictReason = 'timeout' | 'limit' | 'flush'
 
+/** Flows sharing one idle timeout, least recently seen first. */
+export interface LruList {
+  idleUs: number
+  head: FlowBase | null
+  tail: FlowBase | null
+}
+
+/**
+ * One LRU list per idle-timeout class (established TCP, closing TCP, UDP...): within a list the
+ * order of last-seen times is also the order of expiry, so expiry only ever looks at flows that
+ * are due, and a flow changing class moves to the tail of its new list.
+ */
 export class FlowTable<F extends FlowBase> {
   private readonly flows = new Map<string, F>()
   private readonly maxFlows: number
-  /** least recently used end */
-  private head: FlowBase | null = null
-  /** most recently used end */
-  private tail: FlowBase | null = null
-  private readonly minIdleUs: number
+  private readonly lists: LruList[] = []
   evicted = 0
   expired = 0
 
@@ -52,7 +61,6 @@ export class FlowTable<F extends FlowBase> {
     maxFlows = FLOW_LIMITS.maxFlows,
   ) {
     this.maxFlows = Math.max(1, maxFlows)
-    this.minIdleUs = Math.min(FLOW_LIMITS.tcpClosedIdleUs, FLOW_LIMITS.udpIdleUs, FLOW_LIMITS.otherIdleUs, FLOW_LIMITS.tcpOtherIdleUs)
   }
 
   get size(): number {
@@ -63,61 +71,64 @@ export class FlowTable<F extends FlowBase> {
     return this.flows.get(key)
   }
 
-  /** mark a flow as just seen (moves it to the recent end) */
+  /** mark a flow as just seen (moves it to the recent end of its timeout class) */
   touch(flow: F, nowUs: number): void {
     flow.lastUs = nowUs
-    if (this.tail === flow) return
+    const list = flow.lruList && flow.lruList.idleUs === flow.idleUs ? flow.lruList : this.listFor(flow.idleUs)
+    if (list.tail === flow) return
     this.unlink(flow)
-    this.append(flow)
+    this.append(list, flow)
   }
 
   /** admit a new flow, evicting the least recently used one when the table is full */
   add(flow: F): void {
-    if (this.flows.size >= this.maxFlows && this.head) {
-      const oldest = this.head as F
-      this.remove(oldest)
-      this.evicted++
-      this.onEvict(oldest, 'limit')
+    if (this.flows.size >= this.maxFlows) {
+      let oldest: FlowBase | null = null
+      for (const l of this.lists) if (l.head && (!oldest || l.head.lastUs < oldest.lastUs)) oldest = l.head
+      if (oldest) {
+        this.remove(oldest as F)
+        this.evicted++
+        this.onEvict(oldest as F, 'limit')
+      }
     }
     this.flows.set(flow.key, flow)
-    this.append(flow)
+    this.append(this.listFor(flow.idleUs), flow)
   }
 
-  /**
-   * Expire flows idle past their own timeout. The list is in last-seen order, so the walk stops
-   * at the first flow seen within the shortest timeout; flows with longer timeouts ahead of it
-   * are stepped over (at most `maxScan` per call).
-   */
-  expire(nowUs: number, maxScan = 10_000): void {
-    let scanned = 0
-    let f = this.head
-    while (f && scanned++ < maxScan) {
-      const next = f.lruNext
-      const age = nowUs - f.lastUs
-      if (age < this.minIdleUs) break
-      if (age >= f.idleUs) {
-        this.remove(f as F)
+  /** Expire flows idle past their timeout: each list is walked from its oldest end until a fresh flow. */
+  expire(nowUs: number, maxExpire = 100_000): void {
+    let n = 0
+    for (const l of this.lists) {
+      while (l.head && nowUs - l.head.lastUs >= l.idleUs && n++ < maxExpire) {
+        const f = l.head as F
+        this.remove(f)
         this.expired++
-        this.onEvict(f as F, 'timeout')
+        this.onEvict(f, 'timeout')
       }
-      f = next
     }
   }
 
-  /** end every flow (end of capture, shutdown), oldest first */
+  /** end every flow (end of capture, shutdown) */
   flush(): void {
-    for (let f = this.head; f; ) {
-      const next = f.lruNext
-      f.lruPrev = f.lruNext = null
-      this.onEvict(f as F, 'flush')
-      f = next
-    }
+    const all = [...this.flows.values()].sort((a, b) => a.lastUs - b.lastUs)
+    for (const l of this.lists) l.head = l.tail = null
     this.flows.clear()
-    this.head = this.tail = null
+    for (const f of all) {
+      f.lruPrev = f.lruNext = null
+      f.lruList = null
+      this.onEvict(f, 'flush')
+    }
   }
 
   values(): IterableIterator<F> {
     return this.flows.values()
+  }
+
+  private listFor(idleUs: number): LruList {
+    for (const l of this.lists) if (l.idleUs === idleUs) return l
+    const l: LruList = {idleUs, head: null, tail: null}
+    this.lists.push(l)
+    return l
   }
 
   private remove(flow: F): void {
@@ -126,18 +137,22 @@ export class FlowTable<F extends FlowBase> {
   }
 
   private unlink(f: FlowBase): void {
+    const l = f.lruList
+    if (!l) return
     if (f.lruPrev) f.lruPrev.lruNext = f.lruNext
-    else if (this.head === f) this.head = f.lruNext
+    else l.head = f.lruNext
     if (f.lruNext) f.lruNext.lruPrev = f.lruPrev
-    else if (this.tail === f) this.tail = f.lruPrev
+    else l.tail = f.lruPrev
     f.lruPrev = f.lruNext = null
+    f.lruList = null
   }
 
-  private append(f: FlowBase): void {
-    f.lruPrev = this.tail
+  private append(l: LruList, f: FlowBase): void {
+    f.lruPrev = l.tail
     f.lruNext = null
-    if (this.tail) this.tail.lruNext = f
-    else this.head = f
-    this.tail = f
+    f.lruList = l
+    if (l.tail) l.tail.lruNext = f
+    else l.head = f
+    l.tail = f
   }
 }
