@@ -11,6 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {buildMixedCapture, sourceCaptures} from './mixed-capture.js'
+import {buildBulkCapture} from './bulk-capture.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, '../..')
@@ -37,29 +38,40 @@ function measure(mode: string, file: string): Measure {
   return {...median, maxRssMb: Math.max(...results.map((r) => r.maxRssMb))}
 }
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'patchpoint-bench-'))
-try {
-  const file = path.join(dir, 'mixed.pcap')
-  const sources = sourceCaptures([path.join(repo, 'examples/pcaps'), path.resolve(repo, '../shared/corpus/pcaps')])
-  const built = buildMixedCapture(file, sources, targetMb * 1e6)
-  console.log(`mixed capture: ${built.packets} packets, ${(fs.statSync(file).size / 1e9).toFixed(2)} GB from ${sources.length} sample files; median of ${runs} runs, ${os.cpus().length} cores`)
-  const rows: [string, Measure][] = [
-    ['read only (baseline)', measure('read', file)],
-    ['replay, engine without rules', measure('replay', file)],
-    ['replay, analyzers + rule pack', measure('replay-rules', file)],
-  ]
+function table(title: string, rows: [string, Measure][]): void {
   const base = rows[0][1]
   const noRules = rows[1][1]
+  console.log('')
+  console.log(`### ${title}`)
   console.log('')
   console.log('| run | Gbit/s | packets/s | vs read | vs no rules | peak RSS MB |')
   console.log('|---|---|---|---|---|---|')
   for (const [name, m] of rows) {
     const gbps = (m.bytes * 8) / m.seconds / 1e9
     const pps = m.packets / m.seconds
-    const vsRead = base.seconds / m.seconds
-    const vsNoRules = noRules.seconds / m.seconds
-    console.log(`| ${name} | ${gbps.toFixed(2)} | ${Math.round(pps).toLocaleString('en-US')} | ${vsRead.toFixed(3)} | ${vsNoRules.toFixed(3)} | ${m.maxRssMb.toFixed(0)} |`)
+    console.log(`| ${name} | ${gbps.toFixed(2)} | ${Math.round(pps).toLocaleString('en-US')} | ${(base.seconds / m.seconds).toFixed(3)} | ${(noRules.seconds / m.seconds).toFixed(3)} | ${m.maxRssMb.toFixed(0)} |`)
   }
+}
+
+function replayRows(file: string): [string, Measure][] {
+  return [
+    ['read only (baseline)', measure('read', file)],
+    ['replay, engine without rules', measure('replay', file)],
+    ['replay, analyzers + rule pack', measure('replay-rules', file)],
+  ]
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'patchpoint-bench-'))
+try {
+  console.log(`patchpoint bench: median of ${runs} runs per figure, ${os.cpus().length} cores, node ${process.version}`)
+  const mixed = path.join(dir, 'mixed.pcap')
+  const sources = sourceCaptures([path.join(repo, 'examples/pcaps'), path.resolve(repo, '../shared/corpus/pcaps')])
+  const built = buildMixedCapture(mixed, sources, targetMb * 1e6)
+  table(`mixed capture: ${built.packets.toLocaleString('en-US')} packets, ${(fs.statSync(mixed).size / 1e9).toFixed(2)} GB, ${sources.length} sample captures repeated with shifted addresses`, replayRows(mixed))
+  fs.rmSync(mixed)
+  const bulk = path.join(dir, 'bulk.pcap')
+  const b = buildBulkCapture(bulk, targetMb * 1e6)
+  table(`bulk capture: ${b.packets.toLocaleString('en-US')} packets, ${(fs.statSync(bulk).size / 1e9).toFixed(2)} GB, HTTP downloads of 1 MB in 1448-byte segments`, replayRows(bulk))
 } finally {
   fs.rmSync(dir, {recursive: true, force: true})
 }

@@ -7,6 +7,14 @@ import {smtpAnalyzer} from './smtp/index.js'
 import {ftpAnalyzer} from './ftp/index.js'
 import {imapAnalyzer} from './imap/index.js'
 import {pop3Analyzer} from './pop3/index.js'
+import {tlsAnalyzer} from './tls/index.js'
+import {mysqlAnalyzer} from './mysql/index.js'
+import {tdsAnalyzer} from './tds/index.js'
+import {ssrpAnalyzer} from './ssrp/index.js'
+import {tnsAnalyzer} from './tns/index.js'
+import {smbAnalyzer} from './smb/index.js'
+import {dcerpcAnalyzer} from './dcerpc/index.js'
+import {oncrpcAnalyzer, oncrpcUdpAnalyzer} from './oncrpc/index.js'
 
 export const analyzerFactories: readonly AnalyzerFactory[] = [
   httpAnalyzer,
@@ -14,6 +22,15 @@ export const analyzerFactories: readonly AnalyzerFactory[] = [
   ftpAnalyzer,
   imapAnalyzer,
   pop3Analyzer,
+  tlsAnalyzer,
+  mysqlAnalyzer,
+  tdsAnalyzer,
+  ssrpAnalyzer,
+  tnsAnalyzer,
+  smbAnalyzer,
+  dcerpcAnalyzer,
+  oncrpcAnalyzer,
+  oncrpcUdpAnalyzer,
 ]
 
 export function factoryFor(protocol: string): AnalyzerFactory | undefined {

@@ -1,0 +1,544 @@
+/**
+ * One DCE/RPC connection-oriented association (a TCP connection, or one SMB named pipe): frames
+ * PDUs out of the bytes of each direction, keeps the presentation-context map (bind ->
+ * interface UUID), reassembles fragmented requests (bounded), matches responses to requests by
+ * call_id, and emits one Pdu per unit through the sink.
+ *
+ * Bytes may arrive in pieces that are not contiguous in the carrying stream (DCE/RPC inside SMB
+ * WRITE messages): `data(dir, chunk, off)` takes each piece's absolute stream offset. Field spans
+ * are given only for PDUs whose bytes were contiguous in the stream.
+ */
+import type {AnomalySink} from '../../events/anomaly.js'
+import type {AnalyzerContext, Direction, FieldValue, Fields, Pdu} from '../types.js'
+import {
+  DCERPC_HEADER_LEN,
+  INTERFACE_NAMES,
+  PFC_FIRST_FRAG,
+  PFC_LAST_FRAG,
+  PFC_OBJECT_UUID,
+  PTYPE_NAMES,
+  authInfo,
+  parseBind,
+  parseBindAck,
+  parseHeader,
+  rd16,
+  rd32,
+  scanEpmTowers,
+  scanNdrStrings,
+  uuidAt,
+  type DcerpcHeader,
+} from './parser.js'
+
+export interface DcerpcLimits {
+  /** reassembled stub bytes kept for one fragmented request (hitting it: dcerpc.fragment_limit) */
+  maxStubBytes: number
+  /** fragments accepted for one request (hitting it: dcerpc.fragment_limit) */
+  maxFragments: number
+  /** requests being reassembled at the same time */
+  maxPendingCalls: number
+  /** presentation contexts remembered (hitting it: dcerpc.context_limit) */
+  maxContexts: number
+  /** requests awaiting a response, for response -> opnum matching (hitting it: dcerpc.call_limit) */
+  maxCalls: number
+  /** NDR strings decoded from one stub */
+  maxStrings: number
+  /** characters kept of one decoded NDR string */
+  maxStringChars: number
+  /** endpoint-mapper towers reported from one response */
+  maxTowers: number
+}
+
+export const DCERPC_LIMITS: Readonly<DcerpcLimits> = {
+  maxStubBytes: 256 * 1024,
+  maxFragments: 1024,
+  maxPendingCalls: 16,
+  maxContexts: 64,
+  maxCalls: 256,
+  maxStrings: 32,
+  maxStringChars: 1024,
+  maxTowers: 16,
+}
+
+/** what the association needs from its host analyzer */
+export interface DcerpcSink {
+  emit(pdu: Pdu): void
+  anomaly: AnomalySink
+  dynamicService?: AnalyzerContext['dynamicService']
+  /** the server address, for endpoint-mapper towers that carry 0.0.0.0 */
+  serverIp?: string
+}
+
+interface DirState {
+  /** bytes of the unit being buffered (header first, then the whole fragment) */
+  buf: Uint8Array
+  len: number
+  /** bytes needed before the buffer can be parsed (16, then frag_length) */
+  need: number
+  /** absolute offset of buf[0] */
+  start: number
+  /** absolute offset just past the last byte received */
+  next: number
+  contig: boolean
+  dead: boolean
+}
+
+interface Reassembly {
+  callId: number
+  start: number
+  ctxId: number
+  opnum: number
+  allocHint: number
+  object: string
+  parts: Uint8Array[]
+  kept: number
+  total: number
+  frags: number
+  le: boolean
+  /** already emitted because a limit was hit; further fragments are only counted */
+  flushed: boolean
+}
+
+interface CallInfo {
+  ctxId: number
+  opnum: number
+}
+
+interface Ctx {
+  uuid: string
+  version: string
+}
+
+const EMPTY = new Uint8Array(0)
+
+function sp(v: string | number | bigint, base: number, rel: number, len: number): FieldValue {
+  return base < 0 ? {v} : {v, off: base + rel, len}
+}
+
+function latin1(b: Uint8Array, from: number, to: number): string {
+  return to > from ? Buffer.from(b.buffer, b.byteOffset + from, to - from).toString('latin1') : ''
+}
+
+function hex(b: Uint8Array, from: number, to: number): string {
+  return Buffer.from(b.buffer, b.byteOffset + from, to - from).toString('hex')
+}
+
+function allZero(b: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false
+  return true
+}
+
+export class DcerpcConn {
+  private readonly st: Record<Direction, DirState>
+  private readonly contexts = new Map<number, Ctx>()
+  private readonly calls = new Map<number, CallInfo>()
+  private readonly frags = new Map<number, Reassembly>()
+
+  constructor(
+    private readonly sink: DcerpcSink,
+    private readonly limits: DcerpcLimits = DCERPC_LIMITS,
+  ) {
+    const mk = (): DirState => ({buf: EMPTY, len: 0, need: DCERPC_HEADER_LEN, start: 0, next: 0, contig: true, dead: false})
+    this.st = {toserver: mk(), toclient: mk()}
+  }
+
+  /** state sizes, for tests that check bounds */
+  heldState(): Record<string, number> {
+    let kept = 0
+    for (const r of this.frags.values()) kept += r.kept
+    return {
+      bufToserver: this.st.toserver.len,
+      bufToclient: this.st.toclient.len,
+      contexts: this.contexts.size,
+      calls: this.calls.size,
+      pendingCalls: this.frags.size,
+      stubKept: kept,
+    }
+  }
+
+  isDead(dir: Direction): boolean {
+    return this.st[dir].dead
+  }
+
+  /** `chunk` is the next piece of direction `dir`, starting at absolute offset `off` */
+  data(dir: Direction, chunk: Uint8Array, off: number): void {
+    const s = this.st[dir]
+    if (s.dead) return
+    if (s.len > 0 && off !== s.next) s.contig = false
+    let i = 0
+    const n = chunk.length
+    while (i < n && !s.dead) {
+      if (s.len === 0) {
+        const h = parseHeader(chunk, i)
+        if (h.status === 'error') {
+          this.stop(dir, 'dcerpc.bad_version', off + i)
+          break
+        }
+        if (h.status === 'ok') {
+          const frag = h.header.fragLength
+          if (frag < DCERPC_HEADER_LEN) {
+            this.stop(dir, 'dcerpc.frag_too_short', off + i, frag)
+            break
+          }
+          if (n - i >= frag) {
+            this.pdu(dir, chunk.subarray(i, i + frag), h.header, off + i, off + i, off + i + frag)
+            i += frag
+            continue
+          }
+          s.need = frag
+        } else {
+          s.need = DCERPC_HEADER_LEN
+        }
+        s.buf = new Uint8Array(s.need)
+        s.start = off + i
+        s.contig = true
+      }
+      const take = Math.min(s.need - s.len, n - i)
+      s.buf.set(chunk.subarray(i, i + take), s.len)
+      s.len += take
+      i += take
+      if (s.len < s.need) break
+      const h = parseHeader(s.buf, 0)
+      if (h.status !== 'ok') {
+        this.stop(dir, 'dcerpc.bad_version', s.start)
+        break
+      }
+      const frag = h.header.fragLength
+      if (frag < DCERPC_HEADER_LEN) {
+        this.stop(dir, 'dcerpc.frag_too_short', s.start, frag)
+        break
+      }
+      if (s.need < frag) {
+        const nb = new Uint8Array(frag)
+        nb.set(s.buf.subarray(0, s.len))
+        s.buf = nb
+        s.need = frag
+        continue
+      }
+      const buf = s.buf
+      s.buf = EMPTY
+      s.len = 0
+      s.need = DCERPC_HEADER_LEN
+      this.pdu(dir, buf, h.header, s.contig ? s.start : -1, s.start, off + i)
+    }
+    s.next = off + n
+  }
+
+  /** bytes of `dir` were lost: stop parsing that direction */
+  gap(dir: Direction, length: number): void {
+    const s = this.st[dir]
+    if (s.dead) return
+    this.sink.anomaly({type: 'applayer', event: 'dcerpc.gap', detail: {length, offset: s.next}})
+    this.flushPending(dir)
+    s.dead = true
+    s.buf = EMPTY
+    s.len = 0
+  }
+
+  end(dir: Direction): void {
+    const s = this.st[dir]
+    if (s.len > 0 && !s.dead) {
+      this.sink.anomaly({type: 'applayer', event: 'dcerpc.truncated_pdu', detail: {offset: s.start, have: s.len, need: s.need}})
+    }
+    this.flushPending(dir)
+    s.buf = EMPTY
+    s.len = 0
+  }
+
+  pendingFrom(dir: Direction): number {
+    const s = this.st[dir]
+    let p = s.len > 0 && !s.dead ? s.start : -1
+    if (dir === 'toserver') {
+      for (const r of this.frags.values()) if (!r.flushed && (p < 0 || r.start < p)) p = r.start
+    }
+    return p
+  }
+
+  private stop(dir: Direction, event: string, offset: number, value?: number): void {
+    const detail: Record<string, number> = {offset}
+    if (value !== undefined) detail.frag_length = value
+    this.sink.anomaly({type: 'applayer', event, detail})
+    this.flushPending(dir)
+    const s = this.st[dir]
+    s.dead = true
+    s.buf = EMPTY
+    s.len = 0
+  }
+
+  /** emit the requests still being reassembled (end of stream, gap): a rule may still judge them */
+  private flushPending(dir: Direction): void {
+    if (dir !== 'toserver') return
+    for (const r of this.frags.values()) {
+      if (!r.flushed) {
+        this.sink.anomaly({type: 'applayer', event: 'dcerpc.fragment_incomplete', detail: {call_id: r.callId, fragments: r.frags}})
+        this.emitReassembled(r, r.start + 0, -1, true)
+      }
+    }
+    this.frags.clear()
+  }
+
+  /** one complete PDU b = [0, frag_length); base = its absolute offset when contiguous, else -1 */
+  private pdu(dir: Direction, b: Uint8Array, h: DcerpcHeader, base: number, start: number, end: number): void {
+    const f: Fields = new Map()
+    const le = h.le
+    f.set('dcerpc.ptype', sp(h.ptype, base, 2, 1))
+    f.set('dcerpc.flags', sp(h.flags, base, 3, 1))
+    f.set('dcerpc.little_endian', {v: le ? 1 : 0})
+    f.set('dcerpc.frag_length', sp(h.fragLength, base, 8, 2))
+    f.set('dcerpc.auth_length', sp(h.authLength, base, 10, 2))
+    f.set('dcerpc.call_id', sp(h.callId, base, 12, 4))
+    const kind = PTYPE_NAMES[h.ptype] ?? 'unknown'
+    if (h.authLength > 0 && h.authLength + 8 + DCERPC_HEADER_LEN > h.fragLength) {
+      this.sink.anomaly({type: 'applayer', event: 'dcerpc.auth_length_too_long', detail: {offset: start, auth_length: h.authLength, frag_length: h.fragLength}})
+    }
+    switch (h.ptype) {
+      case 0:
+        this.request(dir, b, h, base, start, end, f)
+        return
+      case 2:
+      case 3:
+        this.response(b, h, base, f)
+        break
+      case 11:
+      case 14:
+        this.bind(b, h, base, f)
+        break
+      case 12:
+      case 15:
+        this.bindAck(b, h, base, start, f)
+        break
+      case 13:
+        if (b.length >= 18) f.set('dcerpc.bind_nak.reason', sp(rd16(b, 16, le), base, 16, 2))
+        break
+      default:
+        break
+    }
+    this.sink.emit({protocol: 'dcerpc', kind, dir, start, end, fields: f})
+  }
+
+  private auth(b: Uint8Array, h: DcerpcHeader, fixed: number, f: Fields): number {
+    const a = authInfo(b, 0, h, Math.min(fixed, b.length))
+    if (h.authLength > 0 && !a.bad) {
+      f.set('dcerpc.auth.type', {v: a.type})
+      f.set('dcerpc.auth.level', {v: a.level})
+      f.set('dcerpc.auth.pad_length', {v: a.padLength})
+    }
+    return Math.max(Math.min(a.bodyEnd, b.length), fixed)
+  }
+
+  private iface(f: Fields, ctxId: number): Ctx | undefined {
+    const c = this.contexts.get(ctxId)
+    if (c === undefined) return undefined
+    f.set('dcerpc.interface', {v: c.uuid})
+    f.set('dcerpc.interface.version', {v: c.version})
+    const name = INTERFACE_NAMES[c.uuid]
+    if (name !== undefined) f.set('dcerpc.interface.name', {v: name})
+    return c
+  }
+
+  // ---- request ------------------------------------------------------------------------------
+
+  private request(dir: Direction, b: Uint8Array, h: DcerpcHeader, base: number, start: number, end: number, f: Fields): void {
+    const le = h.le
+    const hasObj = (h.flags & PFC_OBJECT_UUID) !== 0
+    const fixed = 24 + (hasObj ? 16 : 0)
+    if (b.length < fixed) {
+      this.sink.anomaly({type: 'applayer', event: 'dcerpc.pdu_too_short', detail: {offset: start, frag_length: h.fragLength, ptype: 0}})
+      this.sink.emit({protocol: 'dcerpc', kind: 'request', dir, start, end, fields: f})
+      return
+    }
+    const allocHint = rd32(b, 16, le)
+    const ctxId = rd16(b, 20, le)
+    const opnum = rd16(b, 22, le)
+    const object = hasObj ? uuidAt(b, 24, le) : ''
+    const bodyEnd = this.auth(b, h, fixed, f)
+    const stub = b.subarray(fixed, bodyEnd)
+    const first = (h.flags & PFC_FIRST_FRAG) !== 0
+    const last = (h.flags & PFC_LAST_FRAG) !== 0
+    if (first && last) {
+      this.frags.delete(h.callId)
+      f.set('dcerpc.alloc_hint', sp(allocHint, base, 16, 4))
+      f.set('dcerpc.context_id', sp(ctxId, base, 20, 2))
+      f.set('dcerpc.opnum', sp(opnum, base, 22, 2))
+      if (hasObj) f.set('dcerpc.object', sp(object, base, 24, 16))
+      this.remember(h.callId, ctxId, opnum)
+      this.requestBody(f, ctxId, opnum, stub, le, base < 0 ? -1 : base + fixed, 1, stub.length, false)
+      this.sink.emit({protocol: 'dcerpc', kind: 'request', dir, start, end, fields: f})
+      return
+    }
+    // fragmented request (C706 12.6.3.7): one PDU when the last fragment arrives
+    let r = this.frags.get(h.callId)
+    if (first && r !== undefined) {
+      this.sink.anomaly({type: 'applayer', event: 'dcerpc.fragment_restart', detail: {call_id: h.callId, offset: start}})
+      if (!r.flushed) this.emitReassembled(r, end, -1, true)
+      this.frags.delete(h.callId)
+      r = undefined
+    }
+    if (r === undefined) {
+      if (!first) this.sink.anomaly({type: 'applayer', event: 'dcerpc.fragment_without_first', detail: {call_id: h.callId, offset: start}})
+      if (this.frags.size >= this.limits.maxPendingCalls) {
+        this.sink.anomaly({type: 'applayer', event: 'dcerpc.fragment_limit', detail: {limit: this.limits.maxPendingCalls, what: 'pending_calls'}})
+        const oldest = this.frags.values().next().value as Reassembly
+        if (!oldest.flushed) this.emitReassembled(oldest, end, -1, true)
+        this.frags.delete(oldest.callId)
+      }
+      r = {callId: h.callId, start, ctxId, opnum, allocHint, object, parts: [], kept: 0, total: 0, frags: 0, le, flushed: false}
+      this.frags.set(h.callId, r)
+      this.remember(h.callId, ctxId, opnum)
+    }
+    r.frags++
+    r.total += stub.length
+    if (!r.flushed) {
+      const room = this.limits.maxStubBytes - r.kept
+      if (stub.length > 0 && room > 0) {
+        const keep = Math.min(room, stub.length)
+        r.parts.push(stub.slice(0, keep))
+        r.kept += keep
+      }
+      if (r.total > this.limits.maxStubBytes || r.frags > this.limits.maxFragments) {
+        this.sink.anomaly({
+          type: 'applayer',
+          event: 'dcerpc.fragment_limit',
+          detail: {call_id: h.callId, fragments: r.frags, stub_bytes: r.total, limit: r.total > this.limits.maxStubBytes ? this.limits.maxStubBytes : this.limits.maxFragments},
+        })
+        this.emitReassembled(r, end, h.flags, true)
+        r.flushed = true
+        r.parts = []
+      }
+    }
+    if (last) {
+      if (!r.flushed) this.emitReassembled(r, end, h.flags, false)
+      this.frags.delete(h.callId)
+    }
+  }
+
+  private emitReassembled(r: Reassembly, end: number, _flags: number, truncated: boolean): void {
+    const f: Fields = new Map()
+    f.set('dcerpc.ptype', {v: 0})
+    f.set('dcerpc.call_id', {v: r.callId})
+    f.set('dcerpc.little_endian', {v: r.le ? 1 : 0})
+    f.set('dcerpc.alloc_hint', {v: r.allocHint})
+    f.set('dcerpc.context_id', {v: r.ctxId})
+    f.set('dcerpc.opnum', {v: r.opnum})
+    if (r.object !== '') f.set('dcerpc.object', {v: r.object})
+    const stub = r.parts.length === 1 ? r.parts[0]! : Uint8Array.from(Buffer.concat(r.parts))
+    this.requestBody(f, r.ctxId, r.opnum, stub, r.le, -1, r.frags, r.total, truncated)
+    r.parts = []
+    this.sink.emit({protocol: 'dcerpc', kind: 'request', dir: 'toserver', start: r.start, end: Math.max(end, r.start), fields: f})
+  }
+
+  /** stub-derived fields; stubBase = absolute offset of stub[0] when it maps onto the stream */
+  private requestBody(f: Fields, ctxId: number, opnum: number, stub: Uint8Array, le: boolean, stubBase: number, frags: number, total: number, truncated: boolean): void {
+    const c = this.iface(f, ctxId)
+    f.set('dcerpc.stub', sp(latin1(stub, 0, stub.length), stubBase, 0, stub.length))
+    f.set('dcerpc.stub.length', {v: total})
+    f.set('dcerpc.frag_count', {v: frags})
+    if (truncated || total > stub.length) f.set('dcerpc.stub.truncated', {v: 1})
+    const ndr = scanNdrStrings(stub, le, this.limits.maxStrings, this.limits.maxStringChars)
+    if (ndr.strings.length > 0) f.set('dcerpc.stub.strings', ndr.strings.map((s) => ({v: s})))
+    f.set('dcerpc.stub.max_string_length', {v: ndr.maxLength})
+    if (c === undefined || INTERFACE_NAMES[c.uuid] !== 'netlogon') return
+    const n = stub.length
+    // MS-NRPC 3.5.4.4.2 NetrServerAuthenticate3: ... ComputerName, ClientCredential(8), NegotiateFlags(4)
+    if (opnum === 26 && n >= 12) {
+      f.set('netlogon.client_credential', {v: hex(stub, n - 12, n - 4)})
+      f.set('netlogon.client_credential.raw', sp(latin1(stub, n - 12, n - 4), stubBase, n - 12, 8))
+      f.set('netlogon.client_credential_zero', {v: allZero(stub, n - 12, n - 4) ? 1 : 0})
+    }
+    // MS-NRPC 3.5.4.4.5 NetrServerPasswordSet2: ... Authenticator(8 + 4), ClearNewPassword(516)
+    if (opnum === 30 && n >= 528) {
+      f.set('netlogon.authenticator_zero', {v: allZero(stub, n - 528, n - 520) ? 1 : 0})
+      f.set('netlogon.new_password_zero', {v: allZero(stub, n - 516, n) ? 1 : 0})
+    }
+  }
+
+  private remember(callId: number, ctxId: number, opnum: number): void {
+    if (!this.calls.has(callId) && this.calls.size >= this.limits.maxCalls) {
+      this.sink.anomaly({type: 'applayer', event: 'dcerpc.call_limit', detail: {limit: this.limits.maxCalls}})
+      this.calls.delete(this.calls.keys().next().value as number)
+    }
+    this.calls.set(callId, {ctxId, opnum})
+  }
+
+  // ---- response / fault ---------------------------------------------------------------------
+
+  private response(b: Uint8Array, h: DcerpcHeader, base: number, f: Fields): void {
+    const le = h.le
+    if (b.length < 24) {
+      this.sink.anomaly({type: 'applayer', event: 'dcerpc.pdu_too_short', detail: {frag_length: h.fragLength, ptype: h.ptype}})
+      return
+    }
+    f.set('dcerpc.alloc_hint', sp(rd32(b, 16, le), base, 16, 4))
+    f.set('dcerpc.context_id', sp(rd16(b, 20, le), base, 20, 2))
+    const call = this.calls.get(h.callId)
+    if ((h.flags & PFC_LAST_FRAG) !== 0) this.calls.delete(h.callId)
+    if (call !== undefined) {
+      f.set('dcerpc.opnum', {v: call.opnum})
+      this.iface(f, call.ctxId)
+    }
+    if (h.ptype === 3) {
+      if (b.length >= 28) f.set('dcerpc.fault.status', sp(rd32(b, 24, le), base, 24, 4))
+      return
+    }
+    const bodyEnd = this.auth(b, h, 24, f)
+    const stub = b.subarray(24, bodyEnd)
+    f.set('dcerpc.stub.length', {v: stub.length})
+    f.set('dcerpc.stub', sp(latin1(stub, 0, stub.length), base, 24, stub.length))
+    if (call !== undefined && call.opnum === 3 && this.contexts.get(call.ctxId)?.uuid === 'e1af8308-5d1f-11c9-91a4-08002b14a0fa') {
+      const towers = scanEpmTowers(stub, this.limits.maxTowers)
+      if (towers.length > 0) {
+        f.set('dcerpc.epm.port', towers.map((t) => ({v: t.port})))
+        f.set('dcerpc.epm.interface', towers.map((t) => ({v: t.uuid})))
+      }
+      for (const t of towers) {
+        const ip = t.ip === '0.0.0.0' && this.sink.serverIp !== undefined ? this.sink.serverIp : t.ip
+        this.sink.dynamicService?.({ip, port: t.port, proto: t.proto, protocol: 'dcerpc', program: t.uuid})
+      }
+    }
+  }
+
+  // ---- bind ---------------------------------------------------------------------------------
+
+  private bind(b: Uint8Array, h: DcerpcHeader, base: number, f: Fields): void {
+    const body = parseBind(b, 0, h, b.length, this.limits.maxContexts)
+    if (b.length >= 20) {
+      f.set('dcerpc.max_xmit', sp(body.maxXmit, base, 16, 2))
+      f.set('dcerpc.max_recv', sp(body.maxRecv, base, 18, 2))
+    }
+    f.set('dcerpc.bind.context_count', {v: body.declaredCount})
+    if (body.truncated) this.sink.anomaly({type: 'applayer', event: 'dcerpc.bind_malformed', detail: {declared: body.declaredCount, parsed: body.contexts.length}})
+    if (body.contexts.length > 0) {
+      f.set('dcerpc.interface', body.contexts.map((c) => ({v: c.uuid})))
+      f.set('dcerpc.interface.version', body.contexts.map((c) => ({v: c.version})))
+      const names = body.contexts.map((c) => INTERFACE_NAMES[c.uuid]).filter((x): x is string => x !== undefined)
+      if (names.length > 0) f.set('dcerpc.interface.name', names.map((v) => ({v})))
+      const ts: FieldValue[] = []
+      for (const c of body.contexts) for (const t of c.transfer) ts.push({v: t})
+      if (ts.length > 0) f.set('dcerpc.bind.transfer_syntax', ts)
+    }
+    for (const c of body.contexts) {
+      if (!this.contexts.has(c.id) && this.contexts.size >= this.limits.maxContexts) {
+        this.sink.anomaly({type: 'applayer', event: 'dcerpc.context_limit', detail: {limit: this.limits.maxContexts}})
+        break
+      }
+      this.contexts.set(c.id, {uuid: c.uuid, version: c.version})
+    }
+  }
+
+  private bindAck(b: Uint8Array, h: DcerpcHeader, base: number, start: number, f: Fields): void {
+    const a = parseBindAck(b, 0, h, b.length, 16)
+    if (b.length >= 20) {
+      f.set('dcerpc.max_xmit', sp(a.maxXmit, base, 16, 2))
+      f.set('dcerpc.max_recv', sp(a.maxRecv, base, 18, 2))
+    }
+    if (b.length >= 26) {
+      f.set('dcerpc.bind_ack.secondary_address.length', sp(a.secAddrLength, base, 24, 2))
+      f.set('dcerpc.bind_ack.secondary_address', sp(latin1(b, a.secAddrStart, a.secAddrEnd), base, a.secAddrStart, a.secAddrEnd - a.secAddrStart))
+    }
+    f.set('dcerpc.bind_ack.result_count', {v: a.declaredResults})
+    if (a.results.length > 0) f.set('dcerpc.bind_ack.results', a.results.map((v) => ({v})))
+    const tooSmall = b.length >= 20 && (a.maxXmit < 1432 || a.maxRecv < 1432)
+    f.set('dcerpc.bind_ack.malformed', {v: a.malformed || tooSmall ? 1 : 0})
+    if (a.malformed) this.sink.anomaly({type: 'applayer', event: 'dcerpc.bind_ack_malformed', detail: {offset: start, sec_addr_length: a.secAddrLength, results: a.declaredResults}})
+    if (tooSmall) this.sink.anomaly({type: 'applayer', event: 'dcerpc.bind_ack_frag_size', detail: {offset: start, max_xmit: a.maxXmit, max_recv: a.maxRecv}})
+  }
+}

@@ -1,0 +1,367 @@
+/**
+ * DCE/RPC connection-oriented PDU parsing (C706 chapter 12 "RPC PDU Encodings", MS-RPCE 2.2.2).
+ * Stateless: each function reads one PDU (or part of one) out of a contiguous byte view.
+ *
+ * C706 12.6.3.1 common header (16 bytes, integers in the byte order given by drep[0] bit 4):
+ *
+ *    0        1        2        3        4        5        6        7
+ *  +--------+--------+--------+--------+--------+--------+--------+--------+
+ *  |rpc_vers| minor  | PTYPE  |pfc_flgs|   packed_drep (4)                 |
+ *  +--------+--------+--------+--------+--------+--------+--------+--------+
+ *  |   frag_length   |   auth_length   |            call_id                |
+ *  +--------+--------+--------+--------+--------+--------+--------+--------+
+ *
+ * request (12.6.4.9):  alloc_hint(4) p_cont_id(2) opnum(2) [object uuid(16)] stub... [auth]
+ * response (12.6.4.10): alloc_hint(4) p_cont_id(2) cancel_count(1) reserved(1) stub... [auth]
+ * fault (12.6.4.7):    alloc_hint(4) p_cont_id(2) cancel_count(1) reserved(1) status(4)
+ * bind / alter_context (12.6.4.3): max_xmit_frag(2) max_recv_frag(2) assoc_group_id(4)
+ *                       n_context_elem(1) pad(3) { p_cont_id(2) n_transfer_syn(1) pad(1)
+ *                       abstract_syntax(uuid 16 + version 4) transfer_syntaxes(20 each) }*
+ * bind_ack (12.6.4.4): max_xmit_frag(2) max_recv_frag(2) assoc_group_id(4)
+ *                       sec_addr(length(2) + port_spec[length]) pad-to-4 n_results(1) pad(3)
+ *                       { result(2) reason(2) transfer_syntax(20) }*
+ * auth verifier (13.2.6.1): auth_pad[auth_pad_length] auth_type(1) auth_level(1)
+ *                       auth_pad_length(1) reserved(1) auth_context_id(4) auth_value[auth_length]
+ */
+
+export const DCERPC_HEADER_LEN = 16
+export const PFC_FIRST_FRAG = 0x01
+export const PFC_LAST_FRAG = 0x02
+export const PFC_OBJECT_UUID = 0x80
+
+export const PTYPE_NAMES: Readonly<Record<number, string>> = {
+  0: 'request',
+  1: 'ping',
+  2: 'response',
+  3: 'fault',
+  4: 'working',
+  5: 'nocall',
+  6: 'reject',
+  7: 'ack',
+  8: 'cl_cancel',
+  9: 'fack',
+  10: 'cancel_ack',
+  11: 'bind',
+  12: 'bind_ack',
+  13: 'bind_nak',
+  14: 'alter_context',
+  15: 'alter_context_resp',
+  16: 'auth3',
+  17: 'shutdown',
+  18: 'co_cancel',
+  19: 'orphaned',
+}
+
+/** well-known interface UUIDs -> names (MS-RPCE, MS-SRVS, MS-LSAD, MS-NRPC, MS-SAMR, MS-DRSR, MS-DCOM, MS-EFSR, MS-WKST, MS-DSSP, MS-RPRN...) */
+export const INTERFACE_NAMES: Readonly<Record<string, string>> = {
+  '4b324fc8-1670-01d3-1278-5a47bf6ee188': 'srvsvc',
+  '12345778-1234-abcd-ef00-0123456789ab': 'lsarpc',
+  '12345678-1234-abcd-ef00-01234567cffb': 'netlogon',
+  '12345778-1234-abcd-ef00-0123456789ac': 'samr',
+  'e3514235-4b06-11d1-ab04-00c04fc2dcd2': 'drsuapi',
+  'e1af8308-5d1f-11c9-91a4-08002b14a0fa': 'epmapper',
+  '000001a0-0000-0000-c000-000000000046': 'ISystemActivator',
+  '4d9f4ab8-7d1c-11cf-861e-0020af6e7c57': 'IRemoteActivation',
+  '99fcfec4-5260-101b-bbcb-00aa0021347a': 'IOXIDResolver',
+  'c681d488-d850-11d0-8c52-00c04fd90f7e': 'efsrpc',
+  'df1941c5-fe89-4e79-bf10-463657acf44d': 'efsrpc',
+  '6bffd098-a112-3610-9833-46c3f87e345a': 'wkssvc',
+  '3919286a-b10c-11d0-9ba8-00c04fd92ef5': 'dssetup',
+  '12345678-1234-abcd-ef00-0123456789ab': 'spoolss',
+  '76f03f96-cdfd-44fc-a22c-64950a001209': 'IRemoteWinspool',
+  '338cd001-2244-31f1-aaaa-900038001003': 'winreg',
+  '367abb81-9844-35f1-ad32-98f038001003': 'svcctl',
+  '1ff70682-0a51-30e8-076d-740be8cee98b': 'atsvc',
+  '86d35949-83c9-4044-b424-db363231fd0c': 'ITaskSchedulerService',
+  '82273fdc-e32a-18c3-3f78-827929dc23ea': 'eventlog',
+  'afa8bd80-7d8a-11c9-bef4-08002b102989': 'mgmt',
+  'a4f1db00-ca47-1067-b31f-00dd010662da': 'exchange_mapi',
+  '8a885d04-1ceb-11c9-9fe8-08002b104860': 'ndr',
+  '71710533-beba-4937-8319-b5dbef9ccc36': 'ndr64',
+}
+
+export interface DcerpcHeader {
+  ptype: number
+  flags: number
+  le: boolean
+  minor: number
+  fragLength: number
+  authLength: number
+  callId: number
+}
+
+/** read a u16/u32 with the PDU's byte order */
+export function rd16(b: Uint8Array, i: number, le: boolean): number {
+  return le ? b[i]! | (b[i + 1]! << 8) : (b[i]! << 8) | b[i + 1]!
+}
+export function rd32(b: Uint8Array, i: number, le: boolean): number {
+  return le ? (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16)) + b[i + 3]! * 0x1000000 : ((b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) + b[i]! * 0x1000000
+}
+
+export type HeaderResult = {status: 'ok'; header: DcerpcHeader} | {status: 'incomplete'} | {status: 'error'; reason: string}
+
+/** Parse the 16-byte common header at `at` (C706 12.6.3.1). */
+export function parseHeader(b: Uint8Array, at: number): HeaderResult {
+  if (b.length - at < DCERPC_HEADER_LEN) {
+    // reject early what cannot be DCE/RPC
+    if (b.length > at && b[at] !== 5) return {status: 'error', reason: 'version'}
+    if (b.length > at + 1 && b[at + 1]! > 1) return {status: 'error', reason: 'version'}
+    return {status: 'incomplete'}
+  }
+  if (b[at] !== 5 || b[at + 1]! > 1) return {status: 'error', reason: 'version'}
+  const le = (b[at + 4]! & 0x10) !== 0
+  return {
+    status: 'ok',
+    header: {
+      ptype: b[at + 2]!,
+      flags: b[at + 3]!,
+      le,
+      minor: b[at + 1]!,
+      fragLength: rd16(b, at + 8, le),
+      authLength: rd16(b, at + 10, le),
+      callId: rd32(b, at + 12, le),
+    },
+  }
+}
+
+const HEX = '0123456789abcdef'
+
+/** UUID at b[i..i+16) as the canonical string (first three fields in the PDU's byte order) */
+export function uuidAt(b: Uint8Array, i: number, le: boolean): string {
+  const order = le ? [3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15] : [0, 1, 2, 3, -1, 4, 5, -1, 6, 7, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15]
+  let s = ''
+  for (const k of order) {
+    if (k < 0) {
+      s += '-'
+      continue
+    }
+    const v = b[i + k]!
+    s += HEX[v >> 4]! + HEX[v & 15]!
+  }
+  return s
+}
+
+/** the auth verifier of a PDU [0, fragLength) of b at `at`: stub end and trailer values */
+export interface AuthInfo {
+  /** end (exclusive, relative to the PDU) of the body before auth padding */
+  bodyEnd: number
+  type: number
+  level: number
+  padLength: number
+  /** auth_length + 8 exceeds the room after the fixed header */
+  bad: boolean
+}
+
+export function authInfo(b: Uint8Array, at: number, h: DcerpcHeader, fixedLen: number): AuthInfo {
+  const frag = h.fragLength
+  if (h.authLength === 0) return {bodyEnd: frag, type: 0, level: 0, padLength: 0, bad: false}
+  const trailer = frag - h.authLength - 8
+  if (trailer < fixedLen) return {bodyEnd: frag, type: 0, level: 0, padLength: 0, bad: true}
+  const pad = b[at + trailer + 2]!
+  const bodyEnd = trailer - pad < fixedLen ? trailer : trailer - pad
+  return {bodyEnd, type: b[at + trailer]!, level: b[at + trailer + 1]!, padLength: pad, bad: trailer - pad < fixedLen}
+}
+
+/** one context element of a bind / alter_context */
+export interface BindContext {
+  id: number
+  uuid: string
+  /** major.minor */
+  version: string
+  transfer: string[]
+}
+
+export interface BindBody {
+  maxXmit: number
+  maxRecv: number
+  assocGroup: number
+  declaredCount: number
+  contexts: BindContext[]
+  /** the context list runs past the PDU */
+  truncated: boolean
+}
+
+/** bind / alter_context body of the PDU b[at, at+fragLength) (C706 12.6.4.3) */
+export function parseBind(b: Uint8Array, at: number, h: DcerpcHeader, end: number, maxContexts: number): BindBody {
+  const le = h.le
+  const out: BindBody = {maxXmit: 0, maxRecv: 0, assocGroup: 0, declaredCount: 0, contexts: [], truncated: false}
+  let i = at + 16
+  if (i + 12 > end) {
+    out.truncated = true
+    return out
+  }
+  out.maxXmit = rd16(b, i, le)
+  out.maxRecv = rd16(b, i + 2, le)
+  out.assocGroup = rd32(b, i + 4, le)
+  out.declaredCount = b[i + 8]!
+  i += 12
+  for (let n = 0; n < out.declaredCount; n++) {
+    if (i + 24 > end) {
+      out.truncated = true
+      break
+    }
+    const id = rd16(b, i, le)
+    const nts = b[i + 2]!
+    const ctx: BindContext = {id, uuid: uuidAt(b, i + 4, le), version: `${rd16(b, i + 20, le)}.${rd16(b, i + 22, le)}`, transfer: []}
+    i += 24
+    for (let t = 0; t < nts; t++) {
+      if (i + 20 > end) {
+        out.truncated = true
+        break
+      }
+      if (ctx.transfer.length < 8) ctx.transfer.push(uuidAt(b, i, le))
+      i += 20
+    }
+    if (out.contexts.length < maxContexts) out.contexts.push(ctx)
+    if (out.truncated) break
+  }
+  return out
+}
+
+export interface BindAckBody {
+  maxXmit: number
+  maxRecv: number
+  assocGroup: number
+  /** declared sec_addr length, its bytes [secAddrStart, secAddrEnd) relative to b */
+  secAddrLength: number
+  secAddrStart: number
+  secAddrEnd: number
+  declaredResults: number
+  results: number[]
+  /** some declared size runs past the PDU */
+  malformed: boolean
+}
+
+/** bind_ack / alter_context_resp body (C706 12.6.4.4) */
+export function parseBindAck(b: Uint8Array, at: number, h: DcerpcHeader, end: number, maxResults: number): BindAckBody {
+  const le = h.le
+  const out: BindAckBody = {maxXmit: 0, maxRecv: 0, assocGroup: 0, secAddrLength: 0, secAddrStart: 0, secAddrEnd: 0, declaredResults: 0, results: [], malformed: false}
+  let i = at + 16
+  if (i + 10 > end) {
+    out.malformed = true
+    return out
+  }
+  out.maxXmit = rd16(b, i, le)
+  out.maxRecv = rd16(b, i + 2, le)
+  out.assocGroup = rd32(b, i + 4, le)
+  out.secAddrLength = rd16(b, i + 8, le)
+  i += 10
+  out.secAddrStart = i
+  if (i + out.secAddrLength > end) {
+    out.malformed = true
+    out.secAddrEnd = end
+    return out
+  }
+  i += out.secAddrLength
+  out.secAddrEnd = i
+  i = at + ((i - at + 3) & ~3)
+  if (i + 4 > end) {
+    out.malformed = true
+    return out
+  }
+  out.declaredResults = b[i]!
+  i += 4
+  for (let n = 0; n < out.declaredResults; n++) {
+    if (i + 24 > end) {
+      out.malformed = true
+      break
+    }
+    if (out.results.length < maxResults) out.results.push(rd16(b, i, le))
+    i += 24
+  }
+  return out
+}
+
+export interface NdrStrings {
+  strings: string[]
+  /** largest declared actual_count (characters) among the strings found */
+  maxLength: number
+  /** stub offset just past the last string found, -1 when none */
+  lastEnd: number
+}
+
+/**
+ * Heuristic NDR scan for conformant varying UTF-16 strings (C706 14.3.4.2): at each 4-aligned
+ * offset look for max_count(4) offset(4)=0 actual_count(4)<=max_count followed by UTF-16LE text
+ * (first character's high byte 0 and low byte printable). Strings are decoded up to maxChars
+ * characters (latin1, characters above 0xff become '?'), at most maxStrings of them.
+ */
+export function scanNdrStrings(stub: Uint8Array, le: boolean, maxStrings: number, maxChars: number): NdrStrings {
+  const out: NdrStrings = {strings: [], maxLength: 0, lastEnd: -1}
+  let i = 0
+  const n = stub.length
+  while (i + 14 <= n && out.strings.length < maxStrings) {
+    const max = rd32(stub, i, le)
+    const off = rd32(stub, i + 4, le)
+    const actual = rd32(stub, i + 8, le)
+    const c0 = le ? stub[i + 12]! : stub[i + 13]!
+    const c1 = le ? stub[i + 13]! : stub[i + 12]!
+    if (off === 0 && actual > 0 && actual <= max && c1 === 0 && c0 >= 0x20 && c0 < 0x7f) {
+      const take = Math.min(actual, maxChars, (n - i - 12) >> 1)
+      let s = ''
+      let end = take
+      // drop the terminating NUL of a [string]
+      if (take === actual && take > 0) {
+        const lo = le ? stub[i + 12 + 2 * (take - 1)]! : stub[i + 13 + 2 * (take - 1)]!
+        const hi = le ? stub[i + 13 + 2 * (take - 1)]! : stub[i + 12 + 2 * (take - 1)]!
+        if (lo === 0 && hi === 0) end = take - 1
+      }
+      const parts: string[] = []
+      for (let k = 0; k < end; k++) {
+        const lo = le ? stub[i + 12 + 2 * k]! : stub[i + 13 + 2 * k]!
+        const hi = le ? stub[i + 13 + 2 * k]! : stub[i + 12 + 2 * k]!
+        parts.push(hi === 0 ? String.fromCharCode(lo) : '?')
+      }
+      s = parts.join('')
+      out.strings.push(s)
+      if (actual > out.maxLength) out.maxLength = actual
+      const stop = i + 12 + 2 * actual
+      out.lastEnd = Math.min(stop, n)
+      i = Math.ceil(stop / 4) * 4
+      continue
+    }
+    i += 4
+  }
+  return out
+}
+
+export interface EpmTower {
+  uuid: string
+  port: number
+  proto: 'tcp' | 'udp'
+  ip: string
+}
+
+/**
+ * Endpoint-mapper towers in an ept_map response stub (C706 appendix L, MS-RPCE 2.2.1.1.7): scan
+ * for the floor encodings [lhs_len=19, 0x0d, uuid(16), ver(2), rhs_len=2, minor(2)],
+ * [lhs_len=1, 0x07 (tcp) / 0x08 (udp), rhs_len=2, port (big-endian)] and
+ * [lhs_len=1, 0x09 (ip), rhs_len=4, address]. Floor length fields are always little-endian.
+ */
+export function scanEpmTowers(stub: Uint8Array, maxTowers: number): EpmTower[] {
+  const out: EpmTower[] = []
+  let uuid = ''
+  let port = -1
+  let proto: 'tcp' | 'udp' = 'tcp'
+  const n = stub.length
+  for (let i = 0; i + 7 <= n && out.length < maxTowers; i++) {
+    if (stub[i] === 0x13 && stub[i + 1] === 0 && stub[i + 2] === 0x0d && i + 24 <= n) {
+      if (uuid === '') uuid = uuidAt(stub, i + 3, true)
+      i += 23
+      continue
+    }
+    if (stub[i] !== 1 || stub[i + 1] !== 0) continue
+    const p = stub[i + 2]
+    if ((p === 7 || p === 8) && stub[i + 3] === 2 && stub[i + 4] === 0) {
+      port = (stub[i + 5]! << 8) | stub[i + 6]!
+      proto = p === 7 ? 'tcp' : 'udp'
+      i += 6
+    } else if (p === 9 && stub[i + 3] === 4 && stub[i + 4] === 0 && i + 9 <= n) {
+      if (port >= 0) out.push({uuid, port, proto, ip: `${stub[i + 5]}.${stub[i + 6]}.${stub[i + 7]}.${stub[i + 8]}`})
+      uuid = ''
+      port = -1
+      i += 8
+    }
+  }
+  return out
+}

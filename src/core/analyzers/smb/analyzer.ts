@@ -1,0 +1,770 @@
+/**
+ * SMB analyzer (MS-SMB/MS-CIFS SMB1, MS-SMB2 SMB2/3) over TCP 445 (direct, 4-byte NetBIOS
+ * session header) and 139 (NetBIOS session service). One PDU per SMB1 message, per SMB2 command
+ * (compounds split), per compression/encryption transform header and per non-message NetBIOS
+ * packet. DCE/RPC carried on named pipes (SMB1 WRITE_ANDX/READ_ANDX/TRANS TransactNmPipe, SMB2
+ * WRITE/READ/IOCTL FSCTL_PIPE_TRANSCEIVE) is fed to one DcerpcConn per pipe, which emits
+ * 'dcerpc' PDUs with spans in this stream.
+ *
+ * Limits: a NetBIOS message longer than maxMessageBytes is parsed from its first maxMessageBytes
+ * bytes (smb.truncated = 1, anomaly smb.message_too_long) and the rest is skipped.
+ */
+import type {Analyzer, AnalyzerContext, Direction, FieldValue, Fields} from '../types.js'
+import {DCERPC_LIMITS, DcerpcConn, type DcerpcLimits} from '../dcerpc/conn.js'
+import {
+  FSCTL_PIPE_TRANSCEIVE,
+  NBSS_HEADER_LEN,
+  SMB1_COMMANDS,
+  SMB1_HEADER_LEN,
+  SMB2_COMMANDS,
+  SMB2_HEADER_LEN,
+  cstr,
+  parseNbss,
+  smbMagic,
+  u16,
+  u32,
+  u64,
+  utf16,
+} from './parser.js'
+
+export interface SmbLimits {
+  /** bytes of one NetBIOS message held and parsed */
+  maxMessageBytes: number
+  /** named pipes tracked (each with its DCE/RPC state) */
+  maxPipes: number
+  /** outstanding requests remembered (MID/MessageId -> tree path, file name, FID) */
+  maxPending: number
+  /** SMB1 transactions tracked across secondaries */
+  maxTransactions: number
+  /** trees (TID) remembered as IPC$ */
+  maxTrees: number
+  /** characters kept of a name or path */
+  maxNameChars: number
+  /** dialects / negotiate contexts / algorithms reported */
+  maxListItems: number
+  /** SMB2 commands parsed in one compound message */
+  maxCompound: number
+}
+
+export const SMB_LIMITS: Readonly<SmbLimits> = {
+  maxMessageBytes: 128 * 1024,
+  maxPipes: 32,
+  maxPending: 256,
+  maxTransactions: 32,
+  maxTrees: 64,
+  maxNameChars: 1024,
+  maxListItems: 64,
+  maxCompound: 32,
+}
+
+interface DirState {
+  hdr: Uint8Array
+  hdrLen: number
+  /** message body being held, its declared length, bytes received */
+  buf: Uint8Array | null
+  have: number
+  msgLen: number
+  type: number
+  start: number
+  skip: number
+  pos: number
+  dead: boolean
+}
+
+interface Trans {
+  cmd: number
+  totalParam: number
+  totalData: number
+  gotParam: number
+  gotData: number
+}
+
+interface Feed {
+  key: string
+  dir: Direction
+  data: Uint8Array
+  off: number
+}
+
+const SECONDARY_OF: Readonly<Record<number, number>> = {0x26: 0x25, 0x33: 0x32, 0xa1: 0xa0}
+
+function sp(v: string | number | bigint, off: number, len: number): FieldValue {
+  return {v, off, len}
+}
+
+function addMulti(f: Fields, name: string, v: FieldValue): void {
+  const cur = f.get(name)
+  if (cur === undefined) f.set(name, [v])
+  else if (Array.isArray(cur)) cur.push(v)
+  else f.set(name, [cur, v])
+}
+
+function hexKey(b: Uint8Array, from: number): string {
+  return Buffer.from(b.buffer, b.byteOffset + from, 16).toString('hex')
+}
+
+export class SmbAnalyzer implements Analyzer {
+  readonly protocol = 'smb'
+  private readonly limits: SmbLimits
+  private readonly rpcLimits: DcerpcLimits
+  private readonly st: Record<Direction, DirState>
+  private readonly pipes = new Map<string, {name: string; conn: DcerpcConn | null}>()
+  /** request id -> what the response needs (tree path, create name, FID of a read) */
+  private readonly pending = new Map<string, {kind: 'tree' | 'create' | 'fid'; name: string; pipe: boolean}>()
+  private readonly ipcTrees = new Set<number>()
+  private readonly trans = new Map<number, Trans>()
+  private feeds: Feed[] = []
+
+  constructor(
+    private readonly ctx: AnalyzerContext,
+    limits: Partial<SmbLimits> = {},
+    rpcLimits: Partial<DcerpcLimits> = {},
+  ) {
+    this.limits = {...SMB_LIMITS, ...limits}
+    this.rpcLimits = {...DCERPC_LIMITS, ...rpcLimits}
+    const mk = (): DirState => ({hdr: new Uint8Array(4), hdrLen: 0, buf: null, have: 0, msgLen: 0, type: 0, start: 0, skip: 0, pos: 0, dead: false})
+    this.st = {toserver: mk(), toclient: mk()}
+  }
+
+  heldState(): Record<string, number> {
+    let rpc = 0
+    for (const p of this.pipes.values()) if (p.conn !== null) for (const v of Object.values(p.conn.heldState())) rpc += v
+    return {
+      bufToserver: this.st.toserver.buf?.length ?? 0,
+      bufToclient: this.st.toclient.buf?.length ?? 0,
+      pipes: this.pipes.size,
+      pending: this.pending.size,
+      trees: this.ipcTrees.size,
+      trans: this.trans.size,
+      rpc,
+    }
+  }
+
+  data(dir: Direction, chunk: Uint8Array): void {
+    const s = this.st[dir]
+    const base = s.pos
+    s.pos += chunk.length
+    if (s.dead) return
+    let i = 0
+    const n = chunk.length
+    while (i < n && !s.dead) {
+      if (s.skip > 0) {
+        const k = Math.min(s.skip, n - i)
+        s.skip -= k
+        i += k
+        continue
+      }
+      if (s.buf === null) {
+        if (s.hdrLen === 0 && n - i >= NBSS_HEADER_LEN) {
+          const h = parseNbss(chunk, i)
+          if (h.status === 'error') {
+            this.fail(dir, 'smb.bad_nbss', base + i)
+            return
+          }
+          if (h.status === 'ok' && n - i - NBSS_HEADER_LEN >= h.length && h.length <= this.limits.maxMessageBytes) {
+            const body = chunk.subarray(i + 4, i + 4 + h.length)
+            this.message(dir, h.type, body, base + i + 4, base + i, h.length)
+            i += 4 + h.length
+            continue
+          }
+        }
+        const k = Math.min(NBSS_HEADER_LEN - s.hdrLen, n - i)
+        if (s.hdrLen === 0) s.start = base + i
+        s.hdr.set(chunk.subarray(i, i + k), s.hdrLen)
+        s.hdrLen += k
+        i += k
+        if (s.hdrLen < NBSS_HEADER_LEN) break
+        const h = parseNbss(s.hdr, 0)
+        if (h.status !== 'ok') {
+          this.fail(dir, 'smb.bad_nbss', s.start)
+          return
+        }
+        s.hdrLen = 0
+        s.type = h.type
+        s.msgLen = h.length
+        s.have = 0
+        s.buf = new Uint8Array(Math.min(h.length, this.limits.maxMessageBytes))
+        if (h.length === 0) {
+          this.complete(dir)
+        }
+        continue
+      }
+      const room = s.buf.length - s.have
+      const k = Math.min(room, n - i)
+      s.buf.set(chunk.subarray(i, i + k), s.have)
+      s.have += k
+      i += k
+      if (s.have === s.buf.length) this.complete(dir)
+    }
+  }
+
+  private complete(dir: Direction): void {
+    const s = this.st[dir]
+    const buf = s.buf!
+    s.buf = null
+    const truncated = s.msgLen > buf.length
+    if (truncated) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.message_too_long', detail: {offset: s.start, length: s.msgLen, limit: this.limits.maxMessageBytes}})
+      s.skip = s.msgLen - buf.length
+    }
+    this.message(dir, s.type, buf, s.start + 4, s.start, s.msgLen)
+  }
+
+  gap(dir: Direction, length: number): void {
+    const s = this.st[dir]
+    if (!s.dead && s.skip >= length && s.buf === null && s.hdrLen === 0) {
+      // the gap falls inside bytes we were skipping anyway
+      s.skip -= length
+      s.pos += length
+      return
+    }
+    s.pos += length
+    if (s.dead) return
+    this.fail(dir, 'smb.gap', s.pos - length)
+  }
+
+  end(dir: Direction): void {
+    const s = this.st[dir]
+    if (!s.dead && (s.buf !== null || s.hdrLen > 0)) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.truncated_message', detail: {offset: s.start, have: s.have, length: s.msgLen}})
+    }
+    s.buf = null
+    s.hdrLen = 0
+    for (const p of this.pipes.values()) p.conn?.end(dir)
+  }
+
+  pendingFrom(dir: Direction): number {
+    const s = this.st[dir]
+    return !s.dead && (s.buf !== null || s.hdrLen > 0) ? s.start : -1
+  }
+
+  private fail(dir: Direction, event: string, offset: number): void {
+    const s = this.st[dir]
+    this.ctx.anomaly({type: 'applayer', event, detail: {offset}})
+    s.dead = true
+    s.buf = null
+    s.hdrLen = 0
+    for (const p of this.pipes.values()) p.conn?.gap(dir, 0)
+  }
+
+  // ---- messages -----------------------------------------------------------------------------
+
+  /** one NetBIOS packet: m = its body (maybe truncated), mOff = absolute offset of m[0] */
+  private message(dir: Direction, type: number, m: Uint8Array, mOff: number, start: number, msgLen: number): void {
+    const end = start + 4 + msgLen
+    const truncated = msgLen > m.length
+    if (type !== 0) {
+      const f: Fields = new Map()
+      f.set('smb.netbios.type', sp(type, start, 1))
+      f.set('smb.message_length', {v: msgLen})
+      this.ctx.emit({protocol: 'smb', kind: 'netbios', dir, start, end, fields: f})
+      return
+    }
+    const magic = smbMagic(m, 0)
+    if (magic === 0) {
+      if (m.length > 0) this.ctx.anomaly({type: 'applayer', event: 'smb.bad_magic', detail: {offset: mOff}})
+      return
+    }
+    this.feeds = []
+    if (magic === 1) this.smb1(dir, m, mOff, start, end, msgLen, truncated)
+    else if (magic === 2) this.smb2(dir, m, mOff, start, end, msgLen, truncated)
+    else if (magic === 3) this.compression(dir, m, mOff, start, end, msgLen)
+    else {
+      const f: Fields = new Map()
+      f.set('smb.version', {v: 3})
+      f.set('smb.message_length', {v: msgLen})
+      this.ctx.emit({protocol: 'smb', kind: 'encryption_transform', dir, start, end, fields: f})
+    }
+    const feeds = this.feeds
+    this.feeds = []
+    for (const fd of feeds) {
+      const p = this.pipes.get(fd.key)
+      if (p === undefined) continue
+      if (p.conn === null) {
+        p.conn = new DcerpcConn(
+          {emit: (pdu) => this.ctx.emit(pdu), anomaly: this.ctx.anomaly, dynamicService: this.ctx.dynamicService, serverIp: this.ctx.flow?.serverIp},
+          this.rpcLimits,
+        )
+      }
+      p.conn.data(fd.dir, fd.data, fd.off)
+    }
+  }
+
+  private feed(key: string, dir: Direction, m: Uint8Array, mOff: number, from: number, count: number): void {
+    if (!this.pipes.has(key) || from < 0 || count <= 0 || from >= m.length) return
+    const to = Math.min(m.length, from + count)
+    this.feeds.push({key, dir, data: m.subarray(from, to), off: mOff + from})
+  }
+
+  private remember(id: string, v: {kind: 'tree' | 'create' | 'fid'; name: string; pipe: boolean}): void {
+    if (!this.pending.has(id) && this.pending.size >= this.limits.maxPending) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.pending_limit', detail: {limit: this.limits.maxPending}})
+      this.pending.delete(this.pending.keys().next().value as string)
+    }
+    this.pending.set(id, v)
+  }
+
+  private addPipe(key: string, name: string): void {
+    if (this.pipes.has(key)) return
+    if (this.pipes.size >= this.limits.maxPipes) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.pipe_limit', detail: {limit: this.limits.maxPipes}})
+      return
+    }
+    this.pipes.set(key, {name, conn: null})
+  }
+
+  private addTree(tid: number): void {
+    if (this.ipcTrees.has(tid)) return
+    if (this.ipcTrees.size >= this.limits.maxTrees) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.tree_limit', detail: {limit: this.limits.maxTrees}})
+      return
+    }
+    this.ipcTrees.add(tid)
+  }
+
+  private pipeFields(f: Fields, name: FieldValue): void {
+    f.set('smb.pipe', name)
+    f.set('smb.pipe.has_slash', {v: typeof name.v === 'string' && name.v.includes('/') ? 1 : 0})
+  }
+
+  // ---- SMB1 (MS-SMB / MS-CIFS) --------------------------------------------------------------
+
+  private smb1(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, truncated: boolean): void {
+    const f: Fields = new Map()
+    f.set('smb.version', {v: 1})
+    f.set('smb.message_length', {v: msgLen})
+    if (truncated) f.set('smb.truncated', {v: 1})
+    const reply = m.length > 9 && (m[9]! & 0x80) !== 0
+    const kind = reply ? 'smb1_response' : 'smb1_request'
+    if (m.length < SMB1_HEADER_LEN + 1) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff, length: m.length}})
+      this.ctx.emit({protocol: 'smb', kind, dir, start, end, fields: f})
+      return
+    }
+    const cmd = m[4]!
+    const flags2 = u16(m, 10)
+    const unicode = (flags2 & 0x8000) !== 0
+    const tid = u16(m, 24)
+    const mid = u16(m, 30)
+    f.set('smb.command', sp(cmd, mOff + 4, 1))
+    const name = SMB1_COMMANDS[cmd]
+    if (name !== undefined) f.set('smb.command.name', {v: name})
+    f.set('smb.status', sp(u32(m, 5), mOff + 5, 4))
+    f.set('smb.flags', sp(m[9]!, mOff + 9, 1))
+    f.set('smb.flags2', sp(flags2, mOff + 10, 2))
+    f.set('smb.tid', sp(tid, mOff + 24, 2))
+    f.set('smb.uid', sp(u16(m, 28), mOff + 28, 2))
+    f.set('smb.mid', sp(mid, mOff + 30, 2))
+    const wc = m[32]!
+    const w = 33
+    const bcAt = w + 2 * wc
+    const haveWords = bcAt + 2 <= m.length
+    if (!haveWords) {
+      if (!truncated) this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff, word_count: wc}})
+      this.ctx.emit({protocol: 'smb', kind, dir, start, end, fields: f})
+      return
+    }
+    const bs = bcAt + 2
+    const be = Math.min(m.length, bs + u16(m, bcAt))
+    const status = u32(m, 5)
+    const id = `1:${mid}`
+    switch (cmd) {
+      case 0x72:
+        if (!reply) {
+          let i = bs
+          while (i < be) {
+            if (m[i] !== 2) break
+            const d = cstr(m, i + 1, be, this.limits.maxNameChars)
+            addMulti(f, 'smb.dialects', sp(d.s, mOff + i + 1, d.end - i - 1))
+            i = d.end + 1
+            const cur = f.get('smb.dialects')
+            if (Array.isArray(cur) && cur.length >= this.limits.maxListItems) break
+          }
+        }
+        break
+      case 0x75:
+        if (!reply && wc >= 4) {
+          let p = bs + u16(m, w + 6)
+          let path: {s: string; end: number}
+          if (unicode) {
+            if (p & 1) p++
+            path = utf16(m, p, be, this.limits.maxNameChars)
+          } else {
+            path = cstr(m, p, be, this.limits.maxNameChars)
+          }
+          if (p <= be) {
+            f.set('smb.tree', sp(path.s, mOff + p, path.end - p))
+            this.remember(id, {kind: 'tree', name: path.s, pipe: false})
+          }
+        } else if (reply) {
+          const pend = this.pending.get(id)
+          if (pend?.kind === 'tree') {
+            this.pending.delete(id)
+            if (status === 0 && /IPC\$$/i.test(pend.name)) this.addTree(tid)
+          }
+        }
+        break
+      case 0xa2:
+        if (!reply && wc >= 24) {
+          let p = bs
+          let nm: {s: string; end: number}
+          if (unicode) {
+            if (p & 1) p++
+            nm = utf16(m, p, be, this.limits.maxNameChars)
+          } else {
+            nm = cstr(m, p, be, this.limits.maxNameChars)
+          }
+          const v = sp(nm.s, mOff + p, nm.end - p)
+          f.set('smb.create.name', v)
+          const pipe = this.ipcTrees.has(tid)
+          if (pipe) this.pipeFields(f, v)
+          this.remember(id, {kind: 'create', name: nm.s, pipe})
+        } else if (reply && wc >= 3) {
+          const pend = this.pending.get(id)
+          if (pend?.kind === 'create') {
+            this.pending.delete(id)
+            const fid = u16(m, w + 5)
+            f.set('smb.fid', sp(fid, mOff + w + 5, 2))
+            if (pend.pipe && status === 0) this.addPipe(`1:${fid}`, pend.name)
+          }
+        }
+        break
+      case 0x2f:
+        if (!reply && wc >= 12) {
+          const fid = u16(m, w + 4)
+          f.set('smb.fid', sp(fid, mOff + w + 4, 2))
+          const len = u16(m, w + 20) + (u16(m, w + 18) << 16)
+          let off = u16(m, w + 22)
+          f.set('smb.write.length', sp(len, mOff + w + 20, 2))
+          let cnt = len
+          // MS-CIFS 2.2.4.43.1: WriteMode MessageStart on a pipe: 2-byte message length first
+          if ((u16(m, w + 14) & 0x08) !== 0 && m[off] !== 5 && m[off + 2] === 5) {
+            off += 2
+            cnt -= 2
+          }
+          this.feed(`1:${fid}`, 'toserver', m, mOff, off, cnt)
+        }
+        break
+      case 0x0b:
+        // MS-CIFS 2.2.4.12 SMB_COM_WRITE: FID(2) Count(2) Offset(4) Remaining(2); bytes: 0x01 DataLength(2) Data
+        if (!reply && wc >= 5 && bs + 3 <= be) {
+          const fid = u16(m, w)
+          f.set('smb.fid', sp(fid, mOff + w, 2))
+          this.feed(`1:${fid}`, 'toserver', m, mOff, bs + 3, u16(m, bs + 1))
+        }
+        break
+      case 0x2e:
+        if (!reply && wc >= 10) {
+          const fid = u16(m, w + 4)
+          f.set('smb.fid', sp(fid, mOff + w + 4, 2))
+          if (this.pipes.has(`1:${fid}`)) this.remember(id, {kind: 'fid', name: `1:${fid}`, pipe: true})
+        } else if (reply && wc >= 12) {
+          const pend = this.pending.get(id)
+          if (pend?.kind === 'fid') {
+            this.pending.delete(id)
+            this.feed(pend.name, 'toclient', m, mOff, u16(m, w + 12), u16(m, w + 10))
+          }
+        }
+        break
+      case 0x25:
+      case 0x32:
+      case 0xa0:
+      case 0x26:
+      case 0x33:
+      case 0xa1:
+        if (!reply) this.transaction(cmd, f, m, mOff, w, wc, mid, msgLen, id)
+        else if (cmd === 0x25 && wc >= 10) {
+          const pend = this.pending.get(id)
+          if (pend?.kind === 'fid') {
+            this.pending.delete(id)
+            this.feed(pend.name, 'toclient', m, mOff, u16(m, w + 14), u16(m, w + 12))
+          }
+        }
+        break
+      default:
+        break
+    }
+    this.ctx.emit({protocol: 'smb', kind, dir, start, end, fields: f})
+  }
+
+  /**
+   * TRANS / TRANS2 / NT_TRANSACT requests and their secondaries (MS-CIFS 2.2.4.33, 2.2.4.46,
+   * 2.2.4.62): counts, offsets, displacements; inconsistent when a displacement + count passes
+   * the total, an offset + count passes the message, or a secondary follows another type.
+   */
+  private transaction(cmd: number, f: Fields, m: Uint8Array, mOff: number, w: number, wc: number, mid: number, msgLen: number, id: string): void {
+    const nt = cmd === 0xa0 || cmd === 0xa1
+    const secondary = cmd === 0x26 || cmd === 0x33 || cmd === 0xa1
+    const need = cmd === 0xa0 ? 19 : cmd === 0xa1 ? 18 : secondary ? 8 : 14
+    if (wc < need) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.trans_malformed', detail: {offset: mOff, command: cmd, word_count: wc}})
+      f.set('smb.trans.inconsistent', {v: 1})
+      return
+    }
+    const rd = (at: number): FieldValue => (nt ? sp(u32(m, w + at), mOff + w + at, 4) : sp(u16(m, w + at), mOff + w + at, 2))
+    // word offsets of: totalParam, totalData, paramCount, paramOffset, paramDisp, dataCount, dataOffset, dataDisp
+    let o: number[]
+    if (cmd === 0xa0) o = [3, 7, 19, 23, -1, 27, 31, -1]
+    else if (cmd === 0xa1) o = [3, 7, 11, 15, 19, 23, 27, 31]
+    else if (secondary) o = [0, 2, 4, 6, 8, 10, 12, 14]
+    else o = [0, 2, 18, 20, -1, 22, 24, -1]
+    const tp = rd(o[0]!)
+    const td = rd(o[1]!)
+    const pc = rd(o[2]!)
+    const po = rd(o[3]!)
+    const pd = o[4]! >= 0 ? rd(o[4]!) : {v: 0}
+    const dc = rd(o[5]!)
+    const dof = rd(o[6]!)
+    const dd = o[7]! >= 0 ? rd(o[7]!) : {v: 0}
+    f.set('smb.trans.total_param_count', tp)
+    f.set('smb.trans.total_data_count', td)
+    f.set('smb.trans.param_count', pc)
+    f.set('smb.trans.param_offset', po)
+    f.set('smb.trans.param_displacement', pd)
+    f.set('smb.trans.data_count', dc)
+    f.set('smb.trans.data_offset', dof)
+    f.set('smb.trans.data_displacement', dd)
+    const n = (x: FieldValue): number => x.v as number
+    let bad = n(po) + n(pc) > msgLen || n(dof) + n(dc) > msgLen
+    if (cmd === 0x32 && m.length >= w + 30) f.set('smb.trans2.subcommand', sp(u16(m, w + 28), mOff + w + 28, 2))
+    if (cmd === 0xa0 && m.length >= w + 38) f.set('smb.nt_transact.function', sp(u16(m, w + 36), mOff + w + 36, 2))
+    if (cmd === 0x25 && m.length >= w + 32 && m[w + 26]! >= 2) {
+      const fn = u16(m, w + 28)
+      const fid = u16(m, w + 30)
+      f.set('smb.trans.function', sp(fn, mOff + w + 28, 2))
+      f.set('smb.fid', sp(fid, mOff + w + 30, 2))
+      if (fn === 0x26 && this.pipes.has(`1:${fid}`)) {
+        this.feed(`1:${fid}`, 'toserver', m, mOff, n(dof), n(dc))
+        this.remember(id, {kind: 'fid', name: `1:${fid}`, pipe: true})
+      }
+    }
+    if (!secondary) {
+      bad ||= n(pc) > n(tp) || n(dc) > n(td)
+      if (n(pc) < n(tp) || n(dc) < n(td)) {
+        if (!this.trans.has(mid) && this.trans.size >= this.limits.maxTransactions) {
+          this.ctx.anomaly({type: 'applayer', event: 'smb.transaction_limit', detail: {limit: this.limits.maxTransactions}})
+          this.trans.delete(this.trans.keys().next().value as number)
+        }
+        this.trans.set(mid, {cmd, totalParam: n(tp), totalData: n(td), gotParam: n(pc), gotData: n(dc)})
+      } else {
+        this.trans.delete(mid)
+      }
+    } else {
+      const t = this.trans.get(mid)
+      if (t === undefined) {
+        f.set('smb.trans.no_primary', {v: 1})
+        bad ||= n(pd) + n(pc) > n(tp) || n(dd) + n(dc) > n(td)
+      } else {
+        const mismatch = SECONDARY_OF[cmd] !== t.cmd
+        f.set('smb.trans.type_mismatch', {v: mismatch ? 1 : 0})
+        t.gotParam += n(pc)
+        t.gotData += n(dc)
+        bad ||= mismatch || n(pd) + n(pc) > t.totalParam || n(dd) + n(dc) > t.totalData || n(tp) > t.totalParam || n(td) > t.totalData
+        bad ||= t.gotParam > t.totalParam || t.gotData > t.totalData
+        f.set('smb.trans.primary_total_param_count', {v: t.totalParam})
+        f.set('smb.trans.primary_total_data_count', {v: t.totalData})
+        if (t.gotParam >= t.totalParam && t.gotData >= t.totalData) this.trans.delete(mid)
+      }
+    }
+    f.set('smb.trans.inconsistent', {v: bad ? 1 : 0})
+    if (bad) this.ctx.anomaly({type: 'applayer', event: 'smb.trans_inconsistent', detail: {offset: mOff, command: cmd, mid}})
+  }
+
+  // ---- SMB2/3 (MS-SMB2) ---------------------------------------------------------------------
+
+  private smb2(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, truncated: boolean): void {
+    let h = 0
+    for (let count = 0; count < this.limits.maxCompound; count++) {
+      const next = m.length >= h + 24 ? u32(m, h + 20) : 0
+      const cmdEnd = next >= SMB2_HEADER_LEN && h + next < msgLen ? h + next : msgLen
+      const view = m.subarray(h, Math.min(m.length, cmdEnd))
+      this.smb2One(dir, view, mOff + h, h === 0 ? start : mOff + h, cmdEnd === msgLen ? end : mOff + cmdEnd, cmdEnd - h, truncated && cmdEnd === msgLen)
+      if (cmdEnd === msgLen || cmdEnd >= m.length) return
+      h = cmdEnd
+      if (smbMagic(m, h) !== 2) {
+        this.ctx.anomaly({type: 'applayer', event: 'smb.bad_magic', detail: {offset: mOff + h}})
+        return
+      }
+    }
+    this.ctx.anomaly({type: 'applayer', event: 'smb.compound_limit', detail: {limit: this.limits.maxCompound}})
+  }
+
+  private smb2One(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, len: number, truncated: boolean): void {
+    const f: Fields = new Map()
+    f.set('smb.version', {v: 2})
+    f.set('smb.message_length', {v: len})
+    if (truncated) f.set('smb.truncated', {v: 1})
+    if (m.length < SMB2_HEADER_LEN) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff, length: m.length}})
+      this.ctx.emit({protocol: 'smb', kind: dir === 'toserver' ? 'smb2_request' : 'smb2_response', dir, start, end, fields: f})
+      return
+    }
+    const flags = u32(m, 16)
+    const reply = (flags & 1) !== 0
+    const cmd = u16(m, 12)
+    const status = u32(m, 8)
+    const async = (flags & 2) !== 0
+    const tree = async ? -1 : u32(m, 36)
+    const msgId = u64(m, 24)
+    f.set('smb2.command', sp(cmd, mOff + 12, 2))
+    if (cmd < SMB2_COMMANDS.length) f.set('smb.command.name', {v: SMB2_COMMANDS[cmd]!})
+    f.set('smb2.status', sp(status, mOff + 8, 4))
+    f.set('smb2.credit', sp(u16(m, 14), mOff + 14, 2))
+    f.set('smb2.flags', sp(flags, mOff + 16, 4))
+    f.set('smb2.message_id', sp(msgId, mOff + 24, 8))
+    if (tree >= 0) f.set('smb2.tree_id', sp(tree, mOff + 36, 4))
+    f.set('smb2.session_id', sp(u64(m, 40), mOff + 40, 8))
+    const b = SMB2_HEADER_LEN
+    const id = `2:${msgId}`
+    const have = (k: number): boolean => m.length >= b + k
+    switch (cmd) {
+      case 0:
+        if (!reply && have(36)) {
+          const cnt = u16(m, b + 2)
+          for (let k = 0; k < cnt && k < this.limits.maxListItems && have(36 + 2 * k + 2); k++) addMulti(f, 'smb2.dialects', sp(u16(m, b + 36 + 2 * k), mOff + b + 36 + 2 * k, 2))
+          this.negContexts(f, m, mOff, u32(m, b + 28), u16(m, b + 32))
+        } else if (reply && have(64)) {
+          f.set('smb2.negotiate.dialect', sp(u16(m, b + 4), mOff + b + 4, 2))
+          if (u16(m, b + 4) === 0x311) this.negContexts(f, m, mOff, u32(m, b + 60), u16(m, b + 6))
+        }
+        break
+      case 3:
+        if (!reply && have(8)) {
+          const po = u16(m, b + 4)
+          const pl = u16(m, b + 6)
+          const p = utf16(m, po, po + pl, this.limits.maxNameChars)
+          if (po < m.length) {
+            f.set('smb.tree', sp(p.s, mOff + po, p.end - po))
+            this.remember(id, {kind: 'tree', name: p.s, pipe: false})
+          }
+        } else if (reply) {
+          const pend = this.pending.get(id)
+          if (pend?.kind === 'tree') {
+            this.pending.delete(id)
+            if (status === 0 && tree >= 0 && /IPC\$$/i.test(pend.name)) this.addTree(tree)
+          }
+        }
+        break
+      case 5:
+        if (!reply && have(48)) {
+          const no = u16(m, b + 44)
+          const nl = u16(m, b + 46)
+          const nm = utf16(m, no, no + nl, this.limits.maxNameChars)
+          const v = sp(nm.s, mOff + no, Math.max(0, nm.end - no))
+          if (no < m.length) f.set('smb2.create.name', v)
+          const pipe = tree >= 0 && this.ipcTrees.has(tree)
+          if (pipe) this.pipeFields(f, v)
+          this.remember(id, {kind: 'create', name: nm.s, pipe})
+        } else if (reply && have(80)) {
+          const pend = this.pending.get(id)
+          if (pend?.kind === 'create') {
+            this.pending.delete(id)
+            if (pend.pipe && status === 0) this.addPipe(`2:${hexKey(m, b + 64)}`, pend.name)
+          }
+        }
+        break
+      case 9:
+        if (!reply && have(32)) {
+          const dof = u16(m, b + 2)
+          const dl = u32(m, b + 4)
+          f.set('smb2.write.length', sp(dl, mOff + b + 4, 4))
+          this.feed(`2:${hexKey(m, b + 16)}`, 'toserver', m, mOff, dof, dl)
+        }
+        break
+      case 8:
+        if (!reply && have(32)) {
+          const key = `2:${hexKey(m, b + 16)}`
+          if (this.pipes.has(key)) this.remember(id, {kind: 'fid', name: key, pipe: true})
+        } else if (reply && have(8) && status !== 0x103) {
+          const pend = this.pending.get(id)
+          if (pend?.kind === 'fid') {
+            this.pending.delete(id)
+            if (status === 0 || status === 0x80000005) this.feed(pend.name, 'toclient', m, mOff, m[b + 2]!, u32(m, b + 4))
+          }
+        }
+        break
+      case 11:
+        if (!reply && have(32)) {
+          const code = u32(m, b + 4)
+          f.set('smb2.ioctl.ctl_code', sp(code, mOff + b + 4, 4))
+          const key = `2:${hexKey(m, b + 8)}`
+          if (code === FSCTL_PIPE_TRANSCEIVE && this.pipes.has(key)) {
+            this.feed(key, 'toserver', m, mOff, u32(m, b + 24), u32(m, b + 28))
+            this.remember(id, {kind: 'fid', name: key, pipe: true})
+          }
+        } else if (reply && have(40) && status !== 0x103) {
+          const pend = this.pending.get(id)
+          if (pend?.kind === 'fid') {
+            this.pending.delete(id)
+            this.feed(pend.name, 'toclient', m, mOff, u32(m, b + 32), u32(m, b + 36))
+          }
+        }
+        break
+      default:
+        break
+    }
+    this.ctx.emit({protocol: 'smb', kind: reply ? 'smb2_response' : 'smb2_request', dir, start, end, fields: f})
+  }
+
+  /** MS-SMB2 2.2.3.1 negotiate contexts: ContextType(2) DataLength(2) Reserved(4) Data, 8-aligned */
+  private negContexts(f: Fields, m: Uint8Array, mOff: number, off: number, count: number): void {
+    let i = off
+    for (let k = 0; k < count && k < this.limits.maxListItems; k++) {
+      i = Math.ceil(i / 8) * 8
+      if (i + 8 > m.length) {
+        this.ctx.anomaly({type: 'applayer', event: 'smb2.negotiate_context_overflow', detail: {offset: mOff + i, index: k}})
+        return
+      }
+      const type = u16(m, i)
+      const dl = u16(m, i + 2)
+      addMulti(f, 'smb2.negotiate.context_type', sp(type, mOff + i, 2))
+      const d = i + 8
+      if (d + dl > m.length) {
+        this.ctx.anomaly({type: 'applayer', event: 'smb2.negotiate_context_overflow', detail: {offset: mOff + i, index: k, length: dl}})
+        return
+      }
+      if (type === 3 && dl >= 8) {
+        const n = u16(m, d)
+        f.set('smb2.compression.algorithm_count', sp(n, mOff + d, 2))
+        for (let a = 0; a < n && a < this.limits.maxListItems && d + 8 + 2 * a + 2 <= d + dl; a++) addMulti(f, 'smb2.compression.algorithms', sp(u16(m, d + 8 + 2 * a), mOff + d + 8 + 2 * a, 2))
+      }
+      i = d + dl
+    }
+  }
+
+  /** MS-SMB2 2.2.42 compression transform header (SMBGhost CVE-2020-0796: size + offset overflow) */
+  private compression(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number): void {
+    const f: Fields = new Map()
+    f.set('smb.version', {v: 3})
+    f.set('smb.message_length', {v: msgLen})
+    if (m.length < 16) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff, length: m.length}})
+    } else {
+      const orig = u32(m, 4)
+      const alg = u16(m, 8)
+      const flags = u16(m, 10)
+      const off = u32(m, 12)
+      f.set('smb2.compression.original_size', sp(orig, mOff + 4, 4))
+      f.set('smb2.compression.algorithm', sp(alg, mOff + 8, 2))
+      f.set('smb2.compression.flags', sp(flags, mOff + 10, 2))
+      f.set('smb2.compression.offset', sp(off, mOff + 12, 4))
+      const overflow = orig + off > 0xffffffff
+      f.set('smb2.compression.overflow', {v: overflow ? 1 : 0})
+      const past = (flags & 1) === 0 && off > msgLen - 16
+      f.set('smb2.compression.offset_past_end', {v: past ? 1 : 0})
+      if (overflow) this.ctx.anomaly({type: 'applayer', event: 'smb2.compression_overflow', detail: {offset: mOff, original_size: orig, data_offset: off}})
+    }
+    this.ctx.emit({protocol: 'smb', kind: 'compression_transform', dir, start, end, fields: f})
+  }
+}
+
+/** NetBIOS session message / request followed (for messages) by an SMB magic */
+export function detectSmb(_dir: Direction, b: Uint8Array): boolean {
+  if (b.length < 4) return false
+  const h = parseNbss(b, 0)
+  if (h.status !== 'ok') return false
+  if (h.type === 0x81) return _dir === 'toserver' && h.length >= 68
+  if (h.type !== 0 || b.length < 8) return false
+  const magic = smbMagic(b, 4)
+  return magic >= 1 && magic <= 4
+}

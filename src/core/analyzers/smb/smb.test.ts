@@ -1,0 +1,133 @@
+import {describe, expect, it} from 'vitest'
+import fc from 'fast-check'
+import {runAnalyzer} from '../harness.js'
+import {fuzzRuns, loadHexFixture, splitInvariance} from '../line/testing.js'
+import {binarySpanMismatches} from '../dcerpc/testing.js'
+import type {FieldValue, Pdu} from '../types.js'
+import {SmbAnalyzer, detectSmb, smbAnalyzer} from './index.js'
+
+const fx = (name: string) => loadHexFixture(new URL(`./fixtures/${name}.hex`, import.meta.url))
+const one = (p: Pdu, name: string): FieldValue => {
+  const v = p.fields.get(name)
+  if (v === undefined || Array.isArray(v)) throw new Error(`${name}: ${JSON.stringify(v)}`)
+  return v
+}
+const nb = (b: Buffer): Buffer => Buffer.concat([Buffer.from([0, b.length >> 16, (b.length >> 8) & 255, b.length & 255]), b])
+
+function smb1(cmd: number, words: Buffer, mid = 1): Buffer {
+  const h = Buffer.alloc(32)
+  Buffer.from('ff534d42', 'hex').copy(h)
+  h.writeUInt8(cmd, 4)
+  h.writeUInt16LE(mid, 30)
+  return nb(Buffer.concat([h, Buffer.from([words.length / 2]), words, Buffer.from([0, 0])]))
+}
+
+describe('smb: fixtures', () => {
+  const names = ['smbghost', 'smb2-read-write', 'smb1-negotiate-sll', 'cve-2022-26809-smb2', 'cve-2022-26809-smb1']
+  for (const name of names) {
+    it(`${name}: splits give the same PDUs; spans map onto the stream`, () => {
+      const script = fx(name)
+      const big = name === 'smb2-read-write' || name === 'cve-2022-26809-smb1'
+      expect(splitInvariance(smbAnalyzer, script, big ? 97 : 7)).toEqual([])
+      const r = runAnalyzer(smbAnalyzer, script)
+      expect(binarySpanMismatches(r.pdus, script)).toEqual([])
+      expect(detectSmb('toserver', script[0]!.data.subarray(0, 64))).toBe(true)
+    })
+  }
+
+  it('SMB3.1.1 negotiate: dialects, compression context', () => {
+    const r = runAnalyzer(smbAnalyzer, fx('smbghost'))
+    const neg = r.pdus[0]!
+    expect((neg.fields.get('smb2.dialects') as FieldValue[]).map((v) => v.v)).toContain(0x311)
+    expect((neg.fields.get('smb2.negotiate.context_type') as FieldValue[]).map((v) => v.v)).toEqual([1, 3])
+    expect((neg.fields.get('smb2.compression.algorithms') as FieldValue[]).map((v) => v.v)).toEqual([1])
+  })
+
+  it('DCE/RPC over SMB2 and SMB1 named pipes is emitted as dcerpc PDUs', () => {
+    const r2 = runAnalyzer(smbAnalyzer, fx('cve-2022-26809-smb2'))
+    const create = r2.pdus.find((p) => p.fields.has('smb.pipe'))!
+    expect(one(create, 'smb.pipe').v).toBe('lsarpc')
+    const req = r2.pdus.find((p) => p.protocol === 'dcerpc' && p.kind === 'request')!
+    expect(one(req, 'dcerpc.interface.name').v).toBe('efsrpc')
+    const r1 = runAnalyzer(smbAnalyzer, fx('cve-2022-26809-smb1'))
+    const acks = r1.pdus.filter((p) => p.protocol === 'dcerpc' && p.kind === 'bind_ack')
+    expect(acks.length).toBeGreaterThan(0)
+    expect(one(acks[0]!, 'dcerpc.bind_ack.malformed').v).toBe(1)
+    expect(r1.anomalies.map((a) => a.event)).toContain('dcerpc.bind_ack_malformed')
+    expect(r1.pdus.some((p) => p.protocol === 'dcerpc' && p.kind === 'bind' && one(p, 'dcerpc.bind.context_count').v === 3)).toBe(true)
+  })
+
+  it('detect negative', () => {
+    expect(detectSmb('toserver', Buffer.from('GET / HTTP/1.1\r\n'))).toBe(false)
+  })
+})
+
+describe('smb: attacks and malformed input', () => {
+  it('SMBGhost: compression transform with original_size + offset overflowing 32 bits', () => {
+    const t = Buffer.alloc(16 + 8)
+    Buffer.from('fc534d42', 'hex').copy(t)
+    t.writeUInt32LE(0xffffffff, 4)
+    t.writeUInt16LE(1, 8)
+    t.writeUInt32LE(0x10, 12)
+    const r = runAnalyzer(smbAnalyzer, [{dir: 'toserver', data: nb(t)}])
+    const p = r.pdus[0]!
+    expect(p.kind).toBe('compression_transform')
+    expect(one(p, 'smb2.compression.overflow').v).toBe(1)
+    expect(one(p, 'smb2.compression.original_size')).toEqual({v: 0xffffffff, off: 8, len: 4})
+    expect(r.anomalies.map((a) => a.event)).toEqual(['smb2.compression_overflow'])
+  })
+
+  it('MS17-010: NT_TRANSACT primary then TRANS2_SECONDARY with the same MID and displacement past the total', () => {
+    const nt = Buffer.alloc(38 + 2)
+    nt.writeUInt32LE(30, 3)
+    nt.writeUInt32LE(66512, 7)
+    nt.writeUInt32LE(30, 19)
+    nt.writeUInt32LE(1000, 27)
+    nt.writeUInt32LE(100, 31)
+    const sec = Buffer.alloc(18)
+    sec.writeUInt16LE(0, 0)
+    sec.writeUInt16LE(4096, 2)
+    sec.writeUInt16LE(4000, 10)
+    sec.writeUInt16LE(60, 12)
+    sec.writeUInt16LE(65000, 14)
+    const r = runAnalyzer(smbAnalyzer, [{dir: 'toserver', data: Buffer.concat([smb1(0xa0, nt, 9), smb1(0x33, sec, 9)])}])
+    expect(r.pdus).toHaveLength(2)
+    expect(one(r.pdus[0]!, 'smb.trans.total_data_count').v).toBe(66512)
+    expect(one(r.pdus[0]!, 'smb.trans.inconsistent').v).toBe(1) // data offset 100 + 1000 > message
+    expect(one(r.pdus[1]!, 'smb.trans.type_mismatch').v).toBe(1)
+    expect(one(r.pdus[1]!, 'smb.trans.inconsistent').v).toBe(1)
+    expect(r.anomalies.filter((a) => a.event === 'smb.trans_inconsistent')).toHaveLength(2)
+  })
+
+  it('bad NetBIOS header stops the direction with an anomaly; oversize message is truncated', () => {
+    expect(runAnalyzer(smbAnalyzer, [{dir: 'toserver', data: Buffer.from('47455420', 'hex')}]).anomalies[0]!.event).toBe('smb.bad_nbss')
+    const a = new SmbAnalyzer({emit: () => {}, anomaly: () => {}}, {maxMessageBytes: 100})
+    const big = smb1(0x2f, Buffer.alloc(24))
+    const padded = Buffer.concat([nb(Buffer.concat([big.subarray(4), Buffer.alloc(500)]))])
+    const events: string[] = []
+    const b = new SmbAnalyzer({emit: () => {}, anomaly: (x) => events.push(x.event)}, {maxMessageBytes: 100})
+    b.data('toserver', padded)
+    expect(events).toEqual(['smb.message_too_long'])
+    a.data('toserver', padded.subarray(0, 50))
+    expect(a.pendingFrom('toserver')).toBe(0)
+    expect(a.heldState().bufToserver).toBeLessThanOrEqual(100)
+  })
+
+  it('fuzz: random and mutated input never throws and keeps state bounded', () => {
+    const base = Buffer.concat(fx('cve-2022-26809-smb2').filter((s) => s.dir === 'toserver').map((s) => Buffer.from(s.data)))
+    fc.assert(
+      fc.property(fc.uint8Array({maxLength: 300}), fc.array(fc.tuple(fc.nat(), fc.integer({min: 0, max: 255})), {maxLength: 8}), fc.integer({min: 1, max: 200}), (rnd, muts, chunk) => {
+        const m = Uint8Array.from(base)
+        for (const [i, v] of muts) m[i % m.length] = v
+        for (const data of [rnd, m]) {
+          const a = new SmbAnalyzer({emit: () => {}, anomaly: () => {}}, {maxMessageBytes: 4096, maxPipes: 4})
+          for (let i = 0; i < data.length; i += chunk) a.data('toserver', data.subarray(i, i + chunk))
+          const h = a.heldState()
+          expect(h.bufToserver).toBeLessThanOrEqual(4096)
+          expect(h.pipes).toBeLessThanOrEqual(4)
+        }
+      }),
+      {numRuns: fuzzRuns(10000)},
+    )
+  })
+})

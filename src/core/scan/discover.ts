@@ -1,0 +1,310 @@
+/**
+ * `patchpoint discover CIDR...`: host discovery.
+ *
+ * With raw access (root or CAP_NET_RAW), per interface the routing table picks:
+ * 1. directly attached targets: ARP requests (RFC 826). A host that answers ARP is up even if
+ *    its firewall drops every IP probe (as nmap's ARP ping). Then, to the hosts that answered,
+ *    ICMP echo and timestamp (RFC 792), TCP SYN to the port list and TCP ACK: how else they
+ *    answer goes to `found_by`, their TTL and SYN-ACK window to OS hints, open ports to the
+ *    inventory.
+ * 2. routed targets: ICMP echo + timestamp, SYN and ACK through the gateway's MAC.
+ * Without raw access: TCP connect() to the port list (an accepted or refused connection means
+ * the host is up).
+ *
+ * Only addresses from `expandTargets` (ranges minus excludes) are ever sent to. Replies from
+ * elsewhere are ignored.
+ */
+import {permissionError, UserError} from '../errors.js'
+import type {AnomalySink} from '../events/anomaly.js'
+import type {FoundBy, Inventory, OsHint} from '../inventory/inventory.js'
+import {mergeHost, mergeService, updateInventory} from '../inventory/inventory.js'
+import {macVendor} from '../inventory/oui.js'
+import type {ProjectLocation} from '../project/find.js'
+import {parseMac} from '../packet/address.js'
+import {connectScan, pool} from './connect.js'
+import {ttlHint, windowHint} from './oshints.js'
+import {ignoreProgress, type ProgressSink} from './progress.js'
+import {CapLink, RAW_LIMITS, RawScanner, sendPaced, type RawLink, type RawReply} from './raw.js'
+import {inSubnet, interfaceInfo, ipv4ToInt, routeTo, type CommandRunner, type InterfaceInfo, type RouteInfo} from './route.js'
+import {DISCOVERY_PORTS, expandTargets, inTargets, MAX_TARGETS} from './targets.js'
+
+export const DISCOVER_DEFAULTS = {
+  rate: RAW_LIMITS.defaultRate,
+  retries: 1,
+  waitMs: 1000,
+  /** TCP ACK probes go to these ports (a stateless firewall often lets them through) */
+  ackPorts: [80, 443] as readonly number[],
+}
+
+export interface DiscoverOptions {
+  targets: string[]
+  exclude?: string[]
+  /** hosts added by hand (not probed) */
+  add?: string[]
+  ports?: readonly number[]
+  rate?: number
+  retries?: number
+  waitMs?: number
+  maxHosts?: number
+  /** 'auto' (raw when permitted), 'raw', 'connect' */
+  method?: 'auto' | 'raw' | 'connect'
+  /** merge into this project's inventory */
+  project?: ProjectLocation
+  onProgress?: ProgressSink
+  onAnomaly?: AnomalySink
+  /** test seams */
+  runCommand?: CommandRunner
+  openLink?: (iface: string, filter: string) => RawLink
+  now?: () => string
+}
+
+export interface DiscoveredHost {
+  ip: string
+  mac?: string
+  vendor?: string
+  found_by: FoundBy[]
+  open_ports: number[]
+  ttl?: number
+  os_hints: OsHint[]
+}
+
+export interface DiscoverResult {
+  method: 'raw' | 'connect'
+  targets: number
+  excluded: number
+  hosts: DiscoveredHost[]
+  added: string[]
+  packetsSent: number
+  elapsedMs: number
+  /** where the inventory was written (undefined without a project) */
+  inventory?: string
+  interfaces: string[]
+}
+
+interface HostState {
+  ip: string
+  ipInt: number
+  mac?: string
+  found: Set<FoundBy>
+  open: Set<number>
+  ttl?: number
+  hints: OsHint[]
+}
+
+/** Never throws for unreachable hosts; throws UserError for bad input or missing privileges with method 'raw'. */
+export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
+  const t0 = performance.now()
+  const progress = o.onProgress ?? ignoreProgress
+  const set = expandTargets(o.targets, o.exclude ?? [], o.maxHosts ?? MAX_TARGETS)
+  for (const a of o.add ?? []) if (ipv4ToInt(a) < 0) throw new UserError(`--add ${a}: not an IPv4 address`)
+  const ports = o.ports ?? DISCOVERY_PORTS
+  const states = new Map<number, HostState>()
+  const state = (ip: string, ipInt: number): HostState => {
+    let s = states.get(ipInt)
+    if (!s) states.set(ipInt, s = {ip, ipInt, found: new Set(), open: new Set(), hints: []})
+    return s
+  }
+  let method: 'raw' | 'connect' = o.method === 'connect' ? 'connect' : 'raw'
+  let sent = 0
+  const ifaces = new Set<string>()
+
+  if (method === 'raw') {
+    try {
+      sent = await rawDiscover(set.addresses, set, ports, o, state, ifaces, progress, t0)
+    } catch (err) {
+      if (o.method === 'raw' || !(err instanceof UserError && err.code === 'PERMISSION')) throw err
+      method = 'connect'
+    }
+  }
+  if (method === 'connect') {
+    let done = 0
+    await pool(set.addresses, 32, async (ip) => {
+      const r = await connectScan(ip, ports, {concurrency: 16, timeoutMs: o.waitMs ?? DISCOVER_DEFAULTS.waitMs})
+      sent += ports.length
+      if (r.answered) {
+        const s = state(ip, ipv4ToInt(ip))
+        s.found.add('connect')
+        for (const p of r.open) s.open.add(p)
+      }
+      progress({phase: 'connect', done: ++done, total: set.addresses.length, found: states.size, elapsedMs: performance.now() - t0})
+    })
+  }
+
+  const hosts: DiscoveredHost[] = [...states.values()]
+    .filter((s) => s.found.size > 0 && inTargets(s.ip, set))
+    .sort((a, b) => a.ipInt - b.ipInt)
+    .map((s) => ({
+      ip: s.ip, mac: s.mac, vendor: s.mac ? macVendor(s.mac) : undefined, found_by: [...s.found].sort(),
+      open_ports: [...s.open].sort((a, b) => a - b), ttl: s.ttl, os_hints: s.hints,
+    }))
+  const added = [...new Set(o.add ?? [])]
+  const result: DiscoverResult = {
+    method, targets: set.addresses.length, excluded: countExcluded(o, set.addresses.length), hosts, added, packetsSent: sent,
+    elapsedMs: Math.round(performance.now() - t0), interfaces: [...ifaces].sort(),
+  }
+  if (o.project) {
+    const now = o.now?.() ?? new Date().toISOString()
+    await updateInventory(o.project.dir, o.project.stateDir, (inv) => mergeDiscovery(inv, result, now, o.onAnomaly))
+    result.inventory = `${o.project.stateDir}/inventory.json`
+  }
+  return result
+}
+
+function countExcluded(o: DiscoverOptions, kept: number): number {
+  if (!o.exclude?.length) return 0
+  try {
+    return expandTargets(o.targets, [], o.maxHosts ?? MAX_TARGETS).addresses.length - kept
+  } catch {
+    return 0
+  }
+}
+
+/** Discovery results into the inventory (pure apart from `inv`). */
+export function mergeDiscovery(inv: Inventory, r: DiscoverResult, now: string, onAnomaly?: AnomalySink): void {
+  for (const h of r.hosts) {
+    mergeHost(inv, {ip: h.ip, mac: h.mac, found_by: h.found_by, os_hints: h.os_hints}, {now, onAnomaly})
+    for (const p of h.open_ports) mergeService(inv, h.ip, {port: p, state: 'open', source: 'active'}, {now, onAnomaly})
+  }
+  for (const ip of r.added) mergeHost(inv, {ip, found_by: ['manual']}, {now, onAnomaly})
+}
+
+async function rawDiscover(
+  addresses: string[], set: ReturnType<typeof expandTargets>, ports: readonly number[], o: DiscoverOptions,
+  state: (ip: string, ipInt: number) => HostState, ifaces: Set<string>, progress: ProgressSink, t0: number,
+): Promise<number> {
+  if (addresses.length === 0) return 0
+  // group targets by outgoing interface (one route lookup per range; per address only when a
+  // range straddles the interface's subnets)
+  const groups = new Map<string, {route: RouteInfo; iface: InterfaceInfo; onLink: number[]; routed: number[]}>()
+  const routeCache = new Map<string, {route: RouteInfo; iface: InterfaceInfo} | null>()
+  const lookup = (ip: string) => {
+    for (const g of groups.values()) {
+      if (g.iface.ipv4.some((a) => inSubnet(ip, a.address, a.prefixlen))) return {route: {...g.route, onLink: true, gateway: undefined}, iface: g.iface}
+    }
+    const r = routeTo(ip, o.runCommand)
+    if (!r) return null
+    const key = `${r.dev}|${r.gateway ?? ''}`
+    if (routeCache.has(key)) return routeCache.get(key)!
+    const i = interfaceInfo(r.dev, o.runCommand)
+    const v = i ? {route: r, iface: i} : null
+    routeCache.set(key, v)
+    return v
+  }
+  for (const ip of addresses) {
+    const ri = lookup(ip)
+    if (!ri) continue
+    let g = groups.get(ri.iface.name)
+    if (!g) groups.set(ri.iface.name, g = {route: ri.route, iface: ri.iface, onLink: [], routed: []})
+    const onLink = ri.iface.ipv4.some((a) => inSubnet(ip, a.address, a.prefixlen))
+    ;(onLink ? g.onLink : g.routed).push(ipv4ToInt(ip))
+  }
+  let sent = 0
+  for (const g of groups.values()) {
+    ifaces.add(g.iface.name)
+    sent += await rawGroup(g, set, ports, o, state, progress, t0)
+  }
+  return sent
+}
+
+async function rawGroup(
+  g: {route: RouteInfo; iface: InterfaceInfo; onLink: number[]; routed: number[]},
+  set: ReturnType<typeof expandTargets>, ports: readonly number[], o: DiscoverOptions,
+  state: (ip: string, ipInt: number) => HostState, progress: ProgressSink, t0: number,
+): Promise<number> {
+  const src = g.iface.ipv4.find((a) => a.address === g.route.src)?.address ?? g.route.src
+  const rate = o.rate ?? DISCOVER_DEFAULTS.rate
+  const retries = o.retries ?? DISCOVER_DEFAULTS.retries
+  const waitMs = o.waitMs ?? DISCOVER_DEFAULTS.waitMs
+  const srcPort = 40000 + Math.floor(Math.random() * 20000)
+  const filter = RawScanner.filter(src, srcPort)
+  let link: RawLink
+  try {
+    link = (o.openLink ?? ((i, f) => new CapLink(i, f)))(g.iface.name, filter)
+  } catch (err) {
+    if (err instanceof UserError) throw err
+    const msg = (err as Error).message
+    if (/permit|permission|EPERM|EACCES/i.test(msg)) throw permissionError(`raw packets on ${g.iface.name}: ${msg}`)
+    throw err
+  }
+  const wanted = new Set<number>([...g.onLink, ...g.routed])
+  let gatewayInt = -1
+  let gatewayMac: Uint8Array | null = null
+  const macs = new Map<number, Uint8Array>()
+  /** hosts that answered an IP probe */
+  const answered = new Set<number>()
+  const onReply = (r: RawReply) => {
+    if (r.kind === 'arp') {
+      if (r.ipInt === gatewayInt && !gatewayMac) gatewayMac = parseMac(r.mac)
+      if (!wanted.has(r.ipInt) || !inTargets(r.ip, set)) return
+      const s = state(r.ip, r.ipInt)
+      s.found.add('arp')
+      s.mac = r.mac
+      if (!macs.has(r.ipInt)) macs.set(r.ipInt, parseMac(r.mac) ?? new Uint8Array(6))
+      return
+    }
+    if (!wanted.has(r.ipInt) || !inTargets(r.ip, set)) return
+    answered.add(r.ipInt)
+    const s = state(r.ip, r.ipInt)
+    if (r.kind === 'icmp-echo' || r.kind === 'icmp-timestamp' || r.kind === 'icmp-unreachable') s.found.add('icmp')
+    else if (r.probe === 'syn') s.found.add('tcp-syn')
+    else s.found.add('tcp-ack')
+    if (r.ttl > 0 && s.ttl === undefined) {
+      s.ttl = r.ttl
+      const h = ttlHint(r.ttl)
+      if (h) s.hints.push(h)
+    }
+    if (r.kind === 'syn-ack') {
+      s.open.add(r.port)
+      if (!s.hints.some((x) => x.source === 'tcp_window')) {
+        const h = windowHint(r.ttl, r.window)
+        if (h) s.hints.push(h)
+      }
+    }
+  }
+  const scanner = new RawScanner({link, srcIp: src, srcMac: g.iface.mac, srcPort, onReply})
+  try {
+    // phase 1: ARP the directly attached targets (and the gateway, for routed targets)
+    const arpTargets = [...g.onLink]
+    if (g.routed.length > 0 && g.route.gateway) {
+      gatewayInt = ipv4ToInt(g.route.gateway)
+      arpTargets.push(gatewayInt)
+    }
+    if (arpTargets.length > 0) {
+      await sendPaced(arpTargets.length, (i) => scanner.sendArp(arpTargets[i]), (i) => (arpTargets[i] === gatewayInt ? gatewayMac !== null : macs.has(arpTargets[i])), {
+        rate, retries, waitMs: Math.min(waitMs, 300),
+        allDone: () => arpTargets.every((a) => macs.has(a) || (a === gatewayInt && gatewayMac !== null)),
+        onProgress: (d, t) => progress({phase: 'arp', done: d, total: t, found: macs.size, elapsedMs: performance.now() - t0}),
+      })
+    }
+    // phase 2: IP probes to ARP responders and to routed targets
+    const ipTargets: {ip: number; mac: Uint8Array}[] = []
+    for (const a of g.onLink) {
+      const m = macs.get(a)
+      if (m) ipTargets.push({ip: a, mac: m})
+    }
+    const gm = gatewayMac as Uint8Array | null
+    if (gm) for (const a of g.routed) ipTargets.push({ip: a, mac: gm})
+    const perHost = 2 + ports.length + DISCOVER_DEFAULTS.ackPorts.length
+    const isRouted = new Set(g.routed)
+    await sendPaced(ipTargets.length * perHost, (i) => {
+      const t = ipTargets[Math.floor(i / perHost)]
+      const k = i % perHost
+      if (k === 0) scanner.sendIcmp(t.ip, t.mac, false, 1)
+      else if (k === 1) scanner.sendIcmp(t.ip, t.mac, true, 1)
+      else if (k < 2 + ports.length) scanner.sendTcp(t.ip, t.mac, ports[k - 2], false)
+      else scanner.sendTcp(t.ip, t.mac, DISCOVER_DEFAULTS.ackPorts[k - 2 - ports.length], true)
+    }, (i, round) => {
+      // resend only to routed hosts that have not answered (ARP already proved the others up)
+      if (round === 0) return false
+      const t = ipTargets[Math.floor(i / perHost)]
+      return !isRouted.has(t.ip) || answered.has(t.ip)
+    }, {
+      // on-link hosts are already known up (ARP): their answers only add detail, so wait less
+      rate, retries: g.routed.length > 0 ? retries : 0, waitMs: g.routed.length > 0 ? waitMs : Math.min(waitMs, 300),
+      onProgress: (d, t) => progress({phase: 'probe', done: d, total: t, found: answered.size, elapsedMs: performance.now() - t0}),
+    })
+    return scanner.sent
+  } finally {
+    link.close()
+  }
+}

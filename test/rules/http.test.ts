@@ -1,0 +1,295 @@
+/**
+ * The HTTP rule pack (rules/apache, iis, exchange, php, java, http, generic): every rule lints
+ * clean and passes its own samples, and EXTRA variants that are not in the samples (other
+ * encodings, case changes, whitespace, splitting) make the right rule fire through the real
+ * analyzer, while benign near misses make none fire.
+ *
+ * Anomaly rules (protocol 'anomaly') are judged the way the engine does it: every anomaly the
+ * HTTP analyzer reports becomes a unit {protocol: 'anomaly', kind: type, fields anomaly.event /
+ * anomaly.type}.
+ */
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {describe, expect, it} from 'vitest'
+import fc from 'fast-check'
+import {runAnalyzer, type ScriptStep} from '../../src/core/analyzers/harness.js'
+import {httpAnalyzer} from '../../src/core/analyzers/http/index.js'
+import type {Pdu} from '../../src/core/analyzers/types.js'
+import type {CompiledRule} from '../../src/core/rules/compile.js'
+import {RuleSet} from '../../src/core/rules/engine.js'
+import {fieldsFor} from '../../src/core/rules/fields.js'
+import {applyEdits} from '../../src/core/rules/fixes.js'
+import {lintRules} from '../../src/core/rules/lint.js'
+import {testRule} from '../../src/core/rules/sample-test.js'
+
+const RULES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../rules')
+const HTTP_DIRS = ['apache', 'iis', 'exchange', 'php', 'java', 'http', 'generic'].map((d) => path.join(RULES, d))
+const FUZZ_RUNS = Number(process.env.PATCHPOINT_FUZZ_RUNS ?? 100)
+
+/** every HTTP-pack rule, compiled without the field check (lint of protocol 'anomaly' is separate) */
+const all = lintRules(HTTP_DIRS)
+const byId = new Map(all.rules.map((r) => [r.id, r]))
+const httpRules = all.rules.filter((r) => r.protocol === 'http')
+const anomalyRules = all.rules.filter((r) => r.protocol === 'anomaly')
+const httpSet = new RuleSet(httpRules)
+const anomalySet = new RuleSet(anomalyRules)
+
+function rule(id: string): CompiledRule {
+  const r = byId.get(id)
+  if (!r) throw new Error(`rule ${id} not loaded`)
+  return r
+}
+
+function latin1(s: string): Uint8Array {
+  return new Uint8Array(Buffer.from(s, 'latin1'))
+}
+
+function anomalyPdu(event: string, type: string): Pdu {
+  return {protocol: 'anomaly', kind: type, dir: 'toserver', start: 0, end: 0, fields: new Map([['anomaly.event', {v: event}], ['anomaly.type', {v: type}]])}
+}
+
+/** ids of the rules that fire on a client conversation (HTTP units and anomaly units) */
+function fired(request: string | Uint8Array, chunkSize?: number): Set<string> {
+  const data = typeof request === 'string' ? latin1(request) : request
+  const res = runAnalyzer(httpAnalyzer, [{dir: 'toserver', data}], {chunkSize})
+  const ids = new Set<string>()
+  for (const pdu of res.pdus) for (const m of httpSet.evaluate(pdu)) ids.add(m.rule.id)
+  for (const a of res.anomalies) for (const m of anomalySet.evaluate(anomalyPdu(a.event, a.type))) ids.add(m.rule.id)
+  return ids
+}
+
+function get(target: string, headers = ''): string {
+  return `GET ${target} HTTP/1.1\r\nHost: x\r\n${headers}\r\n`
+}
+
+describe('HTTP rule pack: lint and samples', () => {
+  it('loads every rule file of the pack', () => {
+    expect(all.errors).toEqual([])
+    expect(all.rules.length).toBeGreaterThanOrEqual(18)
+  })
+
+  it('lints clean against the analyzers\' field lists (incl. the anomaly pseudo-protocol)', () => {
+    const strict = lintRules(HTTP_DIRS, {fieldsFor})
+    expect(strict.errors).toEqual([])
+    expect(strict.rules.length).toBe(all.rules.length)
+    expect(anomalyRules.length).toBeGreaterThanOrEqual(5)
+  })
+
+  it.each(httpRules.map((r) => [r.id, r] as const))('%s passes its own samples (whole, bytewise, fix)', (_id, r) => {
+    const res = testRule(r, httpAnalyzer)
+    expect(res.samples.filter((s) => !s.ok)).toEqual([])
+    expect(res.samples.filter((s) => s.kind === 'malicious').length).toBeGreaterThanOrEqual(2)
+    expect(res.samples.filter((s) => s.kind === 'benign').length).toBeGreaterThanOrEqual(2)
+  })
+
+  it.each(anomalyRules.map((r) => [r.id, r] as const))('%s: its samples raise (or not) the anomaly it judges', (_id, r) => {
+    const one = new RuleSet([r])
+    for (const kind of ['malicious', 'benign'] as const) {
+      for (const s of r.doc.samples?.[kind] ?? []) {
+        for (const chunkSize of [undefined, 1]) {
+          const script: ScriptStep[] = [{dir: 'toserver', data: latin1(s.toserver ?? '')}]
+          const res = runAnalyzer(httpAnalyzer, script, {chunkSize})
+          const hits = res.anomalies.reduce((n, a) => n + one.evaluate(anomalyPdu(a.event, a.type)).length, 0)
+          if (kind === 'malicious') expect(hits, s.name).toBeGreaterThan(0)
+          else expect(hits, s.name).toBe(0)
+        }
+      }
+    }
+  })
+})
+
+describe('Apache / generic rules: extra variants', () => {
+  it('PP-2021-41773: encodings of the dot segment the samples do not use', () => {
+    for (const t of [
+      '/cgi-bin/%2e%2e/%2e%2e/%2e%2e/bin/sh',
+      '/cgi-bin/%2E./%2E./bin/sh',
+      '/icons/.%%32%65/.%%32e/%%32%65./etc/passwd',
+      '/icons/.%2%65/.%2%65/etc/passwd',
+      '/x/%u002e%u002e/%u002e%u002e/etc/hosts',
+      '/cgi-bin/.%25%32%65/.%25%32%65/etc/shadow',
+    ]) {
+      expect(fired(get(t)), t).toContain('PP-2021-41773')
+    }
+  })
+
+  it('PP-2021-41773: benign near misses', () => {
+    for (const t of ['/a/b/../c.html', '/%2e%2ehidden/file', '/v%2e1/..a/b', '/docs/%7Euser/page.html', '/a%2fb/../c']) {
+      expect(fired(get(t)), t).not.toContain('PP-2021-41773')
+    }
+  })
+
+  it('PP-2021-41773: matches when the request arrives one byte at a time, and the fix leaves no traversal', () => {
+    const req = get('/cgi-bin/.%2e/%2e%2e/.%%32%65/bin/sh')
+    expect(fired(req, 1)).toContain('PP-2021-41773')
+    const set = new RuleSet([rule('PP-2021-41773')], {actionFor: () => 'fix'})
+    const data = latin1(req)
+    const pdu = runAnalyzer(httpAnalyzer, [{dir: 'toserver', data}]).pdus[0]
+    const [m] = set.evaluate(pdu)
+    expect(m.inline).toBe(true)
+    const fixed = Buffer.from(applyEdits(data, 0, m.edits)).toString('latin1')
+    expect(fixed.startsWith('GET /cgi-bin/._2e/_2e_2e/.__32_65/bin/sh HTTP/1.1')).toBe(true)
+    expect(fired(fixed).has('PP-2021-41773')).toBe(false)
+  })
+
+  it('PP-SHELLSHOCK covers the CVE-2014-7169 follow-ups in other CGI variables', () => {
+    expect(rule('PP-SHELLSHOCK').cves).toEqual(expect.arrayContaining(['CVE-2014-6271', 'CVE-2014-7169']))
+    expect(fired(get('/cgi-bin/a.sh', 'Accept-Language: () { (a)=>\\\' bash -c "echo date"\r\n'))).toContain('PP-SHELLSHOCK')
+    expect(fired(get('/cgi-bin/a.sh', 'X-Forwarded-For:\t(){:;};echo;id\r\n'))).toContain('PP-SHELLSHOCK')
+    expect(fired(get('/cgi-bin/a.sh?x=%2528%2529%2520%257B%3A%3B%7D%3B%20id'))).toContain('PP-SHELLSHOCK')
+    expect(fired(get('/cgi-bin/a.sh', 'Cookie: s=() { _; } >_[$($())] { echo hi; }\r\n'))).toContain('PP-SHELLSHOCK')
+    expect(fired(get('/cgi-bin/a.sh', 'User-Agent: Mozilla/5.0 (Windows NT 10.0) () {x}\r\n'))).not.toContain('PP-SHELLSHOCK')
+  })
+
+  it('PP-2011-3192: count at the analyzer cap, Request-Range, suffix ranges', () => {
+    const many = Array.from({length: 200}, (_, i) => `${i}-${i + 10}`).join(',')
+    expect(fired(get('/big', `Range: bytes=${many}\r\n`))).toContain('PP-2011-3192')
+    expect(fired(get('/big', `Request-Range: bytes=${many}\r\n`))).toContain('PP-2011-3192')
+    expect(fired(get('/big', 'Range: bytes = -10 , -20\r\n'))).toContain('PP-2011-3192')
+    expect(fired(get('/big', 'Range: bytes=0-99,200-299,-100\r\n'))).not.toContain('PP-2011-3192')
+  })
+})
+
+describe('Java / PHP rules: extra variants', () => {
+  it('PP-2017-5638: OGNL in Content-Type with other syntax and spacing', () => {
+    expect(fired(get('/x.action', 'Content-Type: ${(#nike=\'multipart/form-data\').(#cmd=\'whoami\')}\r\n'))).toContain('PP-2017-5638')
+    expect(fired(get('/x.action', 'content-type:   text/plain %{@java.lang.Runtime@getRuntime().exec(\'id\')}\r\n'))).toContain('PP-2017-5638')
+    expect(fired(get('/x.action', 'Content-Type: %{1337*1337}\r\n'))).toContain('PP-2017-5638')
+    expect(fired(get('/x.action', 'Content-Disposition: attachment; filename="%{#a=1}"\r\n'))).toContain('PP-2017-5638')
+    expect(fired(get('/x.action', 'Content-Type: text/html; charset=%{x}\r\n'))).not.toContain('PP-2017-5638')
+    expect(fired(get('/x.action', 'Content-Type: application/vnd.api+json\r\n'))).not.toContain('PP-2017-5638')
+  })
+
+  it('PP-2017-5638: S2-046 filename when the multipart body is split across segments', () => {
+    const body = '--b\r\nContent-Disposition: form-data; name="f"; filename="${#context[\'x\'].addHeader(\'a\',1)}"\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n'
+    const req = `POST /upload.action HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+    expect(fired(req)).toContain('PP-2017-5638')
+    expect(fired(req, 7)).toContain('PP-2017-5638')
+  })
+
+  it('PP-2022-22965: case, encoding, bracket and multipart variants', () => {
+    expect(fired(get('/app?CLASS.MODULE.CLASSLOADER.resources.x=1'))).toContain('PP-2022-22965')
+    expect(fired(get('/app?class%5B%27module%27%5D.classLoader.x=1'))).toContain('PP-2022-22965')
+    expect(fired(get('/app?%63lass.%6dodule.%63lassLoader.x=1'))).toContain('PP-2022-22965')
+    expect(fired(get('/app?class.protectionDomain.codeSource.x=1'))).toContain('PP-2022-22965')
+    const body = '--b\r\nContent-Disposition: form-data; name="class.module.classLoader.resources.context.parent.pipeline.first.pattern"\r\n\r\nx\r\n--b--\r\n'
+    expect(fired(`POST /app HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: ${body.length}\r\n\r\n${body}`)).toContain('PP-2022-22965')
+    expect(fired(get('/app?classname=module.classloader&className=x'))).not.toContain('PP-2022-22965')
+    expect(fired(get('/app?q=class.module.classLoader'))).not.toContain('PP-2022-22965')
+  })
+
+  it('PP-2012-1823: option variants and near misses', () => {
+    expect(fired(get('/index.php?-s'))).toContain('PP-2012-1823')
+    expect(fired(get('/index.php?%20-d+safe_mode%3doff'))).toContain('PP-2012-1823')
+    expect(fired(get('/index.php?+%2Dn'))).toContain('PP-2012-1823')
+    expect(fired(get('/php-cgi/php-cgi.exe?%adc+C%3a/x.ini'))).toContain('PP-2012-1823')
+    expect(fired(get('/index.php?-d=1'))).not.toContain('PP-2012-1823')
+    expect(fired(get('/index.php?a-b-c'))).not.toContain('PP-2012-1823')
+    expect(fired(get('/index.php?'))).not.toContain('PP-2012-1823')
+  })
+})
+
+describe('IIS rules: extra variants', () => {
+  it('PP-2015-1635: Request-Range, huge ends, tabs', () => {
+    expect(fired(get('/', 'Request-Range: bytes=0-18446744073709551615\r\n'))).toContain('PP-2015-1635')
+    expect(fired(get('/', 'Range: bytes=\t5-18446744073709551616\r\n'))).toContain('PP-2015-1635')
+    expect(fired(get('/', 'Range: bytes=0-18446744073709551614\r\n'))).not.toContain('PP-2015-1635')
+    expect(fired(get('/', 'Range: bytes=18446744073709551615-\r\n'))).not.toContain('PP-2015-1635')
+  })
+
+  it('PP-2017-7269: other WebDAV methods, lower-case header name', () => {
+    const long = 'http://h/' + 'x'.repeat(250)
+    expect(fired(`MOVE /a HTTP/1.1\r\nHost: x\r\nif: <${long}> (<opaquelocktoken:1>)\r\nDestination: /b\r\n\r\n`)).toContain('PP-2017-7269')
+    expect(fired(`PROPPATCH /a HTTP/1.1\r\nHost: x\r\nIf: (<opaquelocktoken:1>) <${long}>\r\nContent-Length: 0\r\n\r\n`)).toContain('PP-2017-7269')
+    expect(fired(`PROPFIND /a HTTP/1.1\r\nHost: x\r\nIf: (<opaquelocktoken:${'a'.repeat(150)}>)\r\n\r\n`)).not.toContain('PP-2017-7269')
+  })
+
+  it('PP-2001-0500: .idq, encodings of the extension', () => {
+    const n = 'N'.repeat(230)
+    expect(fired(get(`/x.idq?${n}=X`))).toContain('PP-2001-0500')
+    expect(fired(get(`/default%2eida?${n}=X`))).toContain('PP-2001-0500')
+    expect(fired(get(`/scripts/default.ida;x?${'%u9090'.repeat(80)}=X`))).toContain('PP-2001-0500')
+    expect(fired(get(`/default.ida?CiRestriction=${n}`))).not.toContain('PP-2001-0500')
+    expect(fired(get(`/default.idaa?${n}=X`))).not.toContain('PP-2001-0500')
+  })
+
+  it('PP-2000-0884: other overlong and double-decode separators', () => {
+    for (const t of [
+      '/scripts/..%c1%9c../winnt/system32/cmd.exe',
+      '/scripts/..%c0%2f../winnt/system32/cmd.exe',
+      '/scripts/..%e0%80%af../winnt/system32/cmd.exe',
+      '/scripts/..%25%35%63../winnt/system32/cmd.exe',
+      '/scripts/%c0%ae%c0%ae%c0%af%c0%ae%c0%ae/winnt/win.ini',
+      '/msadc/..%255c..%255c..%255cwinnt/system32/cmd.exe',
+    ]) {
+      expect(fired(get(t)), t).toContain('PP-2000-0884')
+    }
+    for (const t of ['/scripts/..%2f../x', '/a/%C3%A9t%C3%A9/../b', '/x/..%20/y']) {
+      expect(fired(get(t)), t).not.toContain('PP-2000-0884')
+    }
+  })
+
+  it('PP-2003-0109: long WebDAV target beyond the request-line cap, split in segments', () => {
+    const req = `PROPPATCH /${'%u0041'.repeat(6000)} HTTP/1.1\r\nHost: x\r\n\r\n`
+    expect(fired(req)).toContain('PP-2003-0109')
+    expect(fired(req, 4096)).toContain('PP-2003-0109')
+    expect(fired(`GET /${'A'.repeat(40000)} HTTP/1.1\r\nHost: x\r\n\r\n`)).not.toContain('PP-2003-0109')
+    expect(fired(`MKCOL /${'d/'.repeat(2000)} HTTP/1.1\r\nHost: x\r\n\r\n`)).not.toContain('PP-2003-0109')
+  })
+})
+
+describe('Exchange rules: extra variants', () => {
+  it('PP-2021-26855: backslash, encoded separators, /owa/auth', () => {
+    expect(fired(get('/ecp/x.js', 'Cookie: X-BEResource=localhost\\owa\\auth~1942062522\r\n'))).toContain('PP-2021-26855')
+    expect(fired(get('/owa/auth/z.css', 'Cookie: X-AnonResource=true; X-AnonResource-Backend=localhost%252Fecp%252Fdefault.flt%253F~3\r\n'))).toContain('PP-2021-26855')
+    expect(fired(get('/ECP/DDI/x.js', 'Cookie:x-beresource=evil.example:443/owa/?~1\r\n'))).toContain('PP-2021-26855')
+    expect(fired(get('/ecp/x.js', 'Cookie: X-BEResource=mbx02.corp.local~1942062522~extra\r\n'))).not.toContain('PP-2021-26855')
+    expect(fired(get('/api/x', 'Cookie: X-BEResource=localhost/owa/?~3\r\n'))).not.toContain('PP-2021-26855')
+  })
+
+  it('PP-2021-34473 / PP-2022-41040: encoded and re-cased variants', () => {
+    const ps = '/autodiscover/autodiscover.json?@evil.corp/powershell/?X-Rps-CAT=x&Email=autodiscover/autodiscover.json%3F@evil.corp'
+    const both = fired(get(ps))
+    expect(both).toContain('PP-2021-34473')
+    expect(both).toContain('PP-2022-41040')
+    expect(fired(get('/AutoDiscover/AutoDiscover.JSON?%40x/mapi/nspi&Email=Autodiscover%5CAutodiscover%2Ejson%3F%40x'))).toContain('PP-2021-34473')
+    expect(fired(get('/autodiscover/autodiscover.json?@x/%50ower%53hell'))).toContain('PP-2022-41040')
+    expect(fired(get('/autodiscover/autodiscover.json?Email=a%40b.com&Protocol=Ews&RedirectCount=1'))).toEqual(new Set())
+    expect(fired(get('/owa/?path=/autodiscover/autodiscover.json&x=@y'))).not.toContain('PP-2021-34473')
+  })
+})
+
+describe('smuggling and anomaly rules: extra variants', () => {
+  it('CL.TE / TE.CL framing variants', () => {
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n5c\r\nGPOST / HTTP/1.1\r\n\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CL-TE')
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CL-TE')
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!')).toContain('PP-HTTP-SMUGGLING-DUPLICATE-CL')
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CHUNK-SIZE')
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n')).toContain('PP-HTTP-CL-OVERFLOW')
+    expect(fired('GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n')).toContain('PP-HTTP-TRAVERSAL-ABOVE-ROOT')
+  })
+
+  it('ordinary pipelined traffic fires nothing', () => {
+    const reqs = [
+      get('/index.html', 'Accept: text/html\r\nCookie: a=1; b=2\r\n'),
+      'POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\nname=a-b&c=',
+      'PUT /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+      get('/video.mp4', 'Range: bytes=0-1023\r\n'),
+      get('/search?q=%2E%2E%2Fetc&lang=en-US'),
+      'PROPFIND /dav/ HTTP/1.1\r\nHost: x\r\nDepth: 1\r\nIf: (<opaquelocktoken:abc>)\r\nContent-Length: 0\r\n\r\n',
+    ].join('')
+    expect(fired(reqs)).toEqual(new Set())
+    expect(fired(reqs, 3)).toEqual(new Set())
+  })
+
+  it('fuzz: random request targets never make the pack throw, and benign-alphabet targets fire nothing', () => {
+    const safe = fc.stringMatching(/^[a-zA-Z0-9_/-]{0,60}$/)
+    fc.assert(
+      fc.property(safe, fc.string({maxLength: 80}), (benign, any) => {
+        expect(fired(get('/' + benign))).toEqual(new Set())
+        const ids = fired(get('/' + encodeURI(any)))
+        expect(ids.size).toBeLessThanOrEqual(all.rules.length)
+      }),
+      {numRuns: FUZZ_RUNS},
+    )
+  })
+})
