@@ -10,6 +10,7 @@ import {foldLatin1} from './aho.js'
 import {ConditionError, parseCondition} from './condition.js'
 import {toNum, satisfies, type Bound, type BoundOp} from './numeric.js'
 import {transforms, applyTransforms, type Transform} from './transforms.js'
+import {isSqli} from './sqli.js'
 import type {
   Action, Bounds, CondNode, FixDoc, MatcherDoc, MatchedValue, RuleDoc, RuleStatus, SelectionDoc, Severity,
 } from './types.js'
@@ -27,7 +28,7 @@ export interface CompileProblem {
 }
 
 type StrOp = 'equals' | 'contains' | 'startswith' | 'endswith'
-export type MatcherOp = StrOp | 'regex' | 'length' | 'num' | 'exists' | 'none'
+export type MatcherOp = StrOp | 'regex' | 'length' | 'num' | 'exists' | 'sqli' | 'none'
 
 export interface CompiledMatcher {
   /** exact field names */
@@ -43,6 +44,8 @@ export interface CompiledMatcher {
   bounds: Bound[]
   count?: Bound[]
   exists?: boolean
+  /** `sqli: true` holds on values the SQL injection detector flags (`false`: on values it does not) */
+  sqli?: boolean
 }
 
 export interface CompiledSelection {
@@ -174,9 +177,15 @@ function compileMatcher(m: MatcherDoc, path: Path, problems: CompileProblem[]): 
     cm.op = 'exists'
     cm.exists = m.exists
   }
+  const sqli = (m as MatcherDoc & {sqli?: boolean}).sqli
+  if (sqli !== undefined) {
+    ops.push('sqli')
+    cm.op = 'sqli'
+    cm.sqli = sqli
+  }
   if (m.count !== undefined) cm.count = compileBounds(m.count, [...path, 'count'], problems)
   if (ops.length > 1) problems.push({path, message: `a matcher takes ONE operator, found: ${ops.join(', ')}`})
-  if (ops.length === 0 && m.count === undefined) problems.push({path, message: 'a matcher needs an operator (equals, contains, startswith, endswith, regex, length, gt/gte/lt/lte/eq, count, exists)'})
+  if (ops.length === 0 && m.count === undefined) problems.push({path, message: 'a matcher needs an operator (equals, contains, startswith, endswith, regex, length, gt/gte/lt/lte/eq, count, exists, sqli)'})
   if (cm.op === 'exists' && cm.count !== undefined) problems.push({path, message: '`exists` cannot be combined with `count`'})
   return cm
 }
@@ -342,6 +351,8 @@ function testValue(m: CompiledMatcher, fv: FieldValue): boolean {
     case 'regex':
       for (let i = 0; i < m.res.length; i++) if (m.res[i].test(s)) return true
       return false
+    case 'sqli':
+      return isSqli(s) === m.sqli
   }
   if (m.nocase) s = s.toLowerCase()
   const strs = m.strs

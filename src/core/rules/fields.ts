@@ -141,7 +141,7 @@ export const anomalyTestFactory: AnalyzerFactory = {
       if (!force && heldBytes < ANOMALY_DETECT_BYTES) return
       const first = held[0].dir
       const firstBytes = Uint8Array.from(Buffer.concat(held.filter((h) => h.dir === first).map((h) => h.data))).subarray(0, ANOMALY_DETECT_BYTES)
-      const f = analyzerFactories.find((x) => x.detect(first, firstBytes))
+      const f = analyzerFactories.find((x) => x.transport === 'tcp' && x.detect(first, firstBytes))
       if (!f) {
         gaveUp = true
         return

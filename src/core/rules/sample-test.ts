@@ -125,7 +125,8 @@ export function testRule(rule: CompiledRule, factory: AnalyzerFactory): RuleTest
       }
       try {
         const whole = judge(set, factory, script)
-        const bytewise = judge(set, factory, script, 1)
+        // a datagram is atomic: only stream protocols can be cut into 1-byte chunks
+        const bytewise = factory.transport === 'udp' ? whole : judge(set, factory, script, 1)
         if (whole.pdus === 0) problems.push('the analyzer emitted no unit for this sample')
         if (kind === 'malicious') {
           if (whole.matched === 0) problems.push('malicious sample did not match')
