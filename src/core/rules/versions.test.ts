@@ -47,3 +47,14 @@ describe('versions', () => {
     expect(affects({doc: {}}, 'x/y', '1')).toBe(true)
   })
 })
+
+describe('post-release letters', () => {
+  it('reads a lone trailing a/b as a patch letter, a1/b2 as alpha/beta', () => {
+    expect(compareVersions('1.3.5a', '1.3.5')).toBe(1)
+    expect(compareVersions('1.3.5a', '1.3.5b')).toBe(-1)
+    expect(compareVersions('1.0.1a', '1.0.1g')).toBe(-1)
+    expect(compareVersions('2.0a1', '2.0')).toBe(-1)
+    expect(compareVersions('2.0b2', '2.0a1')).toBe(1)
+    expect(compareVersions('1.3.5rc3', '1.3.5')).toBe(-1)
+  })
+})

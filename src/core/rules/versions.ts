@@ -5,7 +5,8 @@
  *
  * Ordering:
  *  - numeric segments compare numerically; a missing segment counts as 0 (`2.4` == `2.4.0`);
- *  - pre-release tags sort before the release: dev < alpha (a) < beta (b) < pre/preview < rc;
+ *  - pre-release tags sort before the release: dev < alpha (a1) < beta (b1) < pre/preview < rc;
+ *    a lone trailing letter is post-release (`1.3.5a` > `1.3.5`, as ProFTPD and OpenSSL number);
  *  - other letters are post-release (`9.2` < `9.2p1` < `9.3`, `1.0.1` < `1.0.1g` < `1.0.2`);
  *  - a suffix after '-' that is not a pre-release tag (`-log`, `-MariaDB-0+deb12u1`, `-ubuntu`)
  *    is a build/distro tag: ignored for ranges, and only a tie-breaker in compareVersions.
@@ -42,6 +43,12 @@ export function parseVersion(v: string): ParsedVersion | undefined {
   while ((m = re.exec(s)) !== null) {
     if (m[1] !== undefined) toks.push(m[1].length > 15 ? Number.MAX_SAFE_INTEGER : Number(m[1]))
     else toks.push(m[2].toLowerCase())
+  }
+  // a lone trailing 'a'/'b' is a post-release letter (ProFTPD 1.3.5a, OpenSSL 1.0.1b), not
+  // alpha/beta, which are followed by a number (2.0a1, 2.0b2)
+  for (let i = 0; i < toks.length; i++) {
+    const t = toks[i]
+    if ((t === 'a' || t === 'b') && typeof toks[i + 1] !== 'number') toks[i] = t + '_'
   }
   return {toks, build}
 }
