@@ -30,6 +30,19 @@ export interface HostPolicy {
   tcp?: TcpOverlapPolicy
 }
 
+/** How protections report: through the engine's anomaly path for `flow` (null: the current packet). */
+export type ProtectionReport = (a: AnomalyReport, flow: EngineFlow | null) => void
+
+/** Generic protections (src/core/protections/): see flows start, every PDU, and the clock. */
+export interface EngineProtections {
+  /** a new flow (after it entered the table) */
+  onFlowStart(flow: EngineFlow, report: ProtectionReport): void
+  /** every PDU an analyzer emits, before the judge */
+  onPdu(pdu: Pdu, flow: EngineFlow, report: ProtectionReport): void
+  /** the once-per-second (packet time) expiry tick */
+  tick(nowUs: number, report: ProtectionReport): void
+}
+
 /** What the engine asks of the rule layer: judge one PDU. */
 export interface PduJudge {
   judge(pdu: Pdu, flow: EngineFlow, emit: (ev: EveEvent) => void): void
@@ -44,6 +57,7 @@ export interface EngineOptions {
   /** analyzers to run; none = flows and streams only */
   analyzers?: readonly AnalyzerFactory[]
   judge?: PduJudge
+  protections?: EngineProtections
   /** sees every reassembled byte (for --write-streams) */
   streamTap?: (flow: EngineFlow, dir: Direction, data: Uint8Array) => void
   /** write a `flow` event when each flow ends */
@@ -71,6 +85,7 @@ export interface EngineStats {
 
 export interface EngineFlow {
   key: string
+  /** EVE flow_id; 0 until an event needs it (see flowCommon) */
   id: number
   proto: number
   clientIp: string
@@ -136,6 +151,7 @@ export class Engine {
   private readonly globalAnomalyWindow = new Map<string, {second: number; count: number}>()
   /** the packet being processed: anomalies without a flow still name its addresses */
   private current: DecodedPacket | null = null
+  private readonly protectionReport: ProtectionReport = (a, flow) => this.reportAnomaly(a, flow)
 
   constructor(private readonly opts: EngineOptions) {
     this.defrag = new Defragmenter({
@@ -174,6 +190,7 @@ export class Engine {
       this.lastExpireUs = this.nowUs
       this.table.expire(this.nowUs)
       this.defrag.expire(this.nowUs)
+      this.opts.protections?.tick(this.nowUs, this.protectionReport)
     }
   }
 
@@ -229,6 +246,7 @@ export class Engine {
       this.table.add(flow)
       this.stats.flows++
       if (this.table.size > this.stats.peakFlows) this.stats.peakFlows = this.table.size
+      this.opts.protections?.onFlowStart(flow, this.protectionReport)
     }
     this.table.touch(flow, this.nowUs)
     const fromClient = src === flow.clientIp && sport === flow.clientPort
@@ -286,7 +304,7 @@ export class Engine {
     const serverPort = clientIsSrc ? dport : sport
     return {
       key,
-      id: flowIdFor(clientIp, clientPort, serverIp, serverPort, pkt.proto, this.nowUs),
+      id: 0, // computed when the first event needs it (most flows never raise one)
       proto: pkt.proto,
       clientIp, clientPort, serverIp, serverPort,
       startUs: this.nowUs,
@@ -377,9 +395,13 @@ export class Engine {
       transport,
     }
     const judge = this.opts.judge
+    const protections = this.opts.protections
     flow.analyzer = chosen.create({
       flow: info,
-      emit: (pdu) => judge?.judge(pdu, flow, (ev) => this.emitAlert(ev, flow)),
+      emit: (pdu) => {
+        protections?.onPdu(pdu, flow, this.protectionReport)
+        judge?.judge(pdu, flow, (ev) => this.emitAlert(ev, flow))
+      },
       anomaly: (a) => this.reportAnomaly(a, flow),
     })
     // replay what detection held, toserver first when both have bytes (a client that spoke first)
@@ -458,6 +480,7 @@ export class Engine {
 
   /** the common EVE fields of a flow: client as source, server as destination */
   flowCommon(flow: EngineFlow, tsUs: number): EveCommon {
+    if (flow.id === 0) flow.id = flowIdFor(flow.clientIp, flow.clientPort, flow.serverIp, flow.serverPort, flow.proto, flow.startUs)
     const common: EveCommon = {
       timestamp: formatEveTimestamp(tsUs),
       flow_id: flow.id,
