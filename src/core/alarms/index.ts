@@ -1,0 +1,5 @@
+export * from './config.js'
+export * from './dispatcher.js'
+export * from './queue.js'
+export * from './syslog.js'
+export * from './webhook.js'
