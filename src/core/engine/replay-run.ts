@@ -52,7 +52,7 @@ export async function runReplay(opts: ReplayRunOptions): Promise<ReplayRunResult
   }
   if (opts.keepEvents) memory = new MemoryEventSink()
   const gateway = config?.gateway.id ?? defaultGatewayId()
-  const detection = await engineDetection(opts.project)
+  const detection = await engineDetection(opts.project, {protections: config?.protections})
   const onEvent = (ev: EveEvent) => {
     sink?.write(ev)
     memory?.write(ev)

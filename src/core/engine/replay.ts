@@ -29,7 +29,7 @@ export interface ReplayFileResult {
   error: string | null
 }
 
-export interface ReplayOptions extends Omit<EngineOptions, 'onEvent' | 'extra' | 'analyzers' | 'judge'> {
+export interface ReplayOptions extends Omit<EngineOptions, 'onEvent' | 'extra' | 'analyzers' | 'judge' | 'protections'> {
   /** analyzers and rules; none = flows and streams only */
   detection?: Detection
   onEvent: (ev: EveEvent) => void
@@ -52,6 +52,7 @@ export function replayFile(file: string, opts: ReplayOptions): ReplayFileResult 
     ...opts,
     analyzers: opts.detection?.analyzers,
     judge,
+    protections: opts.detection?.protectionsFor(),
     extra: {pcap_filename: file, ...opts.extra},
     onEvent: (ev) => {
       result.events++

@@ -6,7 +6,8 @@
  * Codes are dotted and stable (rules match on them): `<layer>.<what>`, e.g.
  * `ipv4.frag_overlap_conflict`, `tcp.overlap_conflict`, `tcp.reassembly_memcap`.
  */
-export type AnomalyType = 'decode' | 'defrag' | 'stream' | 'applayer' | 'limit'
+/** 'protection': a generic protection's threshold (src/core/protections/), e.g. protection.request_rate */
+export type AnomalyType = 'decode' | 'defrag' | 'stream' | 'applayer' | 'limit' | 'protection'
 
 export interface AnomalyReport {
   /** EVE anomaly.type */

@@ -5,6 +5,7 @@
  *
  * `gateway.id` has no static default: loadConfig fills in the hostname.
  */
+import {protectionsSchema, type ProtectionsConfig} from '../protections/config.js'
 
 export const DEFRAG_POLICIES = ['first', 'last', 'bsd', 'bsd-right', 'linux', 'windows', 'solaris'] as const
 export type DefragPolicy = (typeof DEFRAG_POLICIES)[number]
@@ -56,6 +57,8 @@ export interface PatchpointConfig {
     }
   }
   hosts: HostPolicy[]
+  /** generic protections: rate limits, file-extension blacklist, outbound HTTP whitelist */
+  protections: ProtectionsConfig
   /** reserved for the rules section (owned by the rule engine) */
   rules: Record<string, unknown>
   /** reserved for the alarms section */
@@ -135,6 +138,7 @@ export const configSchema = {
         },
       },
     },
+    protections: protectionsSchema,
     rules: {type: 'object', default: {}},
     alarms: {type: 'object', default: {}},
   },

@@ -3,6 +3,7 @@ import {hostname, tmpdir} from 'node:os'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {UserError} from '../errors.js'
+import {PROTECTIONS_DEFAULTS} from '../protections/config.js'
 import {CONFIG_DEFAULTS} from './config-schema.js'
 import {checkConfigText, eventsFilePath, loadConfig} from './config.js'
 import {CONFIG_TEMPLATE} from './init.js'
@@ -26,6 +27,7 @@ describe('config', () => {
       hosts: [],
       rules: {},
       alarms: {},
+      protections: PROTECTIONS_DEFAULTS,
     })
   })
 

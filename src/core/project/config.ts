@@ -15,7 +15,7 @@ export const CONFIG_FILE_NAME = 'patchpoint.yaml'
 function nullSectionsAsEmpty(data: unknown): unknown {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return data
   const o = data as Record<string, unknown>
-  for (const k of ['gateway', 'events', 'engine', 'rules', 'alarms']) if (k in o && o[k] === null) o[k] = {}
+  for (const k of ['gateway', 'events', 'engine', 'rules', 'alarms', 'protections']) if (k in o && o[k] === null) o[k] = {}
   if ('hosts' in o && o.hosts === null) o.hosts = []
   const engine = o.engine
   if (engine && typeof engine === 'object' && !Array.isArray(engine)) {

@@ -7,6 +7,7 @@ import path from 'node:path'
 import {EXIT, UserError} from '../errors.js'
 import {atomicWriteFile} from './atomic.js'
 import {CONFIG_DEFAULTS, DEFRAG_POLICIES, HOST_OSES, TCP_POLICIES} from './config-schema.js'
+import {PROTECTIONS_DEFAULTS} from '../protections/config.js'
 import {CONFIG_FILE_NAME} from './config.js'
 import {findProject, STATE_DIR_NAME} from './find.js'
 
@@ -26,6 +27,7 @@ export interface InitResult {
 
 const D = CONFIG_DEFAULTS
 const L = D.engine.limits
+const P = PROTECTIONS_DEFAULTS
 
 /** The commented patchpoint.yaml written by `patchpoint init`: every key, with its default. */
 export const CONFIG_TEMPLATE = `# patchpoint.yaml: configuration of a patchpoint virtual-patching gateway.
@@ -73,6 +75,49 @@ hosts: []
 #    os: windows
 #  - match: 2001:db8::7
 #    tcp_policy: linux
+
+# Generic protections. Each threshold crossing is an anomaly event (protection.*) that the
+# rules in rules/generic/ turn into an action. Rates are token buckets in packet time.
+protections:
+  # HTTP requests and SMTP/FTP/IMAP/POP3 commands per source and service (server ip:port).
+  request_rate:
+    enabled: ${P.request_rate.enabled}
+    per_second: ${P.request_rate.per_second}
+    burst: ${P.request_rate.burst}
+  # New connections per source and service; per_source_*: to all services together (scans).
+  connection_rate:
+    enabled: ${P.connection_rate.enabled}
+    per_second: ${P.connection_rate.per_second}
+    burst: ${P.connection_rate.burst}
+    per_source_per_second: ${P.connection_rate.per_source_per_second}
+    per_source_burst: ${P.connection_rate.per_source_burst}
+  # Failed logins (FTP, SMTP AUTH, IMAP, POP3, MySQL) per source and service within window_s.
+  auth_failures:
+    enabled: ${P.auth_failures.enabled}
+    max: ${P.auth_failures.max}
+    window_s: ${P.auth_failures.window_s}
+  # Slowloris: a source holding max_per_source requests incomplete for head_timeout_s.
+  slow_requests:
+    enabled: ${P.slow_requests.enabled}
+    head_timeout_s: ${P.slow_requests.head_timeout_s}
+    max_per_source: ${P.slow_requests.max_per_source}
+  # Sources (and source+service pairs) remembered at once; the least recently seen are forgotten.
+  max_sources: ${P.max_sources}
+  # Extensions (lower-case, no dot) blocked after URI normalization (so shell.asp;.jpg,
+  # web.config. and %2e tricks count). requests: paths no one should fetch (backups, configs);
+  # uploads: multipart filenames a server might execute. Empty lists turn a check off.
+  file_extensions:
+    enabled: ${P.file_extensions.enabled}
+    requests: [${P.file_extensions.requests.join(', ')}]
+    uploads: [${P.file_extensions.uploads.join(', ')}]
+  # HTTP requests that protected servers start themselves may only go to allowed hosts.
+  # servers: addresses or CIDR blocks; allow: host names, *.domain (subdomains), addresses/CIDR.
+  # Empty servers = off.
+  outbound_http:
+    servers: []
+    allow: []
+  #  servers: [10.0.0.0/24]
+  #  allow: [updates.example.com, '*.ubuntu.com', 10.0.0.0/8]
 
 # Reserved for later sections:
 # rules: {}

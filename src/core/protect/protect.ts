@@ -9,7 +9,7 @@
 import {mkdir, readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
 import {UserError} from '../errors.js'
-import {ruleDirs} from '../engine/detection.js'
+import {ruleDirsFor} from '../rules/fields.js'
 import {loadPolicy, MAX_POLICY_BYTES, policyPath, serviceKey, type Policy, type ServicePolicy} from '../gateway/policy.js'
 import {loadInventory, type Inventory} from '../inventory/inventory.js'
 import {atomicWriteFile} from '../project/atomic.js'
@@ -103,7 +103,7 @@ async function readText(file: string, max: number): Promise<string | undefined> 
 }
 
 export function loadProjectRules(project: ProjectLocation): CompiledRule[] {
-  const loaded = loadRules(ruleDirs(project))
+  const loaded = loadRules(ruleDirsFor(project))
   if (loaded.errors.length > 0) {
     throw new UserError(formatLintError(loaded.errors[0]), {
       code: 'RULE_INVALID',

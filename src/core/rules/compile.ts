@@ -177,7 +177,7 @@ function compileMatcher(m: MatcherDoc, path: Path, problems: CompileProblem[]): 
     cm.op = 'exists'
     cm.exists = m.exists
   }
-  const sqli = (m as MatcherDoc & {sqli?: boolean}).sqli
+  const sqli = m.sqli
   if (sqli !== undefined) {
     ops.push('sqli')
     cm.op = 'sqli'

@@ -9,6 +9,9 @@ import type {Analyzer, AnalyzerContext, AnalyzerFactory, Direction, FieldSpec} f
 import {findProject, type ProjectLocation} from '../project/find.js'
 import type {CompiledRule} from './compile.js'
 import {packageRulesDir} from './rule-schema.js'
+import {anomalyFields} from '../protections/anomaly-fields.js'
+
+export {anomalyFields}
 import type {Action, AffectsDoc, RuleStatus, Severity} from './types.js'
 
 /** The documented fields of `protocol`'s analyzer, or undefined when no analyzer handles it. */
@@ -96,15 +99,6 @@ export function ruleDirsFor(project?: ProjectLocation): string[] {
   }
   return dirs
 }
-
-/**
- * The pseudo-protocol 'anomaly': the engine judges every anomaly report as a unit of protocol
- * 'anomaly', kind = the anomaly type, with these two fields (see src/core/engine/engine.ts).
- */
-export const anomalyFields: readonly FieldSpec[] = [
-  {name: 'anomaly.event', type: 'string', description: "stable dotted anomaly code, e.g. 'http.cl_and_te', 'tcp.overlap_conflict'"},
-  {name: 'anomaly.type', type: 'string', description: "anomaly layer: 'decode', 'defrag', 'stream', 'applayer' or 'limit'"},
-]
 
 /** Most bytes buffered to pick the analyzer of an anomaly rule's sample (detect() needs at most 64). */
 export const ANOMALY_DETECT_BYTES = 64

@@ -34,6 +34,8 @@ export interface MatcherDoc extends Bounds {
   length?: Bounds
   count?: Bounds
   exists?: boolean
+  /** the value tokenizes as SQL injection (src/core/rules/sqli.ts) */
+  sqli?: boolean
 }
 
 export type SelectionDoc = MatcherDoc | {all: MatcherDoc[]} | {any: MatcherDoc[]}
