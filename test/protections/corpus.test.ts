@@ -27,7 +27,9 @@ describe.skipIf(!haveCorpus)('protections on the corpus', () => {
   it('tcp_syn_scan_nmap.pcap raises protection.connection_rate (per source) and PP-EXCESSIVE-CONNECTIONS', async () => {
     const {events} = await replayWithProtections(pcap('tcp_syn_scan_nmap.pcap'))
     const a = anomalies(events, 'protection.connection_rate')
-    expect(a.length).toBeGreaterThan(100)
+    // ~2000 SYNs in a few seconds: reported once per second of the scan, not once per SYN
+    expect(a.length).toBeGreaterThanOrEqual(1)
+    expect(a.length).toBeLessThan(50)
     expect(a.every((e) => (e as {src_ip?: string}).src_ip === '172.16.0.8')).toBe(true)
     expect(alerts(events, 'PP-EXCESSIVE-CONNECTIONS').length).toBe(a.length)
   })

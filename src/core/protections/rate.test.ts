@@ -58,8 +58,12 @@ describe('connection rate', () => {
     expect(c.events('protection.connection_rate').map((r) => r.a.detail?.scope)).toEqual(['service'])
     const scan = collector()
     for (let p = 1; p <= 30; p++) rp.onFlowStart(fakeFlow({clientIp: '203.0.113.9', serverPort: p, startUs: 0}), scan.report)
-    expect(scan.events('protection.connection_rate').length).toBe(10)
+    // 10 connections over the source's burst in the same second: reported once, not 10 times
+    expect(scan.events('protection.connection_rate').length).toBe(1)
     expect(scan.reports.every((r) => r.a.detail?.scope === 'source')).toBe(true)
+    // a second later the scan goes on over the limit: reported again
+    for (let p = 31; p <= 60; p++) rp.onFlowStart(fakeFlow({clientIp: '203.0.113.9', serverPort: p, startUs: S}), scan.report)
+    expect(scan.events('protection.connection_rate').length).toBe(2)
   })
 
   it('near miss: connections spread over time stay under the limit', () => {

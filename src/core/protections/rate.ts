@@ -29,6 +29,12 @@ import type {ProtectionsConfig} from './config.js'
 /** TCP flows watched for incomplete requests at once (the rest are not watched; reported). */
 export const MAX_WATCHED_FLOWS = 65_536
 
+/**
+ * A scan or flood over the limit would otherwise raise one event per connection or request:
+ * each source and service reports a crossed rate at most once per this much packet time.
+ */
+export const REPORT_EVERY_US = 1_000_000
+
 export interface RateOptions {
   maxWatchedFlows?: number
 }
@@ -42,6 +48,8 @@ interface ServiceEntry {
   authTokens: number
   authUs: number
   authFailures: number
+  /** packet time of the last rate report for this service (reports are at most one per REPORT_EVERY_US) */
+  reportedUs: number
 }
 
 interface SourceEntry {
@@ -50,6 +58,7 @@ interface SourceEntry {
   /** slow flows counted during the current tick */
   slow: number
   slowTick: number
+  reportedUs: number
 }
 
 interface FlowState {
@@ -98,11 +107,17 @@ export class RateProtection {
       src.connUs = now
       if (t < 0) {
         svc.connTokens = 0
-        report({type: 'protection', event: 'protection.connection_rate', detail: {scope: 'service', per_second: c.per_second, burst: c.burst}}, flow)
+        if (now - svc.reportedUs >= REPORT_EVERY_US) {
+          svc.reportedUs = now
+          report({type: 'protection', event: 'protection.connection_rate', detail: {scope: 'service', per_second: c.per_second, burst: c.burst}}, flow)
+        }
       } else svc.connTokens = t
       if (u < 0) {
         src.connTokens = 0
-        if (t >= 0) report({type: 'protection', event: 'protection.connection_rate', detail: {scope: 'source', per_second: c.per_source_per_second, burst: c.per_source_burst}}, flow)
+        if (t >= 0 && now - src.reportedUs >= REPORT_EVERY_US) {
+          src.reportedUs = now
+          report({type: 'protection', event: 'protection.connection_rate', detail: {scope: 'source', per_second: c.per_source_per_second, burst: c.per_source_burst}}, flow)
+        }
       } else src.connTokens = u
     }
     if (this.cfg.slow_requests.enabled && flow.proto === 6) {
@@ -124,7 +139,10 @@ export class RateProtection {
         svc.reqUs = now
         if (t < 0) {
           svc.reqTokens = 0
-          report({type: 'protection', event: 'protection.request_rate', detail: {per_second: r.per_second, burst: r.burst, protocol: pdu.protocol}}, flow)
+          if (now - svc.reportedUs >= REPORT_EVERY_US) {
+            svc.reportedUs = now
+            report({type: 'protection', event: 'protection.request_rate', detail: {per_second: r.per_second, burst: r.burst, protocol: pdu.protocol}}, flow)
+          }
         } else svc.reqTokens = t
       }
       return
@@ -199,7 +217,7 @@ export class RateProtection {
       svc = {
         reqTokens: c.request_rate.burst, reqUs: flow.startUs,
         connTokens: c.connection_rate.burst, connUs: flow.startUs,
-        authTokens: c.auth_failures.max, authUs: flow.startUs, authFailures: 0,
+        authTokens: c.auth_failures.max, authUs: flow.startUs, authFailures: 0, reportedUs: -Infinity,
       }
       if (this.services.size >= this.cfg.max_sources) this.evict(this.services, report)
     }
@@ -208,7 +226,7 @@ export class RateProtection {
     if (src) {
       this.sources.delete(flow.clientIp)
     } else {
-      src = {connTokens: this.cfg.connection_rate.per_source_burst, connUs: flow.startUs, slow: 0, slowTick: 0}
+      src = {connTokens: this.cfg.connection_rate.per_source_burst, connUs: flow.startUs, slow: 0, slowTick: 0, reportedUs: -Infinity}
       if (this.sources.size >= this.cfg.max_sources) this.evict(this.sources, report)
     }
     this.sources.set(flow.clientIp, src)
