@@ -4,6 +4,7 @@
  * Replay: a mixed capture of PATCHPOINT_BENCH_MB megabytes (default 1024) built from the sample
  * captures; the baseline is only reading the same file. Each measurement runs in its own process
  * (peak RSS is per process); the median of PATCHPOINT_BENCH_RUNS (default 3) runs is reported.
+ * Then, as root, the scanner and gateway labs (PATCHPOINT_BENCH_LAB=0 skips them).
  */
 import {execFileSync} from 'node:child_process'
 import fs from 'node:fs'
@@ -12,6 +13,8 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {buildMixedCapture, sourceCaptures} from './mixed-capture.js'
 import {buildBulkCapture} from './bulk-capture.js'
+import {benchGateway} from './gateway.js'
+import {benchScan} from './scan.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, '../..')
@@ -74,4 +77,13 @@ try {
   table(`bulk capture: ${b.packets.toLocaleString('en-US')} packets, ${(fs.statSync(bulk).size / 1e9).toFixed(2)} GB, HTTP downloads of 1 MB in 1448-byte segments`, replayRows(bulk))
 } finally {
   fs.rmSync(dir, {recursive: true, force: true})
+}
+
+// the gateway and the scanners against the kernel bridge and nmap, in namespace labs (root;
+// each says why it skipped otherwise)
+if (process.env.PATCHPOINT_BENCH_LAB !== '0') {
+  console.log('')
+  console.log(await benchScan({log: (l) => console.error(l)}))
+  console.log('')
+  console.log(await benchGateway())
 }

@@ -52,12 +52,11 @@ describe('engine fuzz', () => {
     expect(seeds.length).toBeGreaterThan(100)
     const detection = await engineDetection()
     let events = 0
-    let engine: Engine | undefined
     const maxFlows = 256
-    engine = new Engine({
+    const engine: Engine = new Engine({
       onEvent: () => { events++ },
       analyzers: detection.analyzers,
-      judge: detection.judgeFor(() => engine!),
+      judge: detection.judgeFor(() => engine),
       maxFlows,
       flowEvents: true,
     })

@@ -365,7 +365,9 @@ export class Engine {
     const prev = flow.detectBuf[i]
     // undecided flows hold every byte so far (under detectBytes plus one chunk): the analyzer
     // chosen later must see the stream from its first byte
-    const seen = prev ? concat(prev, data) : data.slice()
+    // (a copy: `new Uint8Array(view)`, never `.slice()`, which on a Buffer is a view into the
+    // capture buffer that the next packet overwrites)
+    const seen = prev ? concat(prev, data) : new Uint8Array(data)
     flow.detectBuf[i] = seen
     const transport = flow.proto === 6 ? 'tcp' : 'udp'
     const byPort = this.analyzersByPort.get(transport + flow.serverPort) ?? []

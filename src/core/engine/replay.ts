@@ -46,9 +46,8 @@ export function replayFile(file: string, opts: ReplayOptions): ReplayFileResult 
   }
   const streams = opts.writeStreamsDir ? new StreamWriter(opts.writeStreamsDir) : null
   // the judge needs the engine (flow fields, packet time) and the engine needs the judge
-  let engine: Engine | undefined
-  const judge = opts.detection?.judgeFor(() => engine!)
-  engine = new Engine({
+  const judge = opts.detection?.judgeFor(() => engine)
+  const engine: Engine = new Engine({
     ...opts,
     analyzers: opts.detection?.analyzers,
     judge,

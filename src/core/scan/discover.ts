@@ -6,8 +6,12 @@
  *    its firewall drops every IP probe (as nmap's ARP ping). Then, to the hosts that answered,
  *    ICMP echo and timestamp (RFC 792), TCP SYN to the port list and TCP ACK: how else they
  *    answer goes to `found_by`, their TTL and SYN-ACK window to OS hints, open ports to the
- *    inventory.
- * 2. routed targets: ICMP echo + timestamp, SYN and ACK through the gateway's MAC.
+ *    inventory. The IP probes to a host leave as soon as its ARP reply is read, interleaved with
+ *    the rest of the ARP sweep (pipeline.ts), not after it.
+ * 2. routed targets: ICMP echo + timestamp, SYN and ACK through the gateway's MAC (as soon as
+ *    the gateway answered ARP).
+ * Waiting is adaptive (`discoveryTail`): the scan ends when every address answered every probe,
+ * or when nothing arrived for a few measured round trips, not after a fixed wait.
  * Without raw access: TCP connect() to the port list (an accepted or refused connection means
  * the host is up).
  *
@@ -24,8 +28,9 @@ import {parseMac} from '../packet/address.js'
 import {connectScan, pool} from './connect.js'
 import {ttlHint, windowHint} from './oshints.js'
 import {ignoreProgress, type ProgressSink} from './progress.js'
-import {CapLink, RAW_LIMITS, RawScanner, sendPaced, type RawLink, type RawReply} from './raw.js'
-import {inSubnet, interfaceInfo, ipv4ToInt, routeTo, type CommandRunner, type InterfaceInfo, type RouteInfo} from './route.js'
+import {CapLink, RAW_LIMITS, RawScanner, type RawLink, type RawReply} from './raw.js'
+import {runPipeline} from './pipeline.js'
+import {attachedInterface, inSubnet, interfaceInfo, ipv4ToInt, routeTo, type CommandRunner, type InterfaceInfo, type RouteInfo} from './route.js'
 import {DISCOVERY_PORTS, expandTargets, inTargets, MAX_TARGETS} from './targets.js'
 
 export const DISCOVER_DEFAULTS = {
@@ -34,6 +39,25 @@ export const DISCOVER_DEFAULTS = {
   waitMs: 1000,
   /** TCP ACK probes go to these ports (a stateless firewall often lets them through) */
   ackPorts: [80, 443] as readonly number[],
+}
+
+/**
+ * Adaptive waiting: how long the scan waits after its last packet (sent or received) before a
+ * round is over. From the slowest round trip measured (ARP and IP replies, including our own
+ * event-loop delay): TAIL.rttFactor x RTT + TAIL.slackMs, at least TAIL.minMs, at most `waitMs`.
+ * Without any reply to measure, on-link only: min(waitMs, TAIL.blindMs); routed targets that
+ * have not answered yet: the full `waitMs`. The measured RTT includes our own event-loop delay
+ * (replies wait in the capture buffer while we send), which is exactly what the tail must cover.
+ * A retry round starts after half the tail (at least TAIL.retryMinMs): it resends only what is
+ * still unanswered, so starting early costs at most a duplicate request to a slow responder.
+ */
+export const TAIL = {minMs: 30, rttFactor: 2, slackMs: 10, blindMs: 300, retryMinMs: 15}
+
+export function discoveryTail(rttMs: number, waitMs: number, routed: {answered: number; rtt: number} | null): number {
+  const clamp = (rtt: number) => Math.min(waitMs, Math.max(TAIL.minMs, TAIL.rttFactor * rtt + TAIL.slackMs))
+  let t = rttMs > 0 ? clamp(rttMs) : Math.min(waitMs, TAIL.blindMs)
+  if (routed) t = Math.max(t, routed.answered > 0 ? clamp(routed.rtt) : waitMs)
+  return t
 }
 
 export interface DiscoverOptions {
@@ -181,6 +205,11 @@ async function rawDiscover(
     for (const g of groups.values()) {
       if (g.iface.ipv4.some((a) => inSubnet(ip, a.address, a.prefixlen))) return {route: {...g.route, onLink: true, gateway: undefined}, iface: g.iface}
     }
+    // a directly attached subnet needs no `ip route get` (a child process per lookup)
+    if (!o.runCommand) {
+      const a = attachedInterface(ip)
+      if (a) return a
+    }
     const r = routeTo(ip, o.runCommand)
     if (!r) return null
     const key = `${r.dev}|${r.gateway ?? ''}`
@@ -227,23 +256,80 @@ async function rawGroup(
     throw err
   }
   const wanted = new Set<number>([...g.onLink, ...g.routed])
+  const routedSet = new Set(g.routed)
   let gatewayInt = -1
   let gatewayMac: Uint8Array | null = null
-  const macs = new Map<number, Uint8Array>()
-  /** hosts that answered an IP probe */
+  // primary lane: ARP to the on-link targets (and the gateway, for routed targets)
+  const arpTargets = [...g.onLink]
+  if (g.routed.length > 0 && g.route.gateway) {
+    gatewayInt = ipv4ToInt(g.route.gateway)
+    if (!arpTargets.includes(gatewayInt)) arpTargets.push(gatewayInt)
+  }
+  const arpIndex = new Map<number, number>()
+  for (let i = 0; i < arpTargets.length; i++) arpIndex.set(arpTargets[i], i)
+  const arpSentAt = new Float64Array(arpTargets.length)
+  const arpDone = new Uint8Array(arpTargets.length)
+  let arpAnswered = 0
+  // follow-up lane: IP probes per host, queued when the host (or the gateway) answered ARP
+  const perHost = 2 + ports.length + DISCOVER_DEFAULTS.ackPorts.length
+  const qIp: number[] = []
+  const qMac: Uint8Array[] = []
+  let qHead = 0
+  let qProbe = 0
+  const queued = new Set<number>()
+  /** host -> time its IP probes started; replies per host */
+  const ipSentAt = new Map<number, number>()
+  const ipReplies = new Map<number, number>()
+  let hostsComplete = 0
   const answered = new Set<number>()
+  let routedAnswered = 0
+  let maxRtt = 0
+  let routedMaxRtt = 0
+  let lastReply = 0
+  const enqueue = (ip: number, mac: Uint8Array) => {
+    if (queued.has(ip)) return
+    queued.add(ip)
+    qIp.push(ip)
+    qMac.push(mac)
+  }
   const onReply = (r: RawReply) => {
+    const now = performance.now()
     if (r.kind === 'arp') {
-      if (r.ipInt === gatewayInt && !gatewayMac) gatewayMac = parseMac(r.mac)
-      if (!wanted.has(r.ipInt) || !inTargets(r.ip, set)) return
+      const idx = arpIndex.get(r.ipInt)
+      if (idx === undefined) return
+      if (!arpDone[idx]) {
+        arpDone[idx] = 1
+        arpAnswered++
+        lastReply = now
+        if (arpSentAt[idx] > 0) maxRtt = Math.max(maxRtt, now - arpSentAt[idx])
+        const mac = parseMac(r.mac) ?? new Uint8Array(6)
+        if (r.ipInt === gatewayInt && !gatewayMac) {
+          gatewayMac = mac
+          for (const a of g.routed) enqueue(a, mac)
+        }
+        if (wanted.has(r.ipInt) && !routedSet.has(r.ipInt)) enqueue(r.ipInt, mac)
+      }
+      if (!wanted.has(r.ipInt) || routedSet.has(r.ipInt)) return
       const s = state(r.ip, r.ipInt)
       s.found.add('arp')
       s.mac = r.mac
-      if (!macs.has(r.ipInt)) macs.set(r.ipInt, parseMac(r.mac) ?? new Uint8Array(6))
       return
     }
-    if (!wanted.has(r.ipInt) || !inTargets(r.ip, set)) return
-    answered.add(r.ipInt)
+    // `wanted` holds only addresses of the target set (ranges minus excludes): no string parsing here
+    if (!wanted.has(r.ipInt)) return
+    lastReply = now
+    const t = ipSentAt.get(r.ipInt)
+    if (t !== undefined) {
+      if (routedSet.has(r.ipInt)) routedMaxRtt = Math.max(routedMaxRtt, now - t)
+      else maxRtt = Math.max(maxRtt, now - t)
+    }
+    if (!answered.has(r.ipInt)) {
+      answered.add(r.ipInt)
+      if (routedSet.has(r.ipInt)) routedAnswered++
+    }
+    const n = (ipReplies.get(r.ipInt) ?? 0) + 1
+    ipReplies.set(r.ipInt, n)
+    if (n === perHost) hostsComplete++
     const s = state(r.ip, r.ipInt)
     if (r.kind === 'icmp-echo' || r.kind === 'icmp-timestamp' || r.kind === 'icmp-unreachable') s.found.add('icmp')
     else if (r.probe === 'syn') s.found.add('tcp-syn')
@@ -263,45 +349,46 @@ async function rawGroup(
   }
   const scanner = new RawScanner({link, srcIp: src, srcMac: g.iface.mac, srcPort, onReply})
   try {
-    // phase 1: ARP the directly attached targets (and the gateway, for routed targets)
-    const arpTargets = [...g.onLink]
-    if (g.routed.length > 0 && g.route.gateway) {
-      gatewayInt = ipv4ToInt(g.route.gateway)
-      arpTargets.push(gatewayInt)
-    }
-    if (arpTargets.length > 0) {
-      await sendPaced(arpTargets.length, (i) => scanner.sendArp(arpTargets[i]), (i) => (arpTargets[i] === gatewayInt ? gatewayMac !== null : macs.has(arpTargets[i])), {
-        rate, retries, waitMs: Math.min(waitMs, 300),
-        allDone: () => arpTargets.every((a) => macs.has(a) || (a === gatewayInt && gatewayMac !== null)),
-        onProgress: (d, t) => progress({phase: 'arp', done: d, total: t, found: macs.size, elapsedMs: performance.now() - t0}),
-      })
-    }
-    // phase 2: IP probes to ARP responders and to routed targets
-    const ipTargets: {ip: number; mac: Uint8Array}[] = []
-    for (const a of g.onLink) {
-      const m = macs.get(a)
-      if (m) ipTargets.push({ip: a, mac: m})
-    }
-    const gm = gatewayMac as Uint8Array | null
-    if (gm) for (const a of g.routed) ipTargets.push({ip: a, mac: gm})
-    const perHost = 2 + ports.length + DISCOVER_DEFAULTS.ackPorts.length
-    const isRouted = new Set(g.routed)
-    await sendPaced(ipTargets.length * perHost, (i) => {
-      const t = ipTargets[Math.floor(i / perHost)]
-      const k = i % perHost
-      if (k === 0) scanner.sendIcmp(t.ip, t.mac, false, 1)
-      else if (k === 1) scanner.sendIcmp(t.ip, t.mac, true, 1)
-      else if (k < 2 + ports.length) scanner.sendTcp(t.ip, t.mac, ports[k - 2], false)
-      else scanner.sendTcp(t.ip, t.mac, DISCOVER_DEFAULTS.ackPorts[k - 2 - ports.length], true)
-    }, (i, round) => {
-      // resend only to routed hosts that have not answered (ARP already proved the others up)
-      if (round === 0) return false
-      const t = ipTargets[Math.floor(i / perHost)]
-      return !isRouted.has(t.ip) || answered.has(t.ip)
-    }, {
-      // on-link hosts are already known up (ARP): their answers only add detail, so wait less
-      rate, retries: g.routed.length > 0 ? retries : 0, waitMs: g.routed.length > 0 ? waitMs : Math.min(waitMs, 300),
-      onProgress: (d, t) => progress({phase: 'probe', done: d, total: t, found: answered.size, elapsedMs: performance.now() - t0}),
+    const total = arpTargets.length + (g.onLink.length + g.routed.length) * perHost
+    await runPipeline({
+      primaryCount: arpTargets.length,
+      sendPrimary: (i) => {
+        arpSentAt[i] = performance.now()
+        scanner.sendArp(arpTargets[i])
+      },
+      primaryDone: (i) => arpDone[i] === 1,
+      followUpPending: () => qHead < qIp.length,
+      sendFollowUp: () => {
+        const ip = qIp[qHead]
+        const mac = qMac[qHead]
+        const k = qProbe
+        if (k === 0 && !ipSentAt.has(ip)) ipSentAt.set(ip, performance.now())
+        if (k === 0) scanner.sendIcmp(ip, mac, false, 1)
+        else if (k === 1) scanner.sendIcmp(ip, mac, true, 1)
+        else if (k < 2 + ports.length) scanner.sendTcp(ip, mac, ports[k - 2], false)
+        else scanner.sendTcp(ip, mac, DISCOVER_DEFAULTS.ackPorts[k - 2 - ports.length], true)
+        if (++qProbe === perHost) {
+          qProbe = 0
+          qHead++
+        }
+      },
+      allDone: () => arpAnswered === arpTargets.length && qHead === qIp.length && hostsComplete === qIp.length,
+      tailMs: () => discoveryTail(maxRtt, waitMs, g.routed.length > 0 ? {answered: routedAnswered, rtt: routedMaxRtt} : null),
+      retryTailMs: () => Math.max(TAIL.retryMinMs, discoveryTail(maxRtt, waitMs, g.routed.length > 0 ? {answered: routedAnswered, rtt: routedMaxRtt} : null) / 2),
+      lastReplyAt: () => lastReply,
+      onRound: () => {
+        // routed hosts have no ARP to prove them up: resend their IP probes (on-link hosts that
+        // answered ARP are up already; their IP answers only add detail)
+        const gm = gatewayMac as Uint8Array | null
+        if (!gm) return
+        for (const a of g.routed) {
+          if (answered.has(a)) continue
+          qIp.push(a)
+          qMac.push(gm)
+        }
+      },
+      rate, retries,
+      onProgress: (sentNow) => progress({phase: 'probe', done: Math.min(sentNow, total), total, found: arpAnswered + routedAnswered, elapsedMs: performance.now() - t0}),
     })
     return scanner.sent
   } finally {

@@ -5,7 +5,8 @@
  */
 import {UserError} from '../errors.js'
 import type {AnomalySink} from '../events/anomaly.js'
-import {loadInventory, mergeHost, mergeService, setManual, updateInventory, type Candidate, type Inventory, type OsHint, type RpcProgram} from '../inventory/inventory.js'
+import {loadInventory, mergeHost, mergeService, setManual, updateInventory, type Candidate, type DcerpcInterface, type Inventory, type OsHint, type RpcProgram} from '../inventory/inventory.js'
+import {EPM_PORT, eptLookupAll, type EpmEntry, type EpmOptions} from './epm.js'
 import type {ProjectLocation} from '../project/find.js'
 import {pool, netExchange, type Exchange} from './connect.js'
 import {portScan, type PortScanOptions} from './portscan.js'
@@ -31,8 +32,10 @@ export interface FingerprintOptions {
   retries?: number
   intensity?: number
   concurrency?: number
-  /** query the portmapper for dynamic RPC ports (default true) */
+  /** query the portmapper and the DCE/RPC endpoint mapper for dynamic RPC ports (default true) */
   rpc?: boolean
+  /** endpoint-mapper client options (test seam: port) */
+  epm?: EpmOptions
   probes?: ProbeSet
   project?: ProjectLocation
   onProgress?: ProgressSink
@@ -55,6 +58,8 @@ export interface FingerprintService {
   cpe?: string[]
   candidates?: Candidate[]
   rpc_program?: RpcProgram
+  /** DCE/RPC interface registered on this port at the endpoint mapper (the first one listed) */
+  dcerpc_interface?: DcerpcInterface
   banner?: string
 }
 
@@ -122,6 +127,17 @@ export async function fingerprint(o: FingerprintOptions): Promise<FingerprintRes
     }))
   }
 
+  // DCE/RPC endpoint mapper: ept_lookup lists the dynamic ncacn_ip_tcp / ncadg_ip_udp ports
+  const epmByHost = new Map<string, EpmEntry[]>()
+  if (o.rpc !== false) {
+    await Promise.all(scan.hosts.filter((h) => h.open.includes(o.epm?.port ?? EPM_PORT)).map(async (h) => {
+      const r = await eptLookupAll(h.ip, o.epm)
+      epmByHost.set(h.ip, r.entries)
+      for (const e of r.entries) if (e.proto === 'tcp' && e.port > 0 && !h.open.includes(e.port)) h.open.push(e.port)
+      h.open.sort((a, b) => a - b)
+    }))
+  }
+
   const pairs = scan.hosts.flatMap((h) => h.open.map((port) => ({ip: h.ip, port})))
   let done = 0
   let probesSent = 0
@@ -148,12 +164,22 @@ export async function fingerprint(o: FingerprintOptions): Promise<FingerprintRes
         if (!svc.product && r.product && svc.service !== 'rpcbind') svc.product = r.product
         if (svc.service === 'rpcbind' && !svc.product) svc.product = 'rpcbind/rpcbind'
       }
+      const eps = (epmByHost.get(h.ip) ?? []).filter((e) => e.proto === 'tcp' && e.port === d.port)
+      if (eps.length > 0) applyEpm(svc, eps)
       services.push(svc)
       const hint = osFromMatch(d)
       if (hint && !hints.some((x) => x.source === 'banner' && x.os === hint.os)) hints.push(hint)
     }
     for (const r of rpc.filter((s) => s.proto === 'udp')) {
       services.push({port: r.port, proto: 'udp', service: r.name ?? 'rpc', product: r.product, rpc_program: {program: r.program, name: r.name, versions: r.versions}})
+    }
+    const udpEpm = new Map<number, EpmEntry[]>()
+    for (const e of epmByHost.get(h.ip) ?? []) if (e.proto === 'udp' && e.port > 0) udpEpm.set(e.port, [...(udpEpm.get(e.port) ?? []), e])
+    for (const [port, eps] of udpEpm) {
+      if (services.some((s) => s.proto === 'udp' && s.port === port)) continue
+      const svc: FingerprintService = {port, proto: 'udp', service: 'msrpc'}
+      applyEpm(svc, eps)
+      services.push(svc)
     }
     services.sort((a, b) => a.proto.localeCompare(b.proto) || a.port - b.port)
     return {ip: h.ip, up: h.up || services.length > 0, os_hints: hints, services}
@@ -177,10 +203,23 @@ export function mergeFingerprint(inv: Inventory, r: FingerprintResult, now: stri
       mergeService(inv, h.ip, {
         port: s.port, proto: s.proto, state: 'open', service: s.service === 'unknown' ? undefined : s.service,
         product: s.product, version: s.version, extra: s.extra, tunnel: s.tunnel, cpe: s.cpe, candidates: s.candidates,
-        rpc_program: s.rpc_program, source: 'active',
+        rpc_program: s.rpc_program, dcerpc_interface: s.dcerpc_interface, source: 'active',
       }, {now, onAnomaly})
     }
   }
+}
+
+/** at most this many interface names listed in `extra` of one port */
+const EPM_EXTRA_NAMES = 8
+
+/** the endpoint mapper's registrations for one port onto its service entry */
+function applyEpm(svc: FingerprintService, eps: EpmEntry[]): void {
+  const first = eps.find((e) => e.name) ?? eps[0]
+  svc.dcerpc_interface = {uuid: first.uuid, version: first.version, annotation: first.annotation}
+  if (svc.service === 'unknown' || svc.service === 'msrpc' || svc.service === 'ncacn_http') svc.service = 'msrpc'
+  const names = [...new Set(eps.map((e) => e.name ?? e.uuid))]
+  const listed = names.slice(0, EPM_EXTRA_NAMES).join(', ') + (names.length > EPM_EXTRA_NAMES ? `, +${names.length - EPM_EXTRA_NAMES}` : '')
+  svc.extra = svc.extra ? `${svc.extra}; ${listed}` : listed
 }
 
 export interface ManualSet {

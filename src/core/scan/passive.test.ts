@@ -77,3 +77,39 @@ describe('passive RPC and bounds', () => {
     expect(l.services.size).toBeLessThanOrEqual(10)
   })
 })
+
+describe.skipIf(!existsSync(PCAPS))('live passive learning through a capture link (fake, no root)', () => {
+  it('learns the same as from the file although every frame arrives in ONE reused buffer', async () => {
+    const {learnLive} = await import('./passive.js')
+    const {openCapture} = await import('../capture/reader.js')
+    const file = path.join(PCAPS, 'benign_smtp_session.pcap')
+    const shared = new Uint8Array(65_535)
+    let handler: ((f: Uint8Array) => void) | null = null
+    let closed = false
+    const r = await learnLive('eth-test', 5_000, probes, {
+      openLink: (iface, filter) => {
+        expect(iface).toBe('eth-test')
+        expect(filter).toBe('tcp or udp')
+        return {send: () => {}, onFrame: (h) => { handler = h }, close: () => { closed = true }}
+      },
+      onReady: () => {
+        // replay the capture as cap does: each frame written over the same buffer
+        const rd = openCapture(file)
+        setImmediate(() => {
+          for (let rec = rd.next(); rec; rec = rd.next()) {
+            shared.fill(0xee)
+            shared.set(rec.data)
+            handler?.(shared.subarray(0, rec.data.length))
+          }
+          rd.close()
+        })
+      },
+      signal: AbortSignal.timeout(300),
+    })
+    expect(closed).toBe(true)
+    const fromFile = learnFromPcap(file, probes)
+    expect(r.frames).toBe(fromFile.frames)
+    expect(r.services.find((s) => s.port === 25)?.match).toMatchObject({product: 'exim/exim', version: '4.69'})
+    expect(r.services.map((s) => `${s.ip}:${s.port}`).sort()).toEqual(fromFile.services.map((s) => `${s.ip}:${s.port}`).sort())
+  })
+})

@@ -20,6 +20,7 @@ import type {Direction} from '../analyzers/types.js'
 import {matchAnyProbe, type ProbeSet, type ServiceMatch} from './probes.js'
 import {ttlHint, windowHint} from './oshints.js'
 import {parsePmapDumpReply, readRecord, rpcServices, PMAP_PORT} from './sunrpc.js'
+import {CapLink, type RawLink} from './raw.js'
 
 export const PASSIVE_LIMITS = {
   /** distinct (server, port) pairs tracked */
@@ -179,6 +180,53 @@ export function learnFromPcap(file: string, probes: ProbeSet, onAnomaly?: Anomal
     for (let rec = r.next(); rec; rec = r.next()) l.frame(rec.data, rec.linktype, rec.tsUs)
   } finally {
     r.close()
+  }
+  l.finish()
+  return {...l.results(), frames: l.frames}
+}
+
+export const LIVE_LIMITS = {
+  /** longest --duration, ms (a day) */
+  maxDurationMs: 24 * 3600 * 1000,
+  /** capture filter: everything the learner can use */
+  filter: 'tcp or udp',
+}
+
+export interface LiveOptions {
+  onAnomaly?: AnomalySink
+  /** stop early */
+  signal?: AbortSignal
+  /** called once the capture is open (tests start their traffic then) */
+  onReady?: () => void
+  /** test seam: frame source (default a libpcap handle on the interface, see CapLink) */
+  openLink?: (iface: string, filter: string) => RawLink
+}
+
+/**
+ * Learn from live traffic on `iface` for `durationMs` through libpcap (`cap`), with the same
+ * PassiveLearner as a capture file. CapLink keeps the one Buffer cap writes every packet into
+ * referenced for the handle's life; each frame is a view of it, valid only during the call
+ * (the learner copies what it keeps). Throws a permission UserError when capture is not allowed.
+ */
+export async function learnLive(iface: string, durationMs: number, probes: ProbeSet, o: LiveOptions = {}): Promise<{hosts: PassiveHost[]; services: PassiveService[]; frames: number}> {
+  const l = new PassiveLearner(probes, o.onAnomaly)
+  const link = (o.openLink ?? ((i, f) => new CapLink(i, f)))(iface, LIVE_LIMITS.filter)
+  link.onFrame((frame) => l.frame(frame, 1, Math.round((performance.timeOrigin + performance.now()) * 1000)))
+  try {
+    o.onReady?.()
+    const ms = Math.max(0, Math.min(durationMs, LIVE_LIMITS.maxDurationMs))
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        o.signal?.removeEventListener('abort', done)
+        resolve()
+      }
+      if (o.signal?.aborted) done()
+      else o.signal?.addEventListener('abort', done)
+    })
+  } finally {
+    link.close()
   }
   l.finish()
   return {...l.results(), frames: l.frames}

@@ -21,9 +21,10 @@ import {fileURLToPath} from 'node:url'
 import {readFileSync} from 'node:fs'
 import {RE2JS} from 're2js'
 import {formatDiagnostic, parseYamlWithSchema, type YamlDiagnostic} from '../project/yaml-schema.js'
+import {MAX_RESPONSE_BYTES} from './connect.js'
 
-/** bytes of a response that matchers look at (nmap reads at most ~ this much too) */
-export const MAX_RESPONSE_BYTES = 16 * 1024
+/** bytes of a response that matchers look at (nmap reads at most ~ this much too); defined in connect.ts */
+export {MAX_RESPONSE_BYTES}
 export const MAX_PROBES = 256
 export const MAX_MATCHERS_PER_PROBE = 1024
 export const MAX_PROBE_BYTES = 8 * 1024

@@ -4,6 +4,7 @@
  * command runner is injectable so tests feed recorded JSON.
  */
 import {execFileSync} from 'node:child_process'
+import os from 'node:os'
 import {parseIp} from '../packet/address.js'
 
 export interface RouteInfo {
@@ -29,6 +30,40 @@ export interface InterfaceInfo {
 export type CommandRunner = (cmd: string, args: string[]) => string
 
 export const defaultRunner: CommandRunner = (cmd, args) => execFileSync(cmd, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000})
+
+type IfaceList = ReturnType<typeof os.networkInterfaces>
+
+/**
+ * The directly attached (non-loopback) interface whose IPv4 subnet holds `addr`, longest prefix
+ * first, from the kernel's interface list (getifaddrs): no `ip` command run, so discovery of a
+ * local subnet starts without a child process. Null when `addr` is not on an attached subnet
+ * (then ask `routeTo`). Never throws.
+ */
+export function attachedInterface(addr: string, list: IfaceList = safeInterfaces()): {route: RouteInfo; iface: InterfaceInfo} | null {
+  let best: {route: RouteInfo; iface: InterfaceInfo; prefixlen: number} | null = null
+  for (const [name, addrs] of Object.entries(list)) {
+    if (!addrs) continue
+    const v4 = addrs.filter((a) => a.family === 'IPv4' && !a.internal)
+    for (const a of v4) {
+      const prefixlen = Number(a.cidr?.split('/')[1] ?? 32)
+      if (!inSubnet(addr, a.address, prefixlen) || (best && best.prefixlen >= prefixlen)) continue
+      best = {
+        prefixlen,
+        route: {dst: addr, dev: name, src: a.address, onLink: true},
+        iface: {name, mac: a.mac, mtu: 1500, ipv4: v4.map((x) => ({address: x.address, prefixlen: Number(x.cidr?.split('/')[1] ?? 32)})), up: true},
+      }
+    }
+  }
+  return best ? {route: best.route, iface: best.iface} : null
+}
+
+function safeInterfaces(): IfaceList {
+  try {
+    return os.networkInterfaces()
+  } catch {
+    return {}
+  }
+}
 
 /** The route to `addr`; null when there is none (unreachable, bad output). Never throws. */
 export function routeTo(addr: string, run: CommandRunner = defaultRunner): RouteInfo | null {

@@ -1,0 +1,361 @@
+/**
+ * The inline gateway against the bare kernel bridge, measured in the same run (root only):
+ *
+ *   [client 10.0.0.1] c0 ---- ga [gateway: bridge over ga,gb] gb ---- s0 [server 10.0.0.3]
+ *
+ * Three network namespaces of our own (unique names, deleted at the end), addresses inside
+ * them only, no default route: nothing leaves the namespaces. Figures are medians of
+ * PATCHPOINT_BENCH_RUNS (default 3) runs; each is a ratio against the bare bridge or nginx:
+ *  - iperf3 through the bare bridge / through the gateway on an unprotected port / on a
+ *    protected port (a plain TCP stream through the engine);
+ *  - wrk of a 1 MB file from nginx on a protected port / through the bare bridge;
+ *  - wrk through `run --proxy` / nginx direct;
+ *  - peak RSS of the gateway under a SYN flood from random spoofed sources (hping3
+ *    --rand-source, bounded to PATCHPOINT_BENCH_FLOOD_S seconds), with legitimate curl sessions
+ *    to the protected port running during it (all must succeed).
+ * Needs iperf3, wrk, hping3, nginx, curl, nftables, ethtool (Debian packages).
+ */
+import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const bin = path.resolve(here, '../../bin/run.js')
+const CLIENT_IP = '10.0.0.1'
+const SERVER_IP = '10.0.0.3'
+/** seconds per iperf3 / wrk run */
+export const BENCH_SECONDS = Number(process.env.PATCHPOINT_BENCH_SECONDS ?? 4)
+/** length of the SYN flood (hping3 is stopped by `timeout` after this) */
+export const FLOOD_SECONDS = Number(process.env.PATCHPOINT_BENCH_FLOOD_S ?? 10)
+/** longest wait for the gateway to say it is ready */
+export const GATEWAY_START_MS = 120_000
+const RUNS = Math.max(1, Number(process.env.PATCHPOINT_BENCH_RUNS ?? 3))
+const OFFLOADS_OFF = 'tx off tso off gso off gro off'
+const PORT_HTTP = 80
+const PORT_HTTP_OPEN = 8080
+const PORT_IPERF_OPEN = 5201
+const PORT_IPERF_PROT = 5202
+const PORT_PROXY = 9080
+
+export const GATEWAY_BENCH_TOOLS = ['ip', 'nft', 'ethtool', 'nginx', 'curl', 'iperf3', 'wrk', 'hping3', 'timeout']
+
+/** why the gateway bench cannot run here, or null */
+export function gatewayBenchSkipReason(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, bridge, nftables)'
+  for (const c of GATEWAY_BENCH_TOOLS) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${c}`], {stdio: 'ignore'})
+    } catch {
+      return `needs ${c} (apt-get install -y iproute2 nftables ethtool nginx curl iperf3 wrk hping3)`
+    }
+  }
+  return null
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+
+class BenchLab {
+  readonly id = `${process.pid % 10000}${Math.floor(Math.random() * 1000)}`
+  readonly client = `ppbc-${this.id}`
+  readonly gw = `ppbg-${this.id}`
+  readonly server = `ppbs-${this.id}`
+  readonly bridge = `ppb${this.id}`.slice(0, 15)
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-gwbench-'))
+  private children: ChildProcess[] = []
+
+  sh(ns: string, cmd: string, timeoutMs = 120_000): string {
+    return execFileSync('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], {encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20})
+  }
+
+  spawn(ns: string, argv: string[]): ChildProcess {
+    const c = spawn('ip', ['netns', 'exec', ns, ...argv], {stdio: ['ignore', 'pipe', 'pipe']})
+    this.children.push(c)
+    return c
+  }
+
+  create(): void {
+    const run = (args: string[]) => execFileSync('ip', args, {stdio: 'pipe'})
+    for (const ns of [this.client, this.gw, this.server]) run(['netns', 'add', ns])
+    run(['link', 'add', 'c0', 'netns', this.client, 'type', 'veth', 'peer', 'name', 'ga', 'netns', this.gw])
+    run(['link', 'add', 's0', 'netns', this.server, 'type', 'veth', 'peer', 'name', 'gb', 'netns', this.gw])
+    this.sh(this.client, `ip link set lo up; ip addr add ${CLIENT_IP}/24 dev c0; ethtool -K c0 ${OFFLOADS_OFF} >/dev/null 2>&1; ip link set c0 up`)
+    this.sh(this.server, `ip link set lo up; ip addr add ${SERVER_IP}/24 dev s0; ethtool -K s0 ${OFFLOADS_OFF} >/dev/null 2>&1; ip link set s0 up`)
+    this.sh(this.gw, `ip link set lo up; for d in ga gb; do ethtool -K $d ${OFFLOADS_OFF} >/dev/null 2>&1; ip link set $d up; done`)
+  }
+
+  /** the baseline: a plain kernel bridge over ga,gb */
+  bareBridge(on: boolean): void {
+    if (on) this.sh(this.gw, `ip link add ${this.bridge} type bridge forward_delay 0 stp_state 0; ip link set ga master ${this.bridge}; ip link set gb master ${this.bridge}; ip link set ${this.bridge} up`)
+    else this.sh(this.gw, `ip link del ${this.bridge}`)
+  }
+
+  startServers(): void {
+    const root = path.join(this.dir, 'www')
+    fs.mkdirSync(root, {recursive: true})
+    const mb = Buffer.alloc(1 << 20)
+    for (let i = 0; i < mb.length; i++) mb[i] = (i * 2654435761) >>> 24
+    fs.writeFileSync(path.join(root, '1mb.bin'), mb)
+    fs.writeFileSync(path.join(root, 'index.html'), 'hello\n')
+    const d = this.dir
+    fs.writeFileSync(path.join(d, 'nginx.conf'), `daemon on;
+user root;
+worker_processes 1;
+pid ${d}/nginx.pid;
+error_log ${d}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${d}/body;
+  proxy_temp_path ${d}/proxy;
+  fastcgi_temp_path ${d}/fastcgi;
+  uwsgi_temp_path ${d}/uwsgi;
+  scgi_temp_path ${d}/scgi;
+  server {
+    listen ${SERVER_IP}:${PORT_HTTP};
+    listen ${SERVER_IP}:${PORT_HTTP_OPEN};
+    root ${root};
+    location / { try_files $uri /index.html; }
+  }
+}
+`)
+    fs.chmodSync(d, 0o755)
+    this.sh(this.server, `nginx -c ${d}/nginx.conf`)
+    for (const p of [PORT_IPERF_OPEN, PORT_IPERF_PROT]) this.sh(this.server, `iperf3 -s -D -B ${SERVER_IP} -p ${p} --logfile ${d}/iperf-${p}.log`)
+  }
+
+  /** iperf3 client -> server, bits/s received */
+  iperf(port: number): number {
+    const out = this.sh(this.client, `iperf3 -c ${SERVER_IP} -p ${port} -t ${BENCH_SECONDS} -J`, (BENCH_SECONDS + 30) * 1000)
+    const j = JSON.parse(out) as {end: {sum_received: {bits_per_second: number}}}
+    return j.end.sum_received.bits_per_second
+  }
+
+  /** wrk of the 1 MB file, requests/s (0 when a request failed) */
+  wrk(port: number, file = '1mb.bin'): number {
+    const out = this.sh(this.client, `wrk -t1 -c4 -d${BENCH_SECONDS}s --timeout 5s http://${SERVER_IP}:${port}/${file}`, (BENCH_SECONDS + 30) * 1000)
+    const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)
+    return rps ? Number(rps[1]) : 0
+  }
+
+  destroy(): void {
+    for (const c of this.children) {
+      if (c.exitCode === null && c.signalCode === null && c.pid) {
+        try {
+          process.kill(c.pid, 'SIGKILL')
+        } catch {
+          // gone
+        }
+      }
+    }
+    try {
+      const pid = fs.readFileSync(path.join(this.dir, 'nginx.pid'), 'utf8').trim()
+      if (pid) process.kill(Number(pid), 'SIGTERM')
+    } catch {
+      // not started
+    }
+    try {
+      // iperf3 daemons of the server namespace
+      execFileSync('ip', ['netns', 'pids', this.server], {encoding: 'utf8'}).split('\n').filter(Boolean).forEach((p) => {
+        try {
+          process.kill(Number(p), 'SIGKILL')
+        } catch {
+          // gone
+        }
+      })
+    } catch {
+      // no namespace
+    }
+    for (const ns of [this.client, this.gw, this.server]) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], {stdio: 'ignore'})
+      } catch {
+        // not there
+      }
+    }
+    fs.rmSync(this.dir, {recursive: true, force: true})
+  }
+}
+
+interface Gateway {
+  proc: ChildProcess
+  out: () => string
+  /** peak RSS so far (VmHWM), MB */
+  peakRssMb(): number
+  stop(): Promise<void>
+}
+
+async function startGateway(lab: BenchLab, args: string[], ns: string): Promise<Gateway> {
+  let out = ''
+  const proc = lab.spawn(ns, [process.execPath, bin, 'run', ...args, '--events', '-', '--stats-interval', '0'])
+  proc.stdout!.on('data', (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000)
+  })
+  proc.stderr!.on('data', (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000)
+  })
+  const end = Date.now() + GATEWAY_START_MS
+  while (!out.includes('patchpoint: ready') && proc.exitCode === null && Date.now() < end) await sleep(100)
+  if (!out.includes('patchpoint: ready')) {
+    proc.kill('SIGKILL')
+    throw new Error(`the gateway did not start: ${out.slice(-2000)}`)
+  }
+  return {
+    proc,
+    out: () => out,
+    peakRssMb() {
+      try {
+        const st = fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8')
+        const m = /VmHWM:\s+(\d+) kB/.exec(st)
+        return m ? Number(m[1]) / 1024 : NaN
+      } catch {
+        return NaN
+      }
+    },
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return
+      proc.kill('SIGTERM')
+      const until = Date.now() + 10_000
+      while (proc.exitCode === null && proc.signalCode === null && Date.now() < until) await sleep(50)
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+    },
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+/** curl in a loop to a protected port while `during` runs; returns [ok, failed] */
+async function curlLoop(lab: BenchLab, port: number, during: Promise<unknown>): Promise<[number, number]> {
+  let ok = 0
+  let failed = 0
+  let done = false
+  void during.finally(() => (done = true))
+  while (!done) {
+    const code = await new Promise<string>((resolve) => {
+      const c = lab.spawn(lab.client, ['curl', '-s', '-o', '/dev/null', '--max-time', '5', '-w', '%{http_code}', `http://${SERVER_IP}:${port}/index.html`])
+      let s = ''
+      c.stdout!.on('data', (d: Buffer) => (s += d.toString()))
+      c.on('close', () => resolve(s))
+    })
+    if (code === '200') ok++
+    else failed++
+    await sleep(200)
+  }
+  return [ok, failed]
+}
+
+function fmtRate(bps: number): string {
+  return `${(bps / 1e9).toFixed(2)} Gbit/s`
+}
+
+function row(what: string, base: string, val: string, ratio: number, target: string): string {
+  return `| ${what} | ${base} | ${val} | ${ratio.toFixed(3)} | ${target} |`
+}
+
+/** Run the gateway bench; returns a markdown table (throws only when the lab cannot be built). */
+export async function benchGateway(): Promise<string> {
+  const skip = gatewayBenchSkipReason()
+  if (skip) return `### Inline gateway\n\nskipped: ${skip}\n`
+  const lab = new BenchLab()
+  const rows: string[] = []
+  const notes: string[] = []
+  try {
+    lab.create()
+    lab.startServers()
+    const policy = path.join(lab.dir, 'policy.json')
+    fs.writeFileSync(policy, JSON.stringify({services: [
+      {ip: SERVER_IP, port: PORT_HTTP, proto: 'tcp', protocol: 'http', action: 'drop'},
+      {ip: SERVER_IP, port: PORT_IPERF_PROT, proto: 'tcp', action: 'drop'},
+    ]}))
+
+    // baseline: the bare kernel bridge
+    lab.bareBridge(true)
+    await waitReachable(lab)
+    const bareIperf: number[] = []
+    const bareWrk: number[] = []
+    const directWrk: number[] = []
+    const proxyWrk: number[] = []
+    for (let i = 0; i < RUNS; i++) {
+      bareIperf.push(lab.iperf(PORT_IPERF_OPEN))
+      bareWrk.push(lab.wrk(PORT_HTTP))
+    }
+    // proxy mode in the server's namespace, next to nginx; the client reaches both over the bridge
+    const proxy = await startGateway(lab, ['--proxy', `${SERVER_IP}:${PORT_PROXY}=${SERVER_IP}:${PORT_HTTP}`], lab.server)
+    try {
+      for (let i = 0; i < RUNS; i++) {
+        directWrk.push(lab.wrk(PORT_HTTP))
+        proxyWrk.push(lab.wrk(PORT_PROXY))
+      }
+    } finally {
+      await proxy.stop()
+    }
+    lab.bareBridge(false)
+
+    // the gateway
+    const gw = await startGateway(lab, ['--iface', 'ga,gb', '--policy', policy], lab.gw)
+    let floodRss = NaN
+    let idleRss = NaN
+    let legit: [number, number] = [0, 0]
+    const openIperf: number[] = []
+    const protIperf: number[] = []
+    const protWrk: number[] = []
+    try {
+      await waitReachable(lab)
+      idleRss = gw.peakRssMb()
+      for (let i = 0; i < RUNS; i++) {
+        openIperf.push(lab.iperf(PORT_IPERF_OPEN))
+        protIperf.push(lab.iperf(PORT_IPERF_PROT))
+        protWrk.push(lab.wrk(PORT_HTTP))
+      }
+      // SYN flood from random spoofed sources to the protected port, bounded by `timeout`
+      const flood = lab.spawn(lab.client, ['timeout', '-s', 'INT', String(FLOOD_SECONDS), 'hping3', '-S', '-p', String(PORT_HTTP), '--flood', '--rand-source', SERVER_IP])
+      let floodErr = ''
+      flood.stderr!.on('data', (d: Buffer) => (floodErr = (floodErr + d.toString()).slice(-2000)))
+      const floodDone = new Promise<void>((r) => flood.on('close', () => r()))
+      legit = await curlLoop(lab, PORT_HTTP, floodDone)
+      floodRss = gw.peakRssMb()
+      const sent = /(\d+) packets transmitted/.exec(floodErr)
+      if (sent) notes.push(`SYN flood: ${Number(sent[1]).toLocaleString('en-US')} SYNs from random sources in ${FLOOD_SECONDS} s`)
+      const alive = gw.proc.exitCode === null && gw.proc.signalCode === null
+      if (!alive) notes.push(`the gateway died during the flood: ${gw.out().slice(-500)}`)
+    } finally {
+      await gw.stop()
+    }
+
+    const bI = median(bareIperf)
+    const bW = median(bareWrk)
+    rows.push(row('iperf3, unprotected port through the gateway', fmtRate(bI), fmtRate(median(openIperf)), median(openIperf) / bI, '>= 0.95'))
+    rows.push(row('iperf3, protected port (TCP stream through the engine)', fmtRate(bI), fmtRate(median(protIperf)), median(protIperf) / bI, ''))
+    rows.push(row('wrk, 1 MB file, protected HTTP', `${bW.toFixed(1)} req/s`, `${median(protWrk).toFixed(1)} req/s`, median(protWrk) / bW, '>= 0.6'))
+    rows.push(row('wrk, 1 MB file, `run --proxy` vs nginx direct', `${median(directWrk).toFixed(1)} req/s`, `${median(proxyWrk).toFixed(1)} req/s`, median(proxyWrk) / median(directWrk), ''))
+    notes.push(`gateway RSS: ${idleRss.toFixed(0)} MB at start, peak ${floodRss.toFixed(0)} MB after the flood (target <= 300 MB)`)
+    notes.push(`legitimate curl sessions to the protected port during the flood: ${legit[0]} succeeded, ${legit[1]} failed`)
+    notes.push(`runs per figure: ${RUNS} (median), ${BENCH_SECONDS} s each; raw: bare iperf3 ${bareIperf.map(fmtRate).join(', ')}; ` +
+      `unprotected ${openIperf.map(fmtRate).join(', ')}; protected ${protIperf.map(fmtRate).join(', ')}; ` +
+      `wrk bare ${bareWrk.map((x) => x.toFixed(0)).join(', ')}, protected ${protWrk.map((x) => x.toFixed(0)).join(', ')}, ` +
+      `direct ${directWrk.map((x) => x.toFixed(0)).join(', ')}, proxy ${proxyWrk.map((x) => x.toFixed(0)).join(', ')}`)
+  } finally {
+    lab.destroy()
+  }
+  return ['### Inline gateway (network namespaces, 2 cores shared by client, server, gateway and load)', '',
+    '| what | baseline | measured | ratio | target |', '|---|---|---|---|---|', ...rows, '', ...notes.map((n) => `- ${n}`), ''].join('\n')
+}
+
+async function waitReachable(lab: BenchLab): Promise<void> {
+  const end = Date.now() + 15_000
+  while (Date.now() < end) {
+    try {
+      lab.sh(lab.client, `curl -s -o /dev/null --max-time 1 http://${SERVER_IP}:${PORT_HTTP_OPEN}/`, 5000)
+      return
+    } catch {
+      await sleep(200)
+    }
+  }
+  throw new Error('the server is not reachable through the bridge')
+}

@@ -1,0 +1,68 @@
+import {Flags} from '@oclif/core'
+import {PatchpointCommand} from '../cli/base-command.js'
+import {runGateway, type RunGatewayResult} from '../core/gateway/run.js'
+
+export class Run extends PatchpointCommand<typeof Run> {
+  static override summary = 'Run the gateway: inline between two interfaces, or as a TCP protection proxy.'
+
+  static override description = `Inline mode (--iface A,B) bridges the two interfaces; the kernel forwards all traffic at
+wire speed except the services listed in the project's policy (.patchpoint/policy.json), which
+nftables diverts into the engine: reassembled, judged by the analyzers and rules, and forwarded,
+fixed in place, held until judged, or dropped (resets to both ends). If the engine dies, the
+divert rules expire within a second and the kernel forwards everything (fail-open), unless
+--fail-closed. Needs CAP_NET_ADMIN and CAP_NET_RAW (exit 4 without them).
+
+Proxy mode (--proxy LISTEN=UPSTREAM, repeatable) needs no privileges: each connection's bytes are
+judged the same way; fixes may change lengths, drops close both sockets.
+
+Policy format (.patchpoint/policy.json):
+  {"services": [{"ip": "10.0.0.3", "port": 80, "proto": "tcp", "protocol": "http",
+                 "rules": ["PP-SHELLSHOCK"], "action": "drop", "shadow": false}],
+   "default_action": "fix"}
+(rules, action, protocol, shadow and default_action are optional.)
+
+Signals: SIGHUP reloads rules and policy (established sessions kept); SIGINT/SIGTERM remove the
+nftables table and the bridge we created, and leave the interfaces as they were found.
+
+Exit codes: 0 stopped cleanly; 2 bad flag, policy or interface; 4 missing privileges; 70 bug.`
+
+  static override examples = [
+    {description: 'Protect the servers behind eth2 from the segment on eth1.', command: '<%= config.bin %> <%= command.id %> --iface eth1,eth2'},
+    {description: 'Reuse an existing bridge br0 whose ports are eth1 and eth2.', command: '<%= config.bin %> <%= command.id %> --iface eth1,eth2 --bridge br0'},
+    {description: 'A protection proxy in front of a web server, no root needed.', command: '<%= config.bin %> <%= command.id %> --proxy 0.0.0.0:8080=10.0.0.5:80'},
+    {description: 'Events as JSON lines on stdout, a stats line every 10 s.', command: '<%= config.bin %> <%= command.id %> --iface eth1,eth2 --events - --json --stats-interval 10'},
+  ]
+
+  static override flags = {
+    iface: Flags.string({summary: 'Two interfaces to bridge, A,B (inline mode).', helpValue: 'A,B'}),
+    bridge: Flags.string({summary: 'Reuse this existing bridge (its ports must be A and B).', helpValue: 'BR'}),
+    proxy: Flags.string({summary: 'LISTEN=UPSTREAM, e.g. 0.0.0.0:8080=10.0.0.5:80 (repeatable).', multiple: true, helpValue: 'LISTEN=UPSTREAM'}),
+    policy: Flags.file({summary: 'Policy file (default: .patchpoint/policy.json in the project).', helpValue: 'FILE'}),
+    events: Flags.string({summary: "Write events to FILE instead of the project's event log ('-' = stdout only).", helpValue: 'FILE'}),
+    'fail-closed': Flags.boolean({summary: 'If the engine dies or a hold limit is hit, keep protected flows blocked.'}),
+    force: Flags.boolean({summary: "Allow bridging an interface that carries the machine's default route."}),
+    'stats-interval': Flags.integer({summary: 'Seconds between stats lines (0 = none).', default: 60, min: 0}),
+  }
+
+  public async run(): Promise<RunGatewayResult> {
+    const flags = this.flags
+    let project
+    try {
+      project = this.project()
+    } catch (err) {
+      if ((flags as {project?: string}).project || process.env.PATCHPOINT_PROJECT) throw err
+    }
+    return runGateway({
+      project,
+      ifaces: flags.iface ? flags.iface.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined,
+      bridge: flags.bridge,
+      force: flags.force,
+      failClosed: flags['fail-closed'],
+      proxies: flags.proxy,
+      policyFile: flags.policy,
+      eventsFile: flags.events,
+      json: this.jsonEnabled(),
+      statsIntervalS: flags['stats-interval'],
+    })
+  }
+}

@@ -1,0 +1,603 @@
+/**
+ * The inline gateway's per-packet decision: every diverted frame goes through the engine, then
+ * is forwarded (unchanged or fixed in place), held until the protocol unit it belongs to is
+ * judged, or dropped (the flow is blocked: resets to both ends, later packets discarded).
+ *
+ * No sockets here: frames come in with the index of the port they arrived on (0 or 1) and leave
+ * through `ports[1 - in]`, so tests drive it with captures and fake ports.
+ *
+ * Holding: a TCP segment whose bytes reach the first byte of a unit the analyzer has not judged
+ * yet (`pendingFrom(dir)`), or that arrives while earlier segments of its direction are held,
+ * is copied into the flow's queue; after each packet, queued segments now judged are released
+ * in order. Bounded per flow and in total: on overflow the flow's queue is released unjudged and
+ * the flow passes unjudged from then on (`gateway.hold_overflow`), or with `failClosed` the flow
+ * is blocked. Fixes (same-length edits at absolute stream offsets) are remembered per flow, so a
+ * retransmission of bytes already forwarded is rewritten the same way.
+ */
+import type {Pdu} from '../analyzers/types.js'
+import type {Engine, EngineFlow} from '../engine/engine.js'
+import type {AnomalyReport} from '../events/anomaly.js'
+import {anomalyEvent, type EveEvent} from '../events/eve.js'
+import {PacketDecoder, FIN, RST, type DecodedPacket} from '../packet/decode.js'
+import {buildTcpReset, recomputeChecksums} from '../packet/encode.js'
+import {LINKTYPE} from '../packet/linktype.js'
+import type {Edit, Match} from '../rules/types.js'
+
+export const GATEWAY_LIMITS = {
+  /** bytes of frames held per flow while a unit is judged */
+  holdBytesPerFlow: 512 * 1024,
+  /** frames held per flow */
+  holdPacketsPerFlow: 1024,
+  /** bytes held across all flows */
+  holdBytesTotal: 64 * 1024 * 1024,
+  /**
+   * a unit pending longer than this (packet time): its held frames are released (or the flow is
+   * blocked, fail-closed) and judging goes on, so the rest of the unit is held again
+   */
+  holdTimeoutUs: 10e6,
+  /**
+   * the same while the flow's protocol is not detected yet: a client that says less than the
+   * detection needs and then waits for the server (iperf3's cookie, a server-first protocol
+   * on an unexpected port) would otherwise stall for holdTimeoutUs
+   */
+  detectHoldTimeoutUs: 300e3,
+  /** fix edits remembered per flow (for retransmissions) */
+  editsPerFlow: 256,
+  /** flows with gateway state */
+  flows: 262_144,
+  /** IP datagrams whose fragments are held until complete */
+  fragmentDatagrams: 4096,
+  /** fragments per held datagram */
+  fragmentsPerDatagram: 64,
+  /** an incomplete fragmented datagram is discarded after this long */
+  fragmentTimeoutUs: 30e6,
+  /** resets answered to packets of a blocked flow */
+  resetsPerFlow: 8,
+}
+
+export type GatewayLimits = typeof GATEWAY_LIMITS
+
+export interface GatewayPort {
+  send(frame: Uint8Array): void
+}
+
+export interface ForwarderOptions {
+  engine: Engine
+  ports: readonly [GatewayPort, GatewayPort]
+  /** EVE events of the gateway itself (anomalies, drops); the engine's go through its own onEvent */
+  onEvent: (ev: EveEvent) => void
+  failClosed?: boolean
+  limits?: Partial<GatewayLimits>
+  linktype?: number
+}
+
+export interface ForwarderStats {
+  framesIn: number
+  framesOut: number
+  bytesIn: number
+  bytesOut: number
+  held: number
+  heldNow: number
+  heldBytesNow: number
+  fixedFrames: number
+  droppedFrames: number
+  blockedFlows: number
+  resetsSent: number
+  holdOverflows: number
+  holdTimeouts: number
+  duplicatesDiscarded: number
+  fragmentsHeld: number
+}
+
+interface Held {
+  /** a frame, or the frames of a fragmented datagram */
+  frame: Uint8Array | null
+  group: Uint8Array[] | null
+  outPort: number
+  /** stream offsets [so, end) of the payload; -1 when none (pure FIN) */
+  so: number
+  end: number
+  payloadOff: number
+  len: number
+  bytes: number
+  tsUs: number
+}
+
+interface FlowState {
+  flow: EngineFlow
+  blocked: boolean
+  /** hold limits were hit: the flow passes unjudged */
+  unjudged: boolean
+  held: [Held[], Held[]]
+  heldBytes: number
+  heldCount: number
+  /** highest stream end held per direction (duplicates of held bytes are discarded) */
+  maxHeldEnd: [number, number]
+  edits: [Edit[], Edit[]]
+  resets: number
+}
+
+interface FragGroup {
+  frames: Uint8Array[]
+  bytes: number
+  tsUs: number
+}
+
+interface Collected {
+  match: Match
+  dir: 0 | 1
+  shadow: boolean
+}
+
+const DIR_NAMES = ['toserver', 'toclient'] as const
+
+export class Forwarder {
+  readonly stats: ForwarderStats = {
+    framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, held: 0, heldNow: 0, heldBytesNow: 0, fixedFrames: 0,
+    droppedFrames: 0, blockedFlows: 0, resetsSent: 0, holdOverflows: 0, holdTimeouts: 0, duplicatesDiscarded: 0,
+    fragmentsHeld: 0,
+  }
+  readonly limits: GatewayLimits
+  private readonly engine: Engine
+  private readonly ports: readonly [GatewayPort, GatewayPort]
+  private readonly decoder = new PacketDecoder()
+  /** decodes held frames (never the current packet's decoder: its result is still in use) */
+  private readonly decoder2 = new PacketDecoder()
+  private readonly flows = new Map<string, FlowState>()
+  private readonly frags = new Map<string, FragGroup>()
+  private readonly collected: Collected[] = []
+  private readonly linktype: number
+  private nowUs = 0
+  failClosed: boolean
+
+  constructor(private readonly opts: ForwarderOptions) {
+    this.engine = opts.engine
+    this.ports = opts.ports
+    this.limits = {...GATEWAY_LIMITS, ...opts.limits}
+    this.failClosed = opts.failClosed === true
+    this.linktype = opts.linktype ?? LINKTYPE.ETHERNET
+  }
+
+  /** the judge's onMatch hook: called during engine.processFrame */
+  onMatch(match: Match, pdu: Pdu, _flow: EngineFlow, shadow: boolean): void {
+    this.collected.push({match, dir: pdu.dir === 'toserver' ? 0 : 1, shadow})
+  }
+
+  /**
+   * One frame that arrived on port `inPort`. `frame` may be reused by the caller after return
+   * (it is copied when held); it may be modified in place before it is sent.
+   */
+  handle(frame: Uint8Array, inPort: 0 | 1, tsUs: number): void {
+    const st = this.stats
+    st.framesIn++
+    st.bytesIn += frame.length
+    if (tsUs > this.nowUs) this.nowUs = tsUs
+    this.collected.length = 0
+    this.engine.processFrame(frame, this.linktype, tsUs)
+    const pl = this.engine.placement
+    const pkt = this.decoder.decode(frame, this.linktype)
+    const outPort = 1 - inPort
+    if (pl.heldFragment) {
+      this.holdFragment(frame, pkt, outPort)
+      return
+    }
+    let group: Uint8Array[] | null = null
+    if (pkt.isFragment) group = this.completeFragments(frame, pkt)
+    const flow = pl.flow
+    if (flow === null) {
+      this.sendAny(frame, group, outPort)
+      return
+    }
+    let gf = this.flows.get(flow.key)
+    if (gf !== undefined && gf.flow !== flow) {
+      this.release(gf, true)
+      this.flows.delete(flow.key)
+      gf = undefined
+    }
+    if (gf === undefined) {
+      // no state until a flow carries bytes or a verdict: a SYN flood from spoofed sources
+      // costs the engine's flow entries, not ours too
+      if (this.collected.length === 0 && flow.proto === 6 && pl.payloadLength === 0 && (group !== null || (pkt.tcpFlags & FIN) === 0)) {
+        this.sendAny(frame, group, outPort)
+        return
+      }
+      gf = this.newState(flow)
+    }
+    const d = pl.fromClient ? 0 : 1
+    // verdicts of the units judged during this packet
+    let block = false
+    let blockNote = ''
+    for (let i = 0; i < this.collected.length; i++) {
+      const c = this.collected[i]
+      const m = c.match
+      if (c.shadow || m.action === 'log') continue
+      if (m.action === 'drop') {
+        block = true
+        blockNote = 'drop'
+      } else if (m.action === 'fix') {
+        if (!m.inline || group !== null) {
+          block = true
+          blockNote = group !== null ? 'fix_fragmented_drop' : 'fix_not_inline_drop'
+        } else this.addEdits(gf, c.dir, m.edits)
+      }
+    }
+    if (block && !gf.blocked) {
+      this.block(gf, pkt, group === null, inPort, blockNote)
+      return
+    }
+    if (gf.blocked) {
+      st.droppedFrames++
+      if (group === null && pkt.l4 === 'tcp' && (pkt.tcpFlags & RST) === 0 && gf.resets < this.limits.resetsPerFlow) {
+        gf.resets++
+        this.sendReset(pkt, 'to-source', inPort)
+      }
+      return
+    }
+    if (flow.proto === 17) {
+      // one datagram = one unit, judged during processFrame
+      if (group === null && gf.edits[d].length > 0 && pkt.payloadLength > 0) {
+        const so = flow.offsets[d] - pkt.payloadLength
+        if (applyEdits(frame, pkt.payloadOffset, so, pkt.payloadLength, gf.edits[d])) this.fixChecksums(frame, false)
+      }
+      this.sendAny(frame, group, outPort)
+      return
+    }
+    const len = pl.payloadLength
+    const so = pl.streamOffset
+    const end = so >= 0 ? so + len : -1
+    const queue = gf.held[d]
+    const fin = group === null && (pkt.tcpFlags & FIN) !== 0
+    if (queue.length > 0 && end >= 0 && end <= gf.maxHeldEnd[d] && coveredBy(queue, so, end)) {
+      // a retransmission of bytes already held: the held copy goes out once judged
+      st.duplicatesDiscarded++
+      this.releaseJudged(gf)
+      return
+    }
+    const pending = this.pendingOf(gf, d)
+    const mustHold = (queue.length > 0 && (len > 0 || fin)) || (pending >= 0 && end > pending)
+    if (mustHold) {
+      this.hold(gf, d, frame, group, outPort, so, end, group === null ? pkt.payloadOffset : -1, len)
+    } else {
+      this.releaseJudged(gf)
+      if (group === null && end >= 0 && gf.edits[d].length > 0) {
+        if (applyEdits(frame, pkt.payloadOffset, so, len, gf.edits[d])) this.fixChecksums(frame, false)
+      }
+      this.sendAny(frame, group, outPort)
+    }
+    this.releaseJudged(gf)
+  }
+
+  /** timers: units pending too long, stale fragments, ended flows (call every few hundred ms) */
+  sweep(nowUs: number): void {
+    if (nowUs > this.nowUs) this.nowUs = nowUs
+    const lim = this.limits
+    for (const [key, gf] of this.flows) {
+      if (gf.heldCount > 0) {
+        const oldest = Math.min(gf.held[0][0]?.tsUs ?? Infinity, gf.held[1][0]?.tsUs ?? Infinity)
+        if (this.nowUs - oldest > (gf.flow.detectDone ? lim.holdTimeoutUs : lim.detectHoldTimeoutUs)) {
+          this.stats.holdTimeouts++
+          this.timeout(gf)
+        }
+      }
+      if (gf.flow.ended) {
+        this.release(gf, true)
+        this.flows.delete(key)
+      }
+    }
+    for (const [key, g] of this.frags) {
+      if (this.nowUs - g.tsUs > lim.fragmentTimeoutUs) {
+        this.frags.delete(key)
+        this.stats.fragmentsHeld -= g.frames.length
+      }
+    }
+  }
+
+  /** release everything held (shutdown) */
+  flushAll(): void {
+    for (const gf of this.flows.values()) this.release(gf, true)
+  }
+
+  get flowStates(): number {
+    return this.flows.size
+  }
+
+  get fragmentGroups(): number {
+    return this.frags.size
+  }
+
+  isBlocked(flow: EngineFlow): boolean {
+    return this.flows.get(flow.key)?.blocked === true
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private newState(flow: EngineFlow): FlowState {
+    if (this.flows.size >= this.limits.flows) {
+      const first = this.flows.entries().next().value
+      if (first) {
+        this.release(first[1], true)
+        this.flows.delete(first[0])
+        this.report(first[1].flow, {type: 'limit', event: 'gateway.flow_table_full', detail: {limit: this.limits.flows}})
+      }
+    }
+    const gf: FlowState = {
+      flow, blocked: false, unjudged: false, held: [[], []], heldBytes: 0, heldCount: 0,
+      maxHeldEnd: [-1, -1], edits: [[], []], resets: 0,
+    }
+    this.flows.set(flow.key, gf)
+    return gf
+  }
+
+  private pendingOf(gf: FlowState, d: 0 | 1): number {
+    if (gf.unjudged) return -1
+    const flow = gf.flow
+    if (!flow.detectDone) return 0
+    const a = flow.analyzer
+    if (a === null) return -1
+    return a.pendingFrom(DIR_NAMES[d])
+  }
+
+  private addEdits(gf: FlowState, d: 0 | 1, edits: readonly Edit[]): void {
+    const list = gf.edits[d]
+    for (const e of edits) {
+      if (e.len !== e.data.length) continue
+      if (list.length >= this.limits.editsPerFlow) {
+        list.shift()
+        this.report(gf.flow, {type: 'limit', event: 'gateway.edits_per_flow', detail: {limit: this.limits.editsPerFlow}})
+      }
+      list.push(e)
+    }
+  }
+
+  private hold(gf: FlowState, d: 0 | 1, frame: Uint8Array, group: Uint8Array[] | null, outPort: number, so: number, end: number, payloadOff: number, len: number): void {
+    const lim = this.limits
+    const bytes = group === null ? frame.length : group.reduce((n, f) => n + f.length, 0)
+    if (gf.heldBytes + bytes > lim.holdBytesPerFlow || gf.heldCount + 1 > lim.holdPacketsPerFlow || this.stats.heldBytesNow + bytes > lim.holdBytesTotal) {
+      this.stats.holdOverflows++
+      this.overflow(gf, 'gateway.hold_overflow')
+      if (gf.blocked) {
+        this.stats.droppedFrames++
+        return
+      }
+      if (group === null && end >= 0 && gf.edits[d].length > 0) {
+        if (applyEdits(frame, payloadOff, so, len, gf.edits[d])) this.fixChecksums(frame, false)
+      }
+      this.sendAny(frame, group, outPort)
+      return
+    }
+    const h: Held = {
+      frame: group === null ? copy(frame) : null, group, outPort, so, end, payloadOff, len, bytes, tsUs: this.nowUs,
+    }
+    gf.held[d].push(h)
+    gf.heldBytes += bytes
+    gf.heldCount++
+    if (end > gf.maxHeldEnd[d]) gf.maxHeldEnd[d] = end
+    this.stats.held++
+    this.stats.heldNow++
+    this.stats.heldBytesNow += bytes
+  }
+
+  /** hold limit or timeout: release unjudged (fail-open) or block (fail-closed) */
+  private overflow(gf: FlowState, code: string): void {
+    this.report(gf.flow, {type: 'limit', event: code, detail: {
+      held_bytes: gf.heldBytes, held_packets: gf.heldCount, fail_closed: this.failClosed,
+    }})
+    if (this.failClosed) {
+      const first = gf.held[0][0] ?? gf.held[1][0]
+      const d = gf.held[0].length > 0 ? 0 : 1
+      this.blockHeld(gf, first, d)
+      return
+    }
+    gf.unjudged = true
+    this.release(gf, true)
+  }
+
+  /**
+   * A unit pending too long: release what is held (the receiver gets a prefix of the unit, not
+   * the whole of it) but keep judging, so the rest is held until judged and a match still blocks
+   * the flow. Marking the flow unjudged here would let a client that pauses past the timeout
+   * send anything afterwards. Fail-closed blocks the flow instead.
+   */
+  private timeout(gf: FlowState): void {
+    if (gf.flow.detectDone) {
+      this.report(gf.flow, {type: 'limit', event: 'gateway.hold_timeout', detail: {
+        held_bytes: gf.heldBytes, held_packets: gf.heldCount, fail_closed: this.failClosed,
+      }})
+    }
+    if (this.failClosed && gf.flow.detectDone) {
+      const first = gf.held[0][0] ?? gf.held[1][0]
+      this.blockHeld(gf, first, gf.held[0].length > 0 ? 0 : 1)
+      return
+    }
+    this.release(gf, true)
+  }
+
+  private releaseJudged(gf: FlowState): void {
+    if (gf.heldCount === 0) return
+    this.releaseDir(gf, 0, false)
+    this.releaseDir(gf, 1, false)
+  }
+
+  private release(gf: FlowState, all: boolean): void {
+    if (gf.heldCount === 0) return
+    this.releaseDir(gf, 0, all)
+    this.releaseDir(gf, 1, all)
+  }
+
+  private releaseDir(gf: FlowState, d: 0 | 1, all: boolean): void {
+    const q = gf.held[d]
+    if (q.length === 0) return
+    const pending = all || gf.blocked ? -1 : this.pendingOf(gf, d)
+    let n = 0
+    for (; n < q.length; n++) {
+      const h = q[n]
+      if (pending >= 0 && h.end > pending) break
+      this.unhold(gf, h)
+      if (h.frame !== null && h.end >= 0 && gf.edits[d].length > 0) {
+        if (applyEdits(h.frame, h.payloadOff, h.so, h.len, gf.edits[d])) this.fixChecksums(h.frame, true)
+      }
+      this.sendAny(h.frame!, h.group, h.outPort)
+    }
+    if (n > 0) q.splice(0, n)
+    if (q.length === 0) gf.maxHeldEnd[d] = -1
+  }
+
+  private unhold(gf: FlowState, h: Held): void {
+    gf.heldBytes -= h.bytes
+    gf.heldCount--
+    this.stats.heldNow--
+    this.stats.heldBytesNow -= h.bytes
+  }
+
+  private discardHeld(gf: FlowState): void {
+    for (const q of gf.held) {
+      for (const h of q) {
+        this.unhold(gf, h)
+        this.stats.droppedFrames += h.group === null ? 1 : h.group.length
+      }
+      q.length = 0
+    }
+    gf.maxHeldEnd[0] = -1
+    gf.maxHeldEnd[1] = -1
+  }
+
+  /**
+   * Block a flow on the current packet: resets to its sender (answering this packet) and to
+   * the receiver (in the sender's name, at the first byte it has not received: the first held
+   * segment of that direction, else this one), held frames discarded.
+   */
+  private block(gf: FlowState, pkt: DecodedPacket, usable: boolean, inPort: number, note: string): void {
+    const d = pkt.srcPort === gf.flow.clientPort && pkt.src === gf.flow.clientIp ? 0 : 1
+    const first = gf.held[d][0]
+    if (usable && pkt.l4 === 'tcp') this.sendReset(pkt, 'to-source', inPort)
+    gf.blocked = true
+    this.stats.blockedFlows++
+    this.stats.droppedFrames++
+    if (first?.frame) {
+      const p = this.decoder2.decode(first.frame, this.linktype)
+      this.sendReset(p, 'to-destination', first.outPort)
+    } else if (usable && pkt.l4 === 'tcp') {
+      this.sendReset(pkt, 'to-destination', 1 - inPort)
+    }
+    this.discardHeld(gf)
+    this.report(gf.flow, {type: 'applayer', event: 'gateway.flow_blocked', detail: {reason: note}})
+  }
+
+  /** fail-closed block with no current packet: reset from the first held frame */
+  private blockHeld(gf: FlowState, first: Held | undefined, _d: number): void {
+    gf.blocked = true
+    this.stats.blockedFlows++
+    if (first?.frame) {
+      const p = this.decoder2.decode(first.frame, this.linktype)
+      this.sendReset(p, 'to-destination', first.outPort)
+      this.sendReset(p, 'to-source', 1 - first.outPort)
+    }
+    this.discardHeld(gf)
+  }
+
+  private sendReset(pkt: DecodedPacket, dir: 'to-source' | 'to-destination', port: number): void {
+    const rst = buildTcpReset(pkt, dir)
+    if (rst === null) return
+    this.stats.resetsSent++
+    this.send(rst, port)
+  }
+
+  private holdFragment(frame: Uint8Array, pkt: DecodedPacket, outPort: number): void {
+    if (pkt.ipVersion === 0 || !pkt.isFragment) {
+      // held or refused by the defragmenter but not a fragment we can key: pass it on
+      this.send(frame, outPort)
+      return
+    }
+    const key = fragKey(pkt)
+    let g = this.frags.get(key)
+    if (g === undefined) {
+      if (this.frags.size >= this.limits.fragmentDatagrams) {
+        this.report(null, {type: 'limit', event: 'gateway.fragments_full', detail: {limit: this.limits.fragmentDatagrams, fail_closed: this.failClosed}})
+        if (this.failClosed) this.stats.droppedFrames++
+        else this.send(frame, outPort)
+        return
+      }
+      g = {frames: [], bytes: 0, tsUs: this.nowUs}
+      this.frags.set(key, g)
+    }
+    if (g.frames.length >= this.limits.fragmentsPerDatagram) {
+      this.stats.droppedFrames++
+      return
+    }
+    g.frames.push(copy(frame))
+    g.bytes += frame.length
+    this.stats.fragmentsHeld++
+  }
+
+  private completeFragments(frame: Uint8Array, pkt: DecodedPacket): Uint8Array[] {
+    const key = fragKey(pkt)
+    const g = this.frags.get(key)
+    const out = g ? g.frames : []
+    if (g) {
+      this.frags.delete(key)
+      this.stats.fragmentsHeld -= g.frames.length
+    }
+    out.push(copy(frame))
+    return out
+  }
+
+  private sendAny(frame: Uint8Array, group: Uint8Array[] | null, port: number): void {
+    if (group === null) {
+      this.send(frame, port)
+      return
+    }
+    for (const f of group) this.send(f, port)
+  }
+
+  private send(frame: Uint8Array, port: number): void {
+    this.stats.framesOut++
+    this.stats.bytesOut += frame.length
+    this.ports[port].send(frame)
+  }
+
+  private fixChecksums(frame: Uint8Array, held: boolean): void {
+    this.stats.fixedFrames++
+    const p = (held ? this.decoder2 : this.decoder).decode(frame, this.linktype)
+    recomputeChecksums(frame, p)
+  }
+
+  private report(flow: EngineFlow | null, a: AnomalyReport): void {
+    const common = flow ? this.engine.flowCommon(flow, this.engine.now) : {timestamp: new Date(this.nowUs / 1000).toISOString()}
+    this.opts.onEvent(anomalyEvent(a, common))
+  }
+}
+
+/** true when one held segment already carries stream bytes [so, end) */
+function coveredBy(queue: readonly Held[], so: number, end: number): boolean {
+  for (let i = 0; i < queue.length; i++) if (queue[i].so <= so && queue[i].end >= end) return true
+  return false
+}
+
+function fragKey(pkt: DecodedPacket): string {
+  return `${pkt.src}|${pkt.dst}|${pkt.proto}|${pkt.fragId}`
+}
+
+function copy(frame: Uint8Array): Uint8Array {
+  const out = new Uint8Array(frame.length)
+  out.set(frame)
+  return out
+}
+
+/**
+ * Same-length edits of one direction's stream applied to a packet's payload: the packet carries
+ * stream bytes [so, so + len) at `payloadOff` in `frame`. Returns true when a byte was written.
+ */
+export function applyEdits(frame: Uint8Array, payloadOff: number, so: number, len: number, edits: readonly Edit[]): boolean {
+  let changed = false
+  const end = so + len
+  for (let i = 0; i < edits.length; i++) {
+    const e = edits[i]
+    if (e.len !== e.data.length) continue
+    const s = e.off > so ? e.off : so
+    const t = e.off + e.len < end ? e.off + e.len : end
+    if (s >= t) continue
+    frame.set(e.data.subarray(s - e.off, t - e.off), payloadOff + (s - so))
+    changed = true
+  }
+  return changed
+}

@@ -1,0 +1,139 @@
+/**
+ * Inline mode: a Linux bridge over two interfaces, nftables diverting protected services, the
+ * engine capturing and re-injecting them. `startInline` sets everything up and returns a handle
+ * to reload (SIGHUP) and stop (SIGINT/SIGTERM) it; teardown removes the table, the bridge if we
+ * created it, and restores the ports' offloads and admin state.
+ */
+import type {Detection} from '../engine/detection.js'
+import type {EngineOptions} from '../engine/engine.js'
+import type {EveEvent} from '../events/eve.js'
+import {UserError} from '../errors.js'
+import {captureFilter} from './bpf.js'
+import {LivePort} from './live.js'
+import {NftDivert, addElementLine, divertSets, setLines, type DivertSets} from './nft.js'
+import type {Policy} from './policy.js'
+import {GatewaySession, type DynamicService} from './session.js'
+import {HostNet, requirePrivileges, type BridgeSetup} from './system.js'
+import type {GatewayLimits} from './forwarder.js'
+
+/** dynamic services added at run time (each is an nft element and a BPF term) */
+export const MAX_DYNAMIC_SERVICES = 1024
+/** sweep of held units, fragments and ended flows */
+export const SWEEP_MS = 250
+
+export interface InlineOptions {
+  ifaces: string[]
+  bridge?: string
+  force?: boolean
+  failClosed?: boolean
+  policy: Policy
+  detection: Pick<Detection, 'analyzers' | 'rules' | 'protectionsFor'>
+  onEvent: (ev: EveEvent) => void
+  engine?: Pick<EngineOptions, 'defragPolicy' | 'tcpPolicy' | 'hostPolicy' | 'maxFlows' | 'extra'>
+  limits?: Partial<GatewayLimits>
+  /** say something to the operator (one line) */
+  note?: (line: string) => void
+}
+
+export interface InlineHandle {
+  session: GatewaySession
+  bridge: string
+  filter: string
+  reload(policy: Policy, detection: Pick<Detection, 'analyzers' | 'rules' | 'protectionsFor'>): void
+  stop(): void
+  ports: readonly [LivePort, LivePort]
+}
+
+export function startInline(opts: InlineOptions): InlineHandle {
+  requirePrivileges()
+  const host = new HostNet()
+  host.validate(opts.ifaces, opts.force === true, opts.bridge)
+  const v6 = opts.policy.services.filter((s) => s.ip.includes(':'))
+  if (v6.length > 0) opts.note?.(`IPv6 services are not diverted inline yet: ${v6.map((s) => `[${s.ip}]:${s.port}`).join(', ')}`)
+  if (opts.policy.services.length === v6.length) {
+    throw new UserError('the policy protects no IPv4 service: nothing to divert', {code: 'POLICY_EMPTY', suggestion: 'add services to .patchpoint/policy.json'})
+  }
+  let sets: DivertSets = divertSets(opts.policy.services)
+  const dynamic: DynamicService[] = []
+  const ports = [new LivePort(opts.ifaces[0], 0), new LivePort(opts.ifaces[1], 1)] as const
+  const nft = new NftDivert()
+  let setup: BridgeSetup | null = null
+  let sweep: NodeJS.Timeout | null = null
+  let stopped = false
+  let filter = captureFilter(sets)
+
+  const session = new GatewaySession({
+    detection: opts.detection,
+    policy: opts.policy,
+    ports,
+    onEvent: opts.onEvent,
+    failClosed: opts.failClosed,
+    limits: opts.limits,
+    engine: opts.engine,
+    onDynamicService: (svc) => {
+      if (svc.ip.includes(':') || dynamic.length >= MAX_DYNAMIC_SERVICES) return
+      if (dynamic.some((d) => d.ip === svc.ip && d.port === svc.port && d.proto === svc.proto)) return
+      dynamic.push(svc)
+      nft.write(addElementLine(svc.proto === 'tcp' ? 'tcp4' : 'udp4', `${svc.ip} . ${svc.port}`))
+      sets = divertSets([...opts.policy.services, ...dynamic])
+      reopen()
+    },
+  })
+  const fwd = session.forwarder
+  const onFrame = (frame: Uint8Array, port: 0 | 1) => fwd.handle(frame, port, Date.now() * 1000)
+
+  function reopen(): void {
+    filter = captureFilter(sets)
+    // new handles first, then the old ones close: no window without capture
+    ports[0].open(filter, onFrame)
+    ports[1].open(filter, onFrame)
+  }
+
+  function stop(): void {
+    if (stopped) return
+    stopped = true
+    if (sweep) clearInterval(sweep)
+    try {
+      fwd.flushAll()
+    } catch {
+      // best effort: the table goes next and the kernel forwards again
+    }
+    nft.remove()
+    ports[0].close()
+    ports[1].close()
+    if (setup) host.teardown(setup)
+    session.engine.finish()
+  }
+
+  try {
+    setup = host.setup(opts.ifaces, opts.bridge)
+    ports[0].open(filter, onFrame)
+    ports[1].open(filter, onFrame)
+    nft.install(sets, {failClosed: opts.failClosed, ports: opts.ifaces})
+    nft.keepAlive(opts.failClosed === true)
+  } catch (err) {
+    stop()
+    if (err instanceof UserError) throw err
+    throw new UserError(`inline setup failed: ${(err as Error).message.split('\n')[0]}`, {code: 'INLINE_SETUP', cause: err})
+  }
+  sweep = setInterval(() => fwd.sweep(Date.now() * 1000), SWEEP_MS)
+
+  return {
+    session,
+    get bridge() {
+      return setup!.bridge
+    },
+    get filter() {
+      return filter
+    },
+    ports,
+    reload(policy, detection) {
+      opts.policy = policy
+      session.reload(detection.rules, policy)
+      sets = divertSets([...policy.services, ...dynamic])
+      nft.write(setLines(sets).join('; '))
+      reopen()
+    },
+    stop,
+  }
+}

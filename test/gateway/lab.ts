@@ -1,0 +1,139 @@
+/**
+ * Namespace lab for the inline gateway:
+ *
+ *   [ppc-ID client 10.0.0.1] c0 ---- ga [ppg-ID gateway: bridge over ga,gb] gb ---- s0 [pps-ID server 10.0.0.3]
+ *
+ * Addresses from 10.0.0.0/24 inside the namespaces only, no default route; unique names per
+ * run; `destroy()` deletes the namespaces (and so everything in them).
+ */
+import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+export const CLIENT_IP = '10.0.0.1'
+export const SERVER_IP = '10.0.0.3'
+
+export function labSkipReason(): string | null {
+  if (process.getuid?.() !== 0) return 'the gateway lab needs root (network namespaces, bridge, nftables)'
+  for (const c of ['ip', 'nft', 'ethtool', 'nginx', 'curl']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${c}`], {stdio: 'ignore'})
+    } catch {
+      return `the gateway lab needs ${c} (apt-get install iproute2 nftables ethtool nginx curl)`
+    }
+  }
+  return null
+}
+
+export class GatewayLab {
+  readonly id = `${process.pid % 10000}${Math.floor(Math.random() * 1000)}`
+  readonly client = `ppc-${this.id}`
+  readonly gw = `ppg-${this.id}`
+  readonly server = `pps-${this.id}`
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-gwlab-'))
+  private children: ChildProcess[] = []
+
+  sh(ns: string, cmd: string, opts: {timeoutMs?: number} = {}): string {
+    return execFileSync('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], {encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, stdio: ['ignore', 'pipe', 'pipe']})
+  }
+
+  /** run and return exit code + output, never throws */
+  try(ns: string, cmd: string, timeoutMs = 60_000): {code: number; out: string} {
+    try {
+      return {code: 0, out: this.sh(ns, cmd, {timeoutMs})}
+    } catch (e) {
+      const err = e as {status?: number; stdout?: string; stderr?: string}
+      return {code: err.status ?? -1, out: `${err.stdout ?? ''}${err.stderr ?? ''}`}
+    }
+  }
+
+  spawn(ns: string, argv: string[]): ChildProcess {
+    const c = spawn('ip', ['netns', 'exec', ns, ...argv], {stdio: ['ignore', 'pipe', 'pipe']})
+    this.children.push(c)
+    return c
+  }
+
+  create(): void {
+    const run = (args: string[]) => execFileSync('ip', args, {stdio: 'pipe'})
+    for (const ns of [this.client, this.gw, this.server]) run(['netns', 'add', ns])
+    run(['link', 'add', 'c0', 'netns', this.client, 'type', 'veth', 'peer', 'name', 'ga', 'netns', this.gw])
+    run(['link', 'add', 's0', 'netns', this.server, 'type', 'veth', 'peer', 'name', 'gb', 'netns', this.gw])
+    const off = 'tx off tso off gso off gro off'
+    this.sh(this.client, `ip link set lo up; ip addr add ${CLIENT_IP}/24 dev c0; ethtool -K c0 ${off} >/dev/null 2>&1; ip link set c0 up`)
+    this.sh(this.server, `ip link set lo up; ip addr add ${SERVER_IP}/24 dev s0; ethtool -K s0 ${off} >/dev/null 2>&1; ip link set s0 up`)
+    this.sh(this.gw, 'ip link set lo up')
+  }
+
+  /** nginx in the server namespace: ports, a 1 MB file, access log with the User-Agent */
+  startNginx(ports: number[]): {accessLog: string; oneMb: string} {
+    const root = path.join(this.dir, 'www')
+    fs.mkdirSync(root, {recursive: true})
+    const oneMb = path.join(root, '1mb.bin')
+    fs.writeFileSync(oneMb, Buffer.from(Array.from({length: 1 << 20}, (_, i) => (i * 2654435761) >>> 24)))
+    fs.writeFileSync(path.join(root, 'index.html'), 'hello\n')
+    fs.writeFileSync(path.join(root, '4mb.bin'), Buffer.alloc(4 << 20, 7))
+    const accessLog = path.join(this.dir, 'access.log')
+    const conf = path.join(this.dir, 'nginx.conf')
+    fs.writeFileSync(conf, `
+daemon on;
+user root;
+worker_processes 1;
+pid ${this.dir}/nginx.pid;
+error_log ${this.dir}/error.log;
+events { worker_connections 256; }
+http {
+  access_log ${accessLog} combined;
+  client_body_temp_path ${this.dir}/body;
+  proxy_temp_path ${this.dir}/proxy;
+  fastcgi_temp_path ${this.dir}/fastcgi;
+  uwsgi_temp_path ${this.dir}/uwsgi;
+  scgi_temp_path ${this.dir}/scgi;
+  server {
+${ports.map((p) => `    listen ${SERVER_IP}:${p};`).join('\n')}
+    root ${root};
+    location / { try_files $uri /index.html; }
+  }
+}
+`)
+    fs.chmodSync(this.dir, 0o755)
+    this.sh(this.server, `nginx -c ${conf}`)
+    return {accessLog, oneMb}
+  }
+
+  destroy(): void {
+    for (const c of this.children) {
+      if (c.exitCode === null && c.pid) {
+        try {
+          process.kill(c.pid, 'SIGKILL')
+        } catch {
+          // gone
+        }
+      }
+    }
+    try {
+      const pid = fs.readFileSync(path.join(this.dir, 'nginx.pid'), 'utf8').trim()
+      if (pid) process.kill(Number(pid), 'SIGTERM')
+    } catch {
+      // not started
+    }
+    for (const ns of [this.client, this.gw, this.server]) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], {stdio: 'ignore'})
+      } catch {
+        // not there
+      }
+    }
+    fs.rmSync(this.dir, {recursive: true, force: true})
+  }
+}
+
+/** wait until `pred` holds, polling */
+export async function waitFor(pred: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (pred()) return true
+    await new Promise((r) => setTimeout(r, stepMs))
+  }
+  return pred()
+}
