@@ -5,7 +5,6 @@ import {AhoCorasick} from './aho.js'
 import {ruleFromYaml, pduOf} from './testing.js'
 import {fieldsFor} from './fields.js'
 import {packageRulesDir} from './rule-schema.js'
-import {fakeHttpFactory} from './fake-http.js'
 import type {CompiledRule} from './compile.js'
 
 const RUNS = Number(process.env.PATCHPOINT_FUZZ_RUNS ?? 200)
