@@ -25,6 +25,10 @@ export const ENGINE_LIMITS = {
   expireEveryUs: 1e6,
 }
 
+/** FIN, SYN, RST and ACK: a bare SYN has only SYN among them */
+const TCP_HANDSHAKE_FLAGS = 0x17
+const NO_BYTES = new Uint8Array(0)
+
 export interface HostPolicy {
   defrag?: DefragPolicy
   tcp?: TcpOverlapPolicy
@@ -107,6 +111,8 @@ export interface EngineFlow {
   detectDone: boolean
   /** absolute stream offsets (bytes delivered + gaps) per direction: [toserver, toclient] */
   offsets: [number, number]
+  /** the SYN of a flow nothing else has been seen of yet (its TCP session starts with the next packet) */
+  pendingSyn: TcpSegmentInput | null
   /** anomaly events per code in this flow (created on the first anomaly) */
   anomalyCounts: Map<string, number> | null
   alerted: number
@@ -262,7 +268,6 @@ export class Engine {
     pl.fromClient = fromClient
     pl.payloadLength = pkt.payloadLength
     if (proto === 6) {
-      if (!flow.tcp) this.startTcp(flow)
       // one reused segment object: the reassembler reads it during the call and keeps nothing
       const seg = this.seg
       seg.seq = pkt.seq
@@ -275,6 +280,19 @@ export class Engine {
       seg.tsVal = pkt.hasTimestamp ? pkt.tsVal : undefined
       seg.tsEcr = pkt.hasTimestamp ? pkt.tsEcr : undefined
       seg.windowScale = pkt.windowScale >= 0 ? pkt.windowScale : undefined
+      if (!flow.tcp) {
+        // A bare SYN (most of a scan or a flood): remember it, and start reassembly only when the
+        // conversation goes on; a flow that never does costs a few fields, not a TCP session.
+        if ((pkt.tcpFlags & TCP_HANDSHAKE_FLAGS) === 0x02 && pkt.payloadLength === 0 && fromClient) {
+          flow.pendingSyn = {...seg, payload: NO_BYTES}
+          return
+        }
+        this.startTcp(flow)
+        if (flow.pendingSyn) {
+          flow.tcp!.onSegment(true, flow.pendingSyn)
+          flow.pendingSyn = null
+        }
+      }
       flow.tcp!.onSegment(fromClient, seg)
       pl.streamOffset = pkt.payloadLength > 0 ? flow.tcp!.offsetOf(fromClient, (pkt.seq + ((pkt.tcpFlags & 0x02) !== 0 ? 1 : 0)) >>> 0) : -1
       const state = flow.tcp!.state
@@ -317,6 +335,7 @@ export class Engine {
       detectBuf: [null, null],
       detectDone: (this.opts.analyzers ?? []).length === 0,
       offsets: [0, 0],
+      pendingSyn: null,
       anomalyCounts: null,
       alerted: 0,
       ended: false,
