@@ -50,6 +50,8 @@ interface ServiceEntry {
   authFailures: number
   /** packet time of the last rate report for this service (reports are at most one per REPORT_EVERY_US) */
   reportedUs: number
+  /** the tick in which the entry last moved to the recent end of its LRU map */
+  touchedTick: number
 }
 
 interface SourceEntry {
@@ -59,6 +61,7 @@ interface SourceEntry {
   slow: number
   slowTick: number
   reportedUs: number
+  touchedTick: number
 }
 
 interface FlowState {
@@ -167,6 +170,10 @@ export class RateProtection {
       this.watched.clear()
       return
     }
+    // incomplete requests are only interesting after head_timeout_s: scanning every watched flow
+    // every second would cost O(flows) per second for a verdict that needs seconds anyway
+    const every = Math.max(1, Math.floor(s.head_timeout_s / 4))
+    if (this.tickNo % every !== 0) return
     const timeoutUs = s.head_timeout_s * 1e6
     const tick = this.tickNo
     // pass 1: update pending state, count slow flows per source
@@ -211,25 +218,34 @@ export class RateProtection {
     const svcKey = `${flow.clientIp}|${flow.serverIp}|${flow.proto}|${flow.serverPort}`
     let svc = this.services.get(svcKey)
     if (svc) {
-      this.services.delete(svcKey)
+      // LRU order only needs to be right to the second: move an entry at most once per tick
+      if (svc.touchedTick !== this.tickNo) {
+        svc.touchedTick = this.tickNo
+        this.services.delete(svcKey)
+        this.services.set(svcKey, svc)
+      }
     } else {
       const c = this.cfg
       svc = {
         reqTokens: c.request_rate.burst, reqUs: flow.startUs,
         connTokens: c.connection_rate.burst, connUs: flow.startUs,
-        authTokens: c.auth_failures.max, authUs: flow.startUs, authFailures: 0, reportedUs: -Infinity,
+        authTokens: c.auth_failures.max, authUs: flow.startUs, authFailures: 0, reportedUs: -Infinity, touchedTick: this.tickNo,
       }
       if (this.services.size >= this.cfg.max_sources) this.evict(this.services, report)
+      this.services.set(svcKey, svc)
     }
-    this.services.set(svcKey, svc)
     let src = this.sources.get(flow.clientIp)
     if (src) {
-      this.sources.delete(flow.clientIp)
+      if (src.touchedTick !== this.tickNo) {
+        src.touchedTick = this.tickNo
+        this.sources.delete(flow.clientIp)
+        this.sources.set(flow.clientIp, src)
+      }
     } else {
-      src = {connTokens: this.cfg.connection_rate.per_source_burst, connUs: flow.startUs, slow: 0, slowTick: 0, reportedUs: -Infinity}
+      src = {connTokens: this.cfg.connection_rate.per_source_burst, connUs: flow.startUs, slow: 0, slowTick: 0, reportedUs: -Infinity, touchedTick: this.tickNo}
       if (this.sources.size >= this.cfg.max_sources) this.evict(this.sources, report)
+      this.sources.set(flow.clientIp, src)
     }
-    this.sources.set(flow.clientIp, src)
     st = {svc, src, pendingSinceUs: 0}
     this.flows.set(flow, st)
     return st
