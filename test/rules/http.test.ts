@@ -293,3 +293,24 @@ describe('smuggling and anomaly rules: extra variants', () => {
     )
   })
 })
+
+describe('PP-XSS and PP-HTTP-SMUGGLING-NESTED-MESSAGE: variants beyond the samples', () => {
+  const get = (q: string) => `GET /p?${q} HTTP/1.1\r\nHost: x\r\n\r\n`
+  it('script markup in any encoding fires PP-XSS; ordinary angle brackets do not', () => {
+    for (const q of [
+      'x=%3CScRiPt%20src=//e.example/a.js%3E%3C/script%3E',
+      'x=%26lt;img%20src=x%20onerror=alert(1)%26gt;', // entity-encoded after percent-decoding
+      'x=%3Ciframe%2Fsrc%3Ddata:text/html,x%3E',
+      'x=%3Cdiv%09onmouseover%0A=%22x()%22%3E',
+    ]) expect(fired(get(q)), q).toContain('PP-XSS')
+    for (const q of ['x=1%3C2', 'x=%3Cp%3Ehello%3C%2Fp%3E', 'x=onload%3D1', 'x=%3Cscripture%3E']) expect(fired(get(q)), q).not.toContain('PP-XSS')
+  })
+  it('framing headers nested in a message/* body fire, split in 3-byte chunks too', () => {
+    const body = 'Received: by mx\r\n transfer-encoding :  chunked\r\n\r\n'
+    const req = `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: message/rfc822; charset=us-ascii\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+    expect(fired(req)).toContain('PP-HTTP-SMUGGLING-NESTED-MESSAGE')
+    expect(fired(req, 3)).toContain('PP-HTTP-SMUGGLING-NESTED-MESSAGE')
+    const plain = req.replace('message/rfc822', 'text/plain')
+    expect(fired(plain)).not.toContain('PP-HTTP-SMUGGLING-NESTED-MESSAGE')
+  })
+})
