@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {PatchpointCommand} from '../cli/base-command.js'
 import {renderTable} from '../cli/output.js'
+import {mergeResults, runPicker, selectionOps} from '../cli/protect-picker.js'
 import {runProtect, type ProtectOp, type ProtectResult} from '../core/protect/protect.js'
 import type {ServiceView} from '../core/protect/compile.js'
 import type {Action} from '../core/rules/types.js'
@@ -26,7 +27,9 @@ Retirement: when the inventory shows a service at a version outside a rule's aff
 evidence in .patchpoint/retired.json (read by \`report\`). It comes back if the version goes back.
 
 --action with --rule sets a per-rule override; without --rule, the service's action.
-Without selection flags the table is printed (an interactive picker is future work).
+Without selection flags, in a terminal (stdin and stdout a TTY, CI unset), an interactive picker
+chooses services, their rules, the action and shadow mode (w writes, q quits); elsewhere the
+table is printed.
 
 Scripting: the same run twice changes nothing the second time. --json prints {changed, diff,
 written, services, retired}; use \`changed_when: (out.stdout | from_json).changed\` in Ansible.
@@ -77,9 +80,28 @@ as file:line:col); 70 internal error.`
     } else {
       if (f.rule?.length || f.action || f.shadow !== undefined) throw new UserError('--rule, --action and --shadow need HOST:PORT or --all', {code: 'FLAG_INVALID'})
       op = {op: 'show'}
+      if (!f.refresh && !this.jsonEnabled() && process.stdout.isTTY && process.stdin.isTTY && !process.env.CI) return this.pick(f)
     }
     const result = await runProtect({project: this.project(), op, defaultAction: f['default-action'] as Action | undefined, dryRun: f['dry-run']})
     if (!this.jsonEnabled()) this.print(result)
+    if (f['detailed-exitcode'] && result.changed) this.setExitCode(EXIT_CHANGED)
+    return result
+  }
+
+  /** The interactive picker; its choice runs as `protect TARGET --rule ... --action ...` would. */
+  private async pick(f: {'default-action'?: string; 'dry-run'?: boolean; 'detailed-exitcode'?: boolean}): Promise<ProtectResult> {
+    const project = this.project()
+    const defaultAction = f['default-action'] as Action | undefined
+    const view = await runProtect({project, op: {op: 'show'}, dryRun: true})
+    const selection = await runPicker(view.services)
+    if (!selection) {
+      this.log('quit: nothing written')
+      return view
+    }
+    const results: ProtectResult[] = []
+    for (const op of selectionOps(selection)) results.push(await runProtect({project, op, defaultAction, dryRun: f['dry-run']}))
+    const result = mergeResults(results)
+    this.print(result)
     if (f['detailed-exitcode'] && result.changed) this.setExitCode(EXIT_CHANGED)
     return result
   }
