@@ -82,8 +82,6 @@ export interface TcpLimits {
   maxOutOfOrderSegments: number
   /** delivered bytes retained for retransmission comparison, per direction */
   maxRetainedBytes: number
-  /** delivered pieces retained, per direction (bounds per-piece overhead of tiny segments) */
-  maxRetainedSegments: number
   /** hard cap on how far past the next expected byte a segment or ACK may reach */
   maxWindow: number
   /** tolerance added to the receiver's advertised (scaled) window */
@@ -94,7 +92,6 @@ export const TCP_LIMITS: Readonly<TcpLimits> = Object.freeze({
   maxOutOfOrderBytes: 1 << 20,
   maxOutOfOrderSegments: 2048,
   maxRetainedBytes: 256 << 10,
-  maxRetainedSegments: 4096,
   maxWindow: 1 << 30,
   windowSlack: 1 << 20,
 })
@@ -160,9 +157,16 @@ export interface TcpDirectionInfo {
 }
 
 /** Byte budget shared by every session that is given the same pool. */
+/** first capacity of a direction's retention ring (doubles as needed up to maxRetainedBytes) */
+export const RETAIN_MIN_BYTES = 2048
+/** idle rings of the first capacity kept for reuse by new sessions (bounds the free list) */
+export const RETAIN_FREE_LIST = 4096
+
 export class TcpMemoryPool {
   readonly capBytes: number
   used = 0
+  /** idle RETAIN_MIN_BYTES rings: a flow's first ring is taken from here, not allocated */
+  private readonly free: Uint8Array[] = []
 
   constructor(capBytes: number) {
     this.capBytes = capBytes > 0 ? capBytes : 0
@@ -182,6 +186,16 @@ export class TcpMemoryPool {
 
   get overCap(): boolean {
     return this.used > this.capBytes
+  }
+
+  /** a zero-filled-or-reused ring of `size` bytes (its bytes are counted by the caller) */
+  takeRing(size: number): Uint8Array {
+    if (size === RETAIN_MIN_BYTES && this.free.length > 0) return this.free.pop() as Uint8Array
+    return new Uint8Array(size)
+  }
+
+  giveRing(ring: Uint8Array): void {
+    if (ring.length === RETAIN_MIN_BYTES && this.free.length < RETAIN_FREE_LIST) this.free.push(ring)
   }
 }
 
@@ -213,8 +227,14 @@ class Direction {
   urgOff = -1
   ooo: Piece[] = []
   oooBytes = 0
-  retained: Piece[] = []
-  retainedHead = 0
+  /**
+   * Delivered bytes kept until ACKed: a ring holding stream offsets [retStart, retStart +
+   * retainedBytes), its first byte at index retHead. Delivered bytes are contiguous, so one ring
+   * per direction replaces a copy per segment; its capacity is what the memory pool counts.
+   */
+  retBuf: Uint8Array | null = null
+  retHead = 0
+  retStart = 0
   retainedBytes = 0
   /** as a receiver: last advertised window in bytes */
   advWin = 0
@@ -659,7 +679,7 @@ export class TcpSession {
     if (end > snd.nextOff) {
       const s = Math.max(off, snd.nextOff)
       if (s === snd.nextOff && snd.ooo.length === 0 && snd.open) {
-        this.deliver(snd, payload.subarray(s - off, end - off), null)
+        this.deliver(snd, payload.subarray(s - off, end - off))
       } else {
         this.insert(snd, payload, off, s, end, off, segEnd)
       }
@@ -679,26 +699,20 @@ export class TcpSession {
 
   /** compare a retransmission of delivered bytes [from, to) with what was retained */
   private compareDelivered(d: Direction, payload: Uint8Array, off: number, to: number): void {
-    const r = d.retained
-    // binary search for the first retained piece ending after `from`
-    let lo = d.retainedHead
-    let hi = r.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (r[mid].end <= off) lo = mid + 1
-      else hi = mid
-    }
     let diffs = 0
     let first = -1
-    for (let i = lo; i < r.length && r[i].start < to; i++) {
-      const p = r[i]
-      const a = Math.max(p.start, off)
-      const b = Math.min(p.end, to)
+    const ring = d.retBuf
+    const a = Math.max(off, d.retStart)
+    const b = Math.min(to, d.retStart + d.retainedBytes)
+    if (ring !== null && a < b) {
+      const cap = ring.length
+      let i = (d.retHead + (a - d.retStart)) % cap
       for (let x = a; x < b; x++) {
-        if (p.data[x - p.start] !== payload[x - off]) {
+        if (ring[i] !== payload[x - off]) {
           if (first < 0) first = x
           diffs++
         }
+        if (++i === cap) i = 0
       }
     }
     if (diffs > 0) {
@@ -800,7 +814,7 @@ export class TcpSession {
       this.pool.release(p.end - p.start)
       if (p.end > d.nextOff) {
         const piece = p.start < d.nextOff ? subPiece(p, d.nextOff, p.end) : p
-        this.deliver(d, piece.data, piece)
+        this.deliver(d, piece.data)
       }
     }
     if (n > 0) q.splice(0, n)
@@ -821,15 +835,15 @@ export class TcpSession {
     }
   }
 
-  /** hand in-order bytes to the sink and retain them; `owned` is a piece whose copy can be kept */
-  private deliver(d: Direction, data: Uint8Array, owned: Piece | null): void {
+  /** hand in-order bytes to the sink and retain them */
+  private deliver(d: Direction, data: Uint8Array): void {
     const len = data.length
     if (len === 0) return
     const start = d.nextOff
     d.nextOff += len
     d.nextSeq = seqAdd(d.nextSeq, len)
     d.delivered += len
-    this.retain(d, data, start, owned)
+    this.retain(d, data, start)
     const u = d.urgOff
     if (u >= start && u < start + len) {
       d.urgOff = -1
@@ -840,28 +854,79 @@ export class TcpSession {
     d.sink.onData(data)
   }
 
-  private retain(d: Direction, data: Uint8Array, start: number, owned: Piece | null): void {
-    const L = this.limits
+  /** copy delivered bytes [start, start + data.length) into the direction's ring */
+  private retain(d: Direction, data: Uint8Array, start: number): void {
+    const max = this.limits.maxRetainedBytes
     let len = data.length
     let from = 0
-    if (len > L.maxRetainedBytes) {
-      from = len - L.maxRetainedBytes
-      len = L.maxRetainedBytes
+    if (len > max) {
+      from = len - max
+      len = max
     }
     if (len <= 0) return
-    while (d.retainedBytes + len > L.maxRetainedBytes || d.retained.length - d.retainedHead + 1 > L.maxRetainedSegments) {
-      if (!this.dropRetained(d)) break
+    const at = start + from
+    // not contiguous with what is held (a gap was skipped): the old bytes can no longer be compared
+    if (d.retainedBytes > 0 && d.retStart + d.retainedBytes !== at) this.trimRetained(d, d.retainedBytes)
+    if (d.retainedBytes + len > max) {
+      this.trimRetained(d, d.retainedBytes + len - max)
       this.retainLimit(d, 'retained')
     }
-    let piece: Piece
-    if (owned !== null && from === 0) {
-      piece = owned
-    } else {
-      piece = {start: start + from, end: start + from + len, data: copyOf(data, from, from + len), segStart: 0, segEnd: 0}
+    if (d.retainedBytes === 0) {
+      d.retStart = at
+      d.retHead = 0
     }
-    d.retained.push(piece)
+    const need = d.retainedBytes + len
+    let ring = d.retBuf
+    if (ring === null || ring.length < need) {
+      const old = ring === null ? 0 : ring.length
+      let cap = old === 0 ? RETAIN_MIN_BYTES : old * 2
+      while (cap < need) cap *= 2
+      if (cap > max) cap = Math.max(need, max)
+      if (!this.pool.reserve(cap - old)) {
+        // over the shared budget: keep nothing for this direction rather than grow
+        this.freeRetained(d)
+        this.retainLimit(d, 'memory')
+        return
+      }
+      const grown = this.pool.takeRing(cap)
+      if (ring !== null) {
+        const n = d.retainedBytes
+        const first = Math.min(n, old - d.retHead)
+        grown.set(ring.subarray(d.retHead, d.retHead + first), 0)
+        if (first < n) grown.set(ring.subarray(0, n - first), first)
+        this.pool.giveRing(ring)
+      }
+      d.retBuf = ring = grown
+      d.retHead = 0
+    }
+    const cap = ring.length
+    let w = d.retHead + d.retainedBytes
+    if (w >= cap) w -= cap
+    const first = Math.min(len, cap - w)
+    ring.set(from === 0 && first === data.length ? data : data.subarray(from, from + first), w)
+    if (first < len) ring.set(data.subarray(from + first, from + len), 0)
     d.retainedBytes += len
-    this.pool.used += len
+  }
+
+  /** forget the oldest n retained bytes (the ring stays) */
+  private trimRetained(d: Direction, n: number): void {
+    if (n <= 0 || d.retBuf === null) return
+    d.retainedBytes -= n
+    d.retStart += n
+    d.retHead = d.retainedBytes === 0 ? 0 : (d.retHead + n) % d.retBuf.length
+  }
+
+  /** drop a direction's ring and return its capacity to the pool; false when it had none */
+  private freeRetained(d: Direction): boolean {
+    const ring = d.retBuf
+    if (ring === null) return false
+    d.retStart += d.retainedBytes
+    d.retainedBytes = 0
+    d.retHead = 0
+    d.retBuf = null
+    this.pool.release(ring.length)
+    this.pool.giveRing(ring)
+    return true
   }
 
   private retainLimit(d: Direction, which: string): void {
@@ -870,24 +935,15 @@ export class TcpSession {
     this.anomaly('limit', 'tcp.reassembly_limit', {which})
   }
 
-  private dropRetained(d: Direction): boolean {
-    if (d.retainedHead >= d.retained.length) return false
-    const p = d.retained[d.retainedHead]
-    d.retainedHead++
-    d.retainedBytes -= p.end - p.start
-    this.pool.release(p.end - p.start)
-    if (d.retainedHead > 1024 && d.retainedHead * 2 > d.retained.length) {
-      d.retained.splice(0, d.retainedHead)
-      d.retainedHead = 0
-    }
-    return true
-  }
-
   /** the receiver acknowledged up to `ack`: trim retained bytes, and report bytes we never saw */
   private onAck(d: Direction, ack: number): void {
     if (!d.synced) return
     const ackOff = d.offsetOf(ack)
-    while (d.retainedHead < d.retained.length && d.retained[d.retainedHead].end <= ackOff) this.dropRetained(d)
+    if (d.retainedBytes > 0 && ackOff > d.retStart) {
+      this.trimRetained(d, Math.min(ackOff - d.retStart, d.retainedBytes))
+      // a ring grown past its first size goes back once everything in it is acknowledged
+      if (d.retainedBytes === 0 && d.retBuf !== null && d.retBuf.length > RETAIN_MIN_BYTES) this.freeRetained(d)
+    }
     if (ackOff <= d.nextOff || !d.open || d.ended) return
     if (ackOff - d.nextOff > this.limits.maxWindow) {
       this.anomaly('stream', 'tcp.ack_out_of_window', {offset: ackOff - d.nextOff})
@@ -932,7 +988,7 @@ export class TcpSession {
       const overPool = this.pool.overCap
       if (!overBytes && !overSegs && !overPool) break
       if (overPool && !overBytes && !overSegs) {
-        if (this.dropRetained(d) || this.dropRetained(d === this.c2s ? this.s2c : this.c2s)) {
+        if (this.freeRetained(d) || this.freeRetained(d === this.c2s ? this.s2c : this.c2s)) {
           this.retainLimit(d, 'memory')
           continue
         }
@@ -983,10 +1039,7 @@ export class TcpSession {
 
   private freeAll(d: Direction): void {
     this.freeOoo(d)
-    this.pool.release(d.retainedBytes)
-    d.retainedBytes = 0
-    d.retained.length = 0
-    d.retainedHead = 0
+    this.freeRetained(d)
   }
 
   private anomaly(type: AnomalyType, event: string, detail?: Record<string, number | string | boolean>): void {
