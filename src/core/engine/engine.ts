@@ -120,6 +120,13 @@ export interface EngineFlow {
   lruPrev: FlowBase | null
   lruNext: FlowBase | null
   lruList: LruList | null
+  v4: boolean
+  v4lo: number
+  v4hi: number
+  v4ports: number
+  hashNext: FlowBase | null
+  /** IPv4: the client's address as uint32 (direction test without strings); 0 otherwise */
+  clientAddr4: number
 }
 
 /**
@@ -244,18 +251,24 @@ export class Engine {
     const sport = hasPorts ? pkt.srcPort : 0
     const dport = hasPorts ? pkt.dstPort : 0
     if (hasPorts && pkt.l4Offset < 0) return
-    const src = pkt.src
-    const key = flowKey(proto, src, sport, pkt.dst, dport)
-    let flow = this.table.get(key)
+    // IPv4 TCP/UDP (nearly all traffic): found by the tuple as numbers, no string per packet
+    const v4 = hasPorts && pkt.ipVersion === 4
+    const src4 = v4 ? pkt.src4 : 0
+    const dst4 = v4 ? pkt.dst4 : 0
+    let flow = v4 ? this.table.get4(proto, src4, sport, dst4, dport) : this.table.get(flowKey(proto, pkt.src, sport, pkt.dst, dport))
     if (!flow) {
-      flow = this.newFlow(pkt, key, sport, dport)
+      flow = this.newFlow(pkt, flowKey(proto, pkt.src, sport, pkt.dst, dport), sport, dport)
+      if (v4) {
+        this.table.setV4Tuple(flow, src4, sport, dst4, dport)
+        flow.clientAddr4 = flow.clientIp === pkt.src ? src4 : dst4
+      }
       this.table.add(flow)
       this.stats.flows++
       if (this.table.size > this.stats.peakFlows) this.stats.peakFlows = this.table.size
       this.opts.protections?.onFlowStart(flow, this.protectionReport)
     }
     this.table.touch(flow, this.nowUs)
-    const fromClient = src === flow.clientIp && sport === flow.clientPort
+    const fromClient = sport === flow.clientPort && (v4 ? src4 === flow.clientAddr4 : pkt.src === flow.clientIp)
     if (fromClient) {
       flow.pktsToServer++
       flow.bytesToServer += pkt.ipTotalLength
@@ -342,6 +355,7 @@ export class Engine {
       lruPrev: null,
       lruNext: null,
       lruList: null,
+      v4: false, v4lo: 0, v4hi: 0, v4ports: 0, hashNext: null, clientAddr4: 0,
     }
   }
 

@@ -28,6 +28,18 @@ export function flowKey(proto: number, src: string, srcPort: number, dst: string
 /** What the table needs of a flow: its key, its clock and its place in an LRU list. */
 export interface FlowBase {
   key: string
+  proto: number
+  /**
+   * IPv4 TCP/UDP flows are found by their tuple as numbers (no string is built per packet):
+   * the end with the lower (address, port) is `lo`. Set by {@link FlowTable.setV4Tuple}.
+   */
+  v4: boolean
+  v4lo: number
+  v4hi: number
+  /** lo port << 16 | hi port */
+  v4ports: number
+  /** next flow in the same hash bucket */
+  hashNext: FlowBase | null
   lastUs: number
   idleUs: number
   lruPrev: FlowBase | null
@@ -50,7 +62,14 @@ export interface LruList {
  * are due, and a flow changing class moves to the tail of its new list.
  */
 export class FlowTable<F extends FlowBase> {
+  /** flows other than IPv4 TCP/UDP, by key */
   private readonly flows = new Map<string, F>()
+  /** IPv4 TCP/UDP flows: seeded hash of the tuple -> chain of flows (compared field by field) */
+  private readonly flows4 = new Map<number, F>()
+  private count4 = 0
+  /** per-table random seed: bucket collisions cannot be aimed from outside */
+  private readonly seed = (Math.random() * 0x7fffffff) | 0
+  private readonly hashMask: number
   private readonly maxFlows: number
   private readonly lists: LruList[] = []
   evicted = 0
@@ -59,16 +78,59 @@ export class FlowTable<F extends FlowBase> {
   constructor(
     private readonly onEvict: (flow: F, reason: EvictReason) => void,
     maxFlows = FLOW_LIMITS.maxFlows,
+    /** bucket bits of the IPv4 index (tests shrink it to force collisions) */
+    hashMask = 0x3fffffff,
   ) {
     this.maxFlows = Math.max(1, maxFlows)
+    this.hashMask = hashMask
   }
 
   get size(): number {
-    return this.flows.size
+    return this.flows.size + this.count4
   }
 
   get(key: string): F | undefined {
     return this.flows.get(key)
+  }
+
+  /** the IPv4 TCP/UDP flow of (proto, a:ap <-> b:bp), either direction; addresses as uint32 */
+  get4(proto: number, a: number, ap: number, b: number, bp: number): F | undefined {
+    let lo = a
+    let hi = b
+    let ports = (ap << 16) | bp
+    if (a > b || (a === b && ap > bp)) {
+      lo = b
+      hi = a
+      ports = (bp << 16) | ap
+    }
+    let f = this.flows4.get(this.hash4(proto, lo, hi, ports)) as FlowBase | null | undefined
+    while (f) {
+      if (f.v4lo === lo && f.v4hi === hi && f.v4ports === ports && f.proto === proto) return f as F
+      f = f.hashNext
+    }
+    return undefined
+  }
+
+  /** make `flow` an IPv4-indexed flow of (a:ap <-> b:bp) before {@link add} */
+  setV4Tuple(flow: F, a: number, ap: number, b: number, bp: number): void {
+    flow.v4 = true
+    if (a > b || (a === b && ap > bp)) {
+      flow.v4lo = b
+      flow.v4hi = a
+      flow.v4ports = (bp << 16) | ap
+    } else {
+      flow.v4lo = a
+      flow.v4hi = b
+      flow.v4ports = (ap << 16) | bp
+    }
+  }
+
+  private hash4(proto: number, lo: number, hi: number, ports: number): number {
+    let h = Math.imul(lo ^ this.seed, 0x9e3779b1)
+    h = Math.imul(h ^ (h >>> 15) ^ hi, 0x85ebca77)
+    h = Math.imul(h ^ (h >>> 13) ^ ports, 0xc2b2ae3d)
+    h ^= (h >>> 16) ^ proto
+    return h & this.hashMask
   }
 
   /** mark a flow as just seen (moves it to the recent end of its timeout class) */
@@ -82,7 +144,7 @@ export class FlowTable<F extends FlowBase> {
 
   /** admit a new flow, evicting the least recently used one when the table is full */
   add(flow: F): void {
-    if (this.flows.size >= this.maxFlows) {
+    if (this.size >= this.maxFlows) {
       let oldest: FlowBase | null = null
       for (const l of this.lists) if (l.head && (!oldest || l.head.lastUs < oldest.lastUs)) oldest = l.head
       if (oldest) {
@@ -91,7 +153,14 @@ export class FlowTable<F extends FlowBase> {
         this.onEvict(oldest as F, 'limit')
       }
     }
-    this.flows.set(flow.key, flow)
+    if (flow.v4) {
+      const h = this.hash4(flow.proto, flow.v4lo, flow.v4hi, flow.v4ports)
+      flow.hashNext = this.flows4.get(h) ?? null
+      this.flows4.set(h, flow)
+      this.count4++
+    } else {
+      this.flows.set(flow.key, flow)
+    }
     this.append(this.listFor(flow.idleUs), flow)
   }
 
@@ -110,18 +179,24 @@ export class FlowTable<F extends FlowBase> {
 
   /** end every flow (end of capture, shutdown) */
   flush(): void {
-    const all = [...this.flows.values()].sort((a, b) => a.lastUs - b.lastUs)
+    const all = [...this.values()].sort((a, b) => a.lastUs - b.lastUs)
     for (const l of this.lists) l.head = l.tail = null
     this.flows.clear()
+    this.flows4.clear()
+    this.count4 = 0
     for (const f of all) {
+      f.hashNext = null
       f.lruPrev = f.lruNext = null
       f.lruList = null
       this.onEvict(f, 'flush')
     }
   }
 
-  values(): IterableIterator<F> {
-    return this.flows.values()
+  *values(): IterableIterator<F> {
+    yield* this.flows.values()
+    for (const head of this.flows4.values()) {
+      for (let f: FlowBase | null = head; f; f = f.hashNext) yield f as F
+    }
   }
 
   private listFor(idleUs: number): LruList {
@@ -132,8 +207,26 @@ export class FlowTable<F extends FlowBase> {
   }
 
   private remove(flow: F): void {
-    this.flows.delete(flow.key)
+    if (flow.v4) this.remove4(flow)
+    else this.flows.delete(flow.key)
     this.unlink(flow)
+  }
+
+  private remove4(flow: F): void {
+    const h = this.hash4(flow.proto, flow.v4lo, flow.v4hi, flow.v4ports)
+    const head = this.flows4.get(h)
+    if (head === undefined) return
+    if (head === flow) {
+      if (flow.hashNext) this.flows4.set(h, flow.hashNext as F)
+      else this.flows4.delete(h)
+    } else {
+      let p: FlowBase = head
+      while (p.hashNext && p.hashNext !== flow) p = p.hashNext
+      if (p.hashNext !== flow) return
+      p.hashNext = flow.hashNext
+    }
+    flow.hashNext = null
+    this.count4--
   }
 
   private unlink(f: FlowBase): void {

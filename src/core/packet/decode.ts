@@ -253,6 +253,16 @@ export class DecodedPacket {
     return this._dst
   }
 
+  /** IPv4 only: source address as an unsigned 32-bit number (no string built) */
+  get src4(): number {
+    return r32(this.frame, this.ipOffset + 12) >>> 0
+  }
+
+  /** IPv4 only: destination address as an unsigned 32-bit number */
+  get dst4(): number {
+    return r32(this.frame, this.ipOffset + 16) >>> 0
+  }
+
   /** source address bytes (view into the frame), empty when no IP header */
   get srcAddr(): Uint8Array {
     const o = this.srcAddrOffset()
