@@ -211,6 +211,8 @@ abstract class ChunkedReader {
   bytesRead = 0
   size: number
   protected buf: Buffer
+  /** `buf` as a plain Uint8Array: records are its subarrays (Buffer#subarray builds a FastBuffer per call) */
+  protected u8: Uint8Array
   /** file offset of buf[0] */
   protected start = 0
   /** valid bytes in buf */
@@ -235,6 +237,7 @@ abstract class ChunkedReader {
     this.maxBuffer = Math.max(chunk, maxBlock)
     this.onAnomaly = options.onAnomaly ?? ignoreAnomalies
     this.buf = Buffer.allocUnsafe(Math.min(chunk, Math.max(64, this.size + 64)))
+    this.u8 = new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.buf.length)
   }
 
   /** Current capacity of the reused buffer (bounded by max(chunkBytes, block/record limit)). */
@@ -289,6 +292,7 @@ abstract class ChunkedReader {
       const grown = Buffer.allocUnsafe(Math.min(cap, this.maxBuffer))
       this.buf.copy(grown, 0, 0, this.len)
       this.buf = grown
+      this.u8 = new Uint8Array(grown.buffer, grown.byteOffset, grown.length)
     }
     while (this.len < n && !this.eof) {
       const got = this.src.read(this.buf, this.len, this.buf.length - this.len, this.start + this.len)
@@ -415,7 +419,7 @@ class PcapReader extends ChunkedReader implements CaptureReader {
     const d = this.pos + PCAP_RECORD_HEADER
     const rec = this.rec
     rec.tsUs = sec * 1e6 + (this.nanos ? Math.floor(frac / 1000) : frac)
-    rec.data = this.buf.subarray(d, d + caplen)
+    rec.data = this.u8.subarray(d, d + caplen)
     rec.capturedLength = caplen
     rec.originalLength = origlen
     this.pos += need
@@ -672,7 +676,7 @@ class PcapngReader extends ChunkedReader implements CaptureReader {
     this.lastTsUs = rec.tsUs
     rec.linktype = f.linktype
     rec.interfaceId = id
-    rec.data = this.buf.subarray(p + 28, p + 28 + caplen)
+    rec.data = this.u8.subarray(p + 28, p + 28 + caplen)
     rec.capturedLength = caplen
     rec.originalLength = origlen
     if (caplen > origlen) this.checkLengths(at, caplen, origlen)
@@ -692,7 +696,7 @@ class PcapngReader extends ChunkedReader implements CaptureReader {
     rec.tsUs = this.lastTsUs
     rec.linktype = f.linktype
     rec.interfaceId = 0
-    rec.data = this.buf.subarray(p + 12, p + 12 + caplen)
+    rec.data = this.u8.subarray(p + 12, p + 12 + caplen)
     rec.capturedLength = caplen
     rec.originalLength = origlen
     return rec
