@@ -130,6 +130,74 @@ export interface EngineFlow {
 }
 
 /**
+ * The engine's flow. IPv4 TCP/UDP flows keep their addresses as numbers: the text forms (and the
+ * table key, which only non-IPv4 lookups and the gateway use) are built on first use, and most
+ * flows of a scan or a flood never need them.
+ */
+class Flow implements EngineFlow {
+  id = 0
+  pktsToServer = 0
+  pktsToClient = 0
+  bytesToServer = 0
+  bytesToClient = 0
+  tcp: TcpSession | null = null
+  appProto: string | null = null
+  analyzer: Analyzer | null = null
+  detectBuf: [Uint8Array | null, Uint8Array | null] = [null, null]
+  offsets: [number, number] = [0, 0]
+  pendingSyn: TcpSegmentInput | null = null
+  anomalyCounts: Map<string, number> | null = null
+  alerted = 0
+  ended = false
+  lruPrev: FlowBase | null = null
+  lruNext: FlowBase | null = null
+  lruList: LruList | null = null
+  v4 = false
+  v4lo = 0
+  v4hi = 0
+  v4ports = 0
+  hashNext: FlowBase | null = null
+  lastUs: number
+  private _key: string | null = null
+
+  constructor(
+    readonly proto: number,
+    private _clientIp: string | null,
+    readonly clientPort: number,
+    private _serverIp: string | null,
+    readonly serverPort: number,
+    readonly clientAddr4: number,
+    readonly serverAddr4: number,
+    readonly startUs: number,
+    public idleUs: number,
+    public detectDone: boolean,
+  ) {
+    this.lastUs = startUs
+  }
+
+  get clientIp(): string {
+    return (this._clientIp ??= formatIpv4(this.clientAddr4))
+  }
+
+  get serverIp(): string {
+    return (this._serverIp ??= formatIpv4(this.serverAddr4))
+  }
+
+  get key(): string {
+    return (this._key ??= flowKey(this.proto, this.clientIp, this.clientPort, this.serverIp, this.serverPort))
+  }
+}
+
+/** analyzer lookup key of a transport port: TCP ports as they are, UDP ports above them */
+function portKey(proto: number, port: number): number {
+  return proto === 6 ? port : 65536 + port
+}
+
+function formatIpv4(a: number): string {
+  return (a >>> 24) + '.' + ((a >>> 16) & 255) + '.' + ((a >>> 8) & 255) + '.' + (a & 255)
+}
+
+/**
  * Where the last processed packet landed: its flow, direction and the stream offsets its payload
  * covers. The inline gateway reads it after each `processFrame` to decide the packet's fate.
  */
@@ -154,7 +222,8 @@ export class Engine {
   private readonly defrag: Defragmenter
   private readonly table: FlowTable<EngineFlow>
   private readonly tcpMemory = new TcpMemoryPool(ENGINE_LIMITS.tcpMemoryBytes)
-  private readonly analyzersByPort = new Map<string, AnalyzerFactory[]>()
+  /** analyzers by (transport, port): see portKey */
+  private readonly analyzersByPort = new Map<number, AnalyzerFactory[]>()
   private nowUs = 0
   private readonly seg: TcpSegmentInput = {
     seq: 0, ack: 0, flags: 0, window: 0, urgentPointer: 0, payload: new Uint8Array(0), tsUs: 0,
@@ -175,7 +244,7 @@ export class Engine {
     this.table = new FlowTable<EngineFlow>((flow, reason) => this.endFlow(flow, reason), opts.maxFlows ?? FLOW_LIMITS.maxFlows)
     for (const f of opts.analyzers ?? []) {
       for (const port of f.ports) {
-        const k = f.transport + port
+        const k = portKey(f.transport === 'tcp' ? 6 : 17, port)
         const list = this.analyzersByPort.get(k) ?? []
         list.push(f)
         this.analyzersByPort.set(k, list)
@@ -257,11 +326,8 @@ export class Engine {
     const dst4 = v4 ? pkt.dst4 : 0
     let flow = v4 ? this.table.get4(proto, src4, sport, dst4, dport) : this.table.get(flowKey(proto, pkt.src, sport, pkt.dst, dport))
     if (!flow) {
-      flow = this.newFlow(pkt, flowKey(proto, pkt.src, sport, pkt.dst, dport), sport, dport)
-      if (v4) {
-        this.table.setV4Tuple(flow, src4, sport, dst4, dport)
-        flow.clientAddr4 = flow.clientIp === pkt.src ? src4 : dst4
-      }
+      flow = this.newFlow(pkt, v4, src4, dst4, sport, dport)
+      if (v4) this.table.setV4Tuple(flow, src4, sport, dst4, dport)
       this.table.add(flow)
       this.stats.flows++
       if (this.table.size > this.stats.peakFlows) this.stats.peakFlows = this.table.size
@@ -317,7 +383,8 @@ export class Engine {
     }
   }
 
-  private newFlow(pkt: DecodedPacket, key: string, sport: number, dport: number): EngineFlow {
+  /** a new flow of `pkt` (IPv4 TCP/UDP when `v4`: addresses stay numbers until text is asked for) */
+  private newFlow(pkt: DecodedPacket, v4: boolean, src4: number, dst4: number, sport: number, dport: number): Flow {
     // Who is the client: the SYN's sender; the SYN-ACK's receiver; otherwise the side on the
     // higher port (a client's ephemeral port), the sender when ports tie.
     let clientIsSrc = true
@@ -329,41 +396,22 @@ export class Engine {
     } else if (pkt.proto === 17) {
       clientIsSrc = this.isServerPort(pkt.proto, dport, sport)
     }
-    const clientIp = clientIsSrc ? pkt.src : pkt.dst
-    const serverIp = clientIsSrc ? pkt.dst : pkt.src
+    const idleUs = pkt.proto === 6 ? FLOW_LIMITS.tcpOtherIdleUs : pkt.proto === 17 ? FLOW_LIMITS.udpIdleUs : FLOW_LIMITS.otherIdleUs
+    const detectDone = (this.opts.analyzers ?? []).length === 0
     const clientPort = clientIsSrc ? sport : dport
     const serverPort = clientIsSrc ? dport : sport
-    return {
-      key,
-      id: 0, // computed when the first event needs it (most flows never raise one)
-      proto: pkt.proto,
-      clientIp, clientPort, serverIp, serverPort,
-      startUs: this.nowUs,
-      lastUs: this.nowUs,
-      idleUs: pkt.proto === 6 ? FLOW_LIMITS.tcpOtherIdleUs : pkt.proto === 17 ? FLOW_LIMITS.udpIdleUs : FLOW_LIMITS.otherIdleUs,
-      pktsToServer: 0, pktsToClient: 0, bytesToServer: 0, bytesToClient: 0,
-      tcp: null,
-      appProto: null,
-      analyzer: null,
-      detectBuf: [null, null],
-      detectDone: (this.opts.analyzers ?? []).length === 0,
-      offsets: [0, 0],
-      pendingSyn: null,
-      anomalyCounts: null,
-      alerted: 0,
-      ended: false,
-      lruPrev: null,
-      lruNext: null,
-      lruList: null,
-      v4: false, v4lo: 0, v4hi: 0, v4ports: 0, hashNext: null, clientAddr4: 0,
+    if (v4) {
+      return new Flow(pkt.proto, null, clientPort, null, serverPort, clientIsSrc ? src4 : dst4, clientIsSrc ? dst4 : src4, this.nowUs, idleUs, detectDone)
     }
+    const src = pkt.src
+    const dst = pkt.dst
+    return new Flow(pkt.proto, clientIsSrc ? src : dst, clientPort, clientIsSrc ? dst : src, serverPort, 0, 0, this.nowUs, idleUs, detectDone)
   }
 
   /** true when `dport` looks like the server side of (sport -> dport) */
   private isServerPort(proto: number, dport: number, sport: number): boolean {
-    const t = proto === 6 ? 'tcp' : 'udp'
-    const dKnown = this.analyzersByPort.has(t + dport)
-    const sKnown = this.analyzersByPort.has(t + sport)
+    const dKnown = this.analyzersByPort.has(portKey(proto, dport))
+    const sKnown = this.analyzersByPort.has(portKey(proto, sport))
     if (dKnown !== sKnown) return dKnown
     return dport <= sport
   }
@@ -403,7 +451,7 @@ export class Engine {
     const seen = prev ? concat(prev, data) : new Uint8Array(data)
     flow.detectBuf[i] = seen
     const transport = flow.proto === 6 ? 'tcp' : 'udp'
-    const byPort = this.analyzersByPort.get(transport + flow.serverPort) ?? []
+    const byPort = this.analyzersByPort.get(portKey(flow.proto, flow.serverPort)) ?? []
     let chosen: AnalyzerFactory | undefined
     for (const f of byPort) if (f.detect(dir, seen)) { chosen = f; break }
     if (!chosen) {
@@ -493,7 +541,7 @@ export class Engine {
       // not part of a tracked flow (a fragment, a malformed header): judge it on a transient
       // flow made from the packet's addresses
       const hasPorts = (pkt.proto === 6 || pkt.proto === 17) && pkt.l4Offset >= 0
-      const flow = this.newFlow(pkt, '', hasPorts ? pkt.srcPort : 0, hasPorts ? pkt.dstPort : 0)
+      const flow = this.newFlow(pkt, false, 0, 0, hasPorts ? pkt.srcPort : 0, hasPorts ? pkt.dstPort : 0)
       flow.detectDone = true
       this.judgeAnomaly(a, flow)
     }
