@@ -125,7 +125,7 @@ export interface EngineFlow {
   v4hi: number
   v4ports: number
   hashNext: FlowBase | null
-  /** IPv4: the client's address as uint32 (direction test without strings); 0 otherwise */
+  /** IPv4: the client's address as a signed 32-bit number (direction test without strings); 0 otherwise */
   clientAddr4: number
 }
 

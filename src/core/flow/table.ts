@@ -93,7 +93,7 @@ export class FlowTable<F extends FlowBase> {
     return this.flows.get(key)
   }
 
-  /** the IPv4 TCP/UDP flow of (proto, a:ap <-> b:bp), either direction; addresses as uint32 */
+  /** the IPv4 TCP/UDP flow of (proto, a:ap <-> b:bp), either direction; addresses as 32-bit numbers (signed or not, used alike) */
   get4(proto: number, a: number, ap: number, b: number, bp: number): F | undefined {
     let lo = a
     let hi = b

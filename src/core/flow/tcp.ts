@@ -243,6 +243,11 @@ class Direction {
   tsSeen = false
   lastTsVal = 0
   retainLimitReported = false
+  /**
+   * handed to the kernel by the inline gateway (TcpSession.bypass): its bytes no longer pass
+   * here, so the other side's ACKs and its own later segments move its position without gaps
+   */
+  bypassed = false
   delivered = 0
   gaps = 0
   gapBytes = 0
@@ -415,6 +420,20 @@ export class TcpSession {
     }
 
     this.onData(snd, rcv, seg, flags)
+  }
+
+  /**
+   * The inline gateway forwards this direction's bytes in the kernel from now on (RFC 9293
+   * §3.10.7: the receiver's ACK field still tells how far it got). Its retained and out-of-order
+   * bytes are freed; the other side's ACKs and this side's own later segments (FIN, RST) move
+   * its position silently instead of reporting gaps, so the flow still ends and resets can still
+   * be checked against the sequence space. Idempotent.
+   */
+  bypass(fromClient: boolean): void {
+    const d = fromClient ? this.c2s : this.s2c
+    if (d.bypassed) return
+    d.bypassed = true
+    this.freeAll(d)
   }
 
   /** flush what can be flushed (with gaps) and end both directions */
@@ -616,6 +635,7 @@ export class TcpSession {
       snd.open = this._state === 'established' || this._state === 'closing'
       this.midstream = true
     }
+    if (snd.bypassed) this.resyncBypassed(snd, snd.offsetOf(seq))
     if (!this.accept(snd, rcv, seg, flags, seq)) return
     if (this._state === 'closed' || this._state === 'reset') return
     this.noteWindow(snd, seg)
@@ -679,7 +699,7 @@ export class TcpSession {
     if (end > snd.nextOff) {
       const s = Math.max(off, snd.nextOff)
       if (s === snd.nextOff && snd.ooo.length === 0 && snd.open) {
-        this.deliver(snd, payload.subarray(s - off, end - off))
+        this.deliver(snd, s === off && end === segEnd ? payload : payload.subarray(s - off, end - off))
       } else {
         this.insert(snd, payload, off, s, end, off, segEnd)
       }
@@ -939,6 +959,10 @@ export class TcpSession {
   private onAck(d: Direction, ack: number): void {
     if (!d.synced) return
     const ackOff = d.offsetOf(ack)
+    if (d.bypassed) {
+      this.resyncBypassed(d, ackOff)
+      return
+    }
     if (d.retainedBytes > 0 && ackOff > d.retStart) {
       this.trimRetained(d, Math.min(ackOff - d.retStart, d.retainedBytes))
       // a ring grown past its first size goes back once everything in it is acknowledged
@@ -953,6 +977,16 @@ export class TcpSession {
     if (d.finOff >= 0 && target > d.finOff) target = d.finOff
     this.skipTo(d, target, 'ack')
     this.drain(d)
+  }
+
+  /** a bypassed direction: move its position forward to offset `to` (no gap, no delivery) */
+  private resyncBypassed(d: Direction, to: number): void {
+    const n = to - d.nextOff
+    if (n <= 0 || n > this.limits.maxWindow || d.ended) return
+    if (d.finOff >= 0 && to > d.finOff) return
+    d.nextOff = to
+    d.nextSeq = seqAdd(d.nextSeq, n)
+    d.retStart = to
   }
 
   /** advance to `target`, delivering buffered bytes and reporting holes as gaps */

@@ -253,14 +253,14 @@ export class DecodedPacket {
     return this._dst
   }
 
-  /** IPv4 only: source address as an unsigned 32-bit number (no string built) */
+  /** IPv4 only: source address as a SIGNED 32-bit number (a small integer, never a heap number) */
   get src4(): number {
-    return r32(this.frame, this.ipOffset + 12) >>> 0
+    return r32(this.frame, this.ipOffset + 12) | 0
   }
 
-  /** IPv4 only: destination address as an unsigned 32-bit number */
+  /** IPv4 only: destination address as a signed 32-bit number */
   get dst4(): number {
-    return r32(this.frame, this.ipOffset + 16) >>> 0
+    return r32(this.frame, this.ipOffset + 16) | 0
   }
 
   /** source address bytes (view into the frame), empty when no IP header */
@@ -280,7 +280,7 @@ export class DecodedPacket {
   /** the payload bytes (view) */
   get payload(): Uint8Array {
     if (this._payload === null) {
-      this._payload = this.frame.subarray(this.payloadOffset, this.payloadOffset + this.payloadLength)
+      this._payload = this.payloadLength === 0 ? EMPTY : this.frame.subarray(this.payloadOffset, this.payloadOffset + this.payloadLength)
     }
     return this._payload
   }
