@@ -3,6 +3,27 @@
  *
  * toserver: one 'command' PDU per tagged command, literals included (the command is held, up to
  * maxCommandBytes, until its last line); AUTHENTICATE continuation lines are 'auth' PDUs.
+ *
+ * Synchronising literals (RFC 9051 section 4.3, RFC 3501 section 7.5): a line that ends with
+ * `{n}` makes the client wait for the server's `+` before sending the literal, so the command
+ * cannot be held whole (the gateway would hold the line the server must answer: deadlock). Such a
+ * command is judged in parts, each a 'command' PDU over the bytes not judged yet:
+ *
+ *   a APPEND INBOX {310}\r\n   <- part 1 (imap.part 1, imap.partial 1): judged before the server
+ *                                  sees the line; pendingFrom() then returns -1 until more bytes
+ *   <310 literal bytes> ...\r\n <- part 2: the literal and the rest of the command, up to the next
+ *                                  line ending in `{n}` or the end of the command (last part:
+ *                                  imap.part without imap.partial)
+ *
+ * Every part carries imap.command / imap.subcommand (context, so a rule can qualify the new
+ * fields) and only the fields whose bytes it adds: imap.tag, imap.args, imap.line.length and the
+ * FETCH / AUTHENTICATE fields in part 1; each imap.literal.size / imap.literal in the part that
+ * holds it; imap.login.* in the part where the value ends; imap.command.length in the last part.
+ * So a rule on any of those never matches the same bytes twice. A rule on imap.command alone
+ * matches every part: AND it with `not` a selection `imap.part gt 1` to judge each command once.
+ * LITERAL+ `{n+}` does not wait for the server: no part, the command is held whole. The literal
+ * and the rest stay held until the command ends (bounded by maxCommandBytes): a literal larger
+ * than the client's TCP window still waits for the gateway's hold timeout.
  * toclient: one 'response' / 'continuation' PDU per response line; literals inside responses
  * (FETCH bodies) are skipped by count, never held. STARTTLS + tagged OK: both directions stop.
  */
@@ -52,6 +73,13 @@ export class ImapAnalyzer extends LineAnalyzerBase {
   private cmdTag = ''
   /** a synchronising literal was announced and has not started */
   private awaitingPlus = false
+  // judging in parts (synchronising literals): bytes before judgedTo were emitted in a part
+  private judgedTo = 0
+  private parts = 0
+  /** literals whose bytes were all seen (bounded by maxLiterals like the announcements) */
+  private literalsDone = 0
+  private countSent = 0
+  private truncatedSent = false
   private curLiteralOff = -1
   private curLiteralHeld = 0
   // pending tagged commands: tag -> verb
@@ -67,8 +95,9 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     this.limits = l
   }
 
+  /** start of the command's bytes not judged yet, when there are any (see the header: parts) */
   protected override unitStart(dir: Direction): number {
-    return dir === 'toserver' && this.open && !this.swallowing ? this.cmdStart : -1
+    return dir === 'toserver' && this.open && !this.swallowing && this.cs.offset > this.judgedTo ? this.judgedTo : -1
   }
 
   override heldState(): Record<string, number> {
@@ -108,6 +137,11 @@ export class ImapAnalyzer extends LineAnalyzerBase {
       this.literalSizes = []
       this.literals = []
       this.literalCount = 0
+      this.judgedTo = ev.start
+      this.parts = 0
+      this.literalsDone = 0
+      this.countSent = 0
+      this.truncatedSent = false
       this.firstLineLen = b.length
       this.firstLineLength = ev.length
       const te = wordEnd(b, 0)
@@ -130,7 +164,7 @@ export class ImapAnalyzer extends LineAnalyzerBase {
       return
     }
     this.literalCount++
-    if (this.literalSizes.length < this.limits.maxLiterals) {
+    if (this.literalCount <= this.limits.maxLiterals) {
       this.literalSizes.push(span(lit.size, ev.start + lit.digitsStart, lit.digitsEnd - lit.digitsStart))
     } else if (this.literalCount === this.limits.maxLiterals + 1) {
       this.ctx.anomaly({type: 'applayer', event: 'imap.too_many_literals', detail: {offset: this.cmdStart, limit: this.limits.maxLiterals}})
@@ -143,6 +177,8 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     const size = Number(lit.size)
     this.awaitingPlus = !lit.nonSync
     if (this.truncated && !this.swallowing) this.emitEarly()
+    // the client waits for '+' before the literal: judge the command so far now
+    else if (!lit.nonSync && !this.swallowing) this.emitCommand(ev.end, false)
     if (size === 0) return
     this.curLiteralOff = ev.end
     this.curLiteralHeld = 0
@@ -156,7 +192,8 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     if (!this.swallowing) {
       const kept = this.hold(d)
       this.curLiteralHeld += kept
-      if (done && this.literals.length < this.limits.maxLiterals) {
+      if (done && this.literalsDone < this.limits.maxLiterals) {
+        this.literalsDone++
         const at = this.curLiteralOff - this.cmdStart
         const held = Math.min(this.curLiteralHeld, Math.max(0, this.len - at))
         this.literals.push(span(latin1(this.buf!, at, at + held), this.curLiteralOff, held))
@@ -168,21 +205,30 @@ export class ImapAnalyzer extends LineAnalyzerBase {
   /** the cap is reached inside the command: judge what is held, swallow the rest of it */
   private emitEarly(): void {
     this.ctx.anomaly({type: 'applayer', event: 'imap.command_too_long', detail: {offset: this.cmdStart, limit: this.limits.maxCommandBytes}})
-    this.emitCommand(this.cmdStart + this.len)
+    this.emitCommand(Math.max(this.cmdStart + this.len, this.judgedTo))
     this.swallowing = true
   }
 
   private finishCommand(end: number): void {
-    if (!this.swallowing) this.emitCommand(end)
+    // a command judged in parts whose last part adds no byte (refused literal, end, gap) is done
+    if (!this.swallowing && (this.parts === 0 || end > this.judgedTo)) this.emitCommand(end)
     this.open = false
     this.swallowing = false
     this.awaitingPlus = false
     this.len = 0
   }
 
-  private emitCommand(end: number): void {
+  /**
+   * Emit the command's bytes from judgedTo to `end`: the whole command, or one part of a command
+   * judged in parts (`last` false: more parts follow). See the header for which fields a part
+   * carries.
+   */
+  private emitCommand(end: number, last = true): void {
     const b = this.buf ?? new Uint8Array(0)
     const base = this.cmdStart
+    const from = this.judgedTo
+    const first = this.parts === 0
+    const split = !first || !last
     const n = this.len
     const line1 = Math.min(this.firstLineLen, n)
     const f: Fields = new Map()
@@ -190,19 +236,34 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     const cs = skipSpaces(b.subarray(0, line1), te)
     const ce = wordEnd(b.subarray(0, line1), cs)
     const verb = upperAscii(latin1(b, cs, ce))
-    if (te > 0) f.set('imap.tag', span(latin1(b, 0, te), base, te))
+    if (te > 0 && first) f.set('imap.tag', span(latin1(b, 0, te), base, te))
     f.set('imap.command', {v: verb})
     const as = skipSpaces(b.subarray(0, line1), ce)
-    if (line1 > as) f.set('imap.args', span(latin1(b, as, line1), base + as, line1 - as))
-    f.set('imap.line.length', {v: this.firstLineLength})
-    f.set('imap.command.length', {v: this.total})
-    if (this.literalCount > 0) {
-      f.set('imap.literal.count', {v: this.literalCount})
-      f.set('imap.literal.size', this.literalSizes)
-      if (this.literals.length > 0) f.set('imap.literal', this.literals)
+    if (first) {
+      if (line1 > as) f.set('imap.args', span(latin1(b, as, line1), base + as, line1 - as))
+      f.set('imap.line.length', {v: this.firstLineLength})
+      if (te === 0 || ce === cs) this.ctx.anomaly({type: 'applayer', event: 'imap.invalid_command', detail: {offset: base}})
     }
-    if (this.truncated) f.set('imap.truncated', {v: 1})
-    if (te === 0 || ce === cs) this.ctx.anomaly({type: 'applayer', event: 'imap.invalid_command', detail: {offset: base}})
+    if (last) f.set('imap.command.length', {v: this.total})
+    if (this.literalCount > this.countSent) {
+      f.set('imap.literal.count', {v: this.literalCount})
+      this.countSent = this.literalCount
+    }
+    // the lists hold what is not emitted yet; once emitted, a list belongs to its PDU
+    if (this.literalSizes.length > 0) {
+      f.set('imap.literal.size', this.literalSizes)
+      this.literalSizes = []
+    }
+    if (this.literals.length > 0) {
+      f.set('imap.literal', this.literals)
+      this.literals = []
+    }
+    if (this.truncated && !this.truncatedSent) {
+      f.set('imap.truncated', {v: 1})
+      this.truncatedSent = true
+    }
+    if (split) f.set('imap.part', {v: this.parts + 1})
+    if (!last) f.set('imap.partial', {v: 1})
     let sub = verb
     let subStart = as
     if (verb === 'UID') {
@@ -214,28 +275,32 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     const body = b.subarray(0, n)
     switch (sub) {
       case 'LOGIN': {
+        // values may end in a later part (literals): each is reported in the part where it ends
         const u = parseAstring(body, as)
         if (u.status !== 'error' && u.vEnd > u.vStart) {
-          f.set('imap.login.user', span(latin1(body, u.vStart, u.vEnd), base + u.vStart, u.vEnd - u.vStart))
+          if (base + u.vEnd > from) f.set('imap.login.user', span(latin1(body, u.vStart, u.vEnd), base + u.vStart, u.vEnd - u.vStart))
           const p = parseAstring(body, u.next)
-          if (p.status !== 'error' && p.vEnd > p.vStart) {
+          if (p.status !== 'error' && p.vEnd > p.vStart && base + p.vEnd > from) {
             f.set('imap.login.password', span(latin1(body, p.vStart, p.vEnd), base + p.vStart, p.vEnd - p.vStart))
           }
         }
         break
       }
       case 'AUTHENTICATE': {
-        const me = wordEnd(body.subarray(0, line1), as)
-        if (me > as) f.set('imap.auth.mechanism', span(latin1(body, as, me), base + as, me - as))
-        const ir = skipSpaces(body.subarray(0, line1), me)
-        if (line1 > ir) f.set('imap.auth.data', span(latin1(body, ir, line1), base + ir, line1 - ir))
-        if (te > 0) {
+        if (first) {
+          const me = wordEnd(body.subarray(0, line1), as)
+          if (me > as) f.set('imap.auth.mechanism', span(latin1(body, as, me), base + as, me - as))
+          const ir = skipSpaces(body.subarray(0, line1), me)
+          if (line1 > ir) f.set('imap.auth.data', span(latin1(body, ir, line1), base + ir, line1 - ir))
+        }
+        if (te > 0 && last) {
           this.authTag = latin1(b, 0, te)
           this.authTurn = false
         }
         break
       }
       case 'FETCH': {
+        if (!first) break
         const se = wordEnd(body.subarray(0, line1), subStart)
         if (se > subStart) f.set('imap.fetch.set', span(latin1(body, subStart, se), base + subStart, se - subStart))
         const is = skipSpaces(body.subarray(0, line1), se)
@@ -245,11 +310,14 @@ export class ImapAnalyzer extends LineAnalyzerBase {
       default:
         break
     }
-    if (te > 0) {
+    // the tag awaits its completion from the first part on (the server may answer any part)
+    if (te > 0 && first) {
       if (this.pending.size < this.limits.maxPending) this.pending.set(this.cmdTag, verb)
       else this.ctx.anomaly({type: 'applayer', event: 'imap.pending_overflow', detail: {limit: this.limits.maxPending}})
     }
-    this.emit('command', 'toserver', base, end, f)
+    this.parts++
+    this.judgedTo = end
+    this.emit('command', 'toserver', from, end, f)
   }
 
   private authLine(ev: LineEvent): void {
