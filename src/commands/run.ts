@@ -1,6 +1,26 @@
 import {Flags} from '@oclif/core'
 import {PatchpointCommand} from '../cli/base-command.js'
 import {runGateway, type RunGatewayResult} from '../core/gateway/run.js'
+import type {DashboardHandle} from '../cli/run-dashboard.js'
+
+/** The dashboard is the default in a terminal: stdout a TTY, not --json, CI unset, TERM not dumb. */
+export function wantsDashboard(flag: boolean | undefined, json: boolean, stdout: {isTTY?: boolean} = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (json || flag === false) return false
+  if (flag === true) return true
+  return stdout.isTTY === true && !env.CI && env.TERM !== 'dumb'
+}
+
+/**
+ * The dashboard, loaded only when used (plain mode never loads React and ink). React's
+ * production build draws a frame about twice as fast as its development build (measured with
+ * 1000 events, 160x50: median 8-14 ms against 20-25 ms per redraw on a loaded 2-core VM), so
+ * NODE_ENV defaults to production before React is first loaded.
+ */
+async function loadDashboard(): Promise<DashboardHandle> {
+  process.env.NODE_ENV ??= 'production'
+  const {startDashboard} = await import('../cli/run-dashboard.js')
+  return startDashboard()
+}
 
 export class Run extends PatchpointCommand<typeof Run> {
   static override summary = 'Run the gateway: inline between two interfaces, or as a TCP protection proxy.'
@@ -20,6 +40,12 @@ Policy format (.patchpoint/policy.json):
                  "rules": ["PP-SHELLSHOCK"], "action": "drop", "shadow": false}],
    "default_action": "fix"}
 (rules, action, protocol, shadow and default_action are optional.)
+
+In a terminal (stdout a TTY, no --json), an interactive dashboard shows the mode, traffic in and
+out with rates, protected flows, actions by type, engine health and the latest events, redrawn
+every second; q or Ctrl-C stops the gateway as SIGINT does. --no-dashboard (or no terminal:
+systemd, cron, pipes) prints one line per event (JSON with --json) and a stats line every
+--stats-interval seconds instead.
 
 Signals: SIGHUP reloads rules and policy (established sessions kept); SIGINT/SIGTERM remove the
 nftables table and the bridge we created, and leave the interfaces as they were found.
@@ -41,7 +67,8 @@ Exit codes: 0 stopped cleanly; 2 bad flag, policy or interface; 4 missing privil
     events: Flags.string({summary: "Write events to FILE instead of the project's event log ('-' = stdout only).", helpValue: 'FILE'}),
     'fail-closed': Flags.boolean({summary: 'If the engine dies or a hold limit is hit, keep protected flows blocked.'}),
     force: Flags.boolean({summary: "Allow bridging an interface that carries the machine's default route."}),
-    'stats-interval': Flags.integer({summary: 'Seconds between stats lines (0 = none).', default: 60, min: 0}),
+    'stats-interval': Flags.integer({summary: 'Seconds between stats lines (0 = none; not with the dashboard).', default: 60, min: 0}),
+    dashboard: Flags.boolean({summary: 'The terminal dashboard (default in a terminal); --no-dashboard prints plain lines.', allowNo: true}),
   }
 
   public async run(): Promise<RunGatewayResult> {
@@ -52,17 +79,24 @@ Exit codes: 0 stopped cleanly; 2 bad flag, policy or interface; 4 missing privil
     } catch (err) {
       if ((flags as {project?: string}).project || process.env.PATCHPOINT_PROJECT) throw err
     }
-    return runGateway({
-      project,
-      ifaces: flags.iface ? flags.iface.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined,
-      bridge: flags.bridge,
-      force: flags.force,
-      failClosed: flags['fail-closed'],
-      proxies: flags.proxy,
-      policyFile: flags.policy,
-      eventsFile: flags.events,
-      json: this.jsonEnabled(),
-      statsIntervalS: flags['stats-interval'],
-    })
+    const json = this.jsonEnabled()
+    const dash = wantsDashboard(flags.dashboard, json) ? await loadDashboard() : null
+    try {
+      return await runGateway({
+        project,
+        ifaces: flags.iface ? flags.iface.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined,
+        bridge: flags.bridge,
+        force: flags.force,
+        failClosed: flags['fail-closed'],
+        proxies: flags.proxy,
+        policyFile: flags.policy,
+        eventsFile: flags.events,
+        json,
+        statsIntervalS: flags['stats-interval'],
+        view: dash?.view,
+      })
+    } finally {
+      await dash?.close()
+    }
   }
 }

@@ -2,7 +2,8 @@
  * `patchpoint run` as a function: loads the project's config, rules and policy, starts inline
  * mode and/or proxy mode, writes events (project event log + one line per event on stdout),
  * prints a periodic stats line, reloads on SIGHUP and tears down on SIGINT/SIGTERM. Resolves
- * when stopped.
+ * when stopped. With a `view` (the terminal dashboard) the operator lines and events go to the
+ * view instead of stdout, no stats line is printed, and the view reads the counters itself.
  */
 import path from 'node:path'
 import {EventLog} from '../events/writer.js'
@@ -17,7 +18,44 @@ import {loadPolicy, policyPath, type Policy} from './policy.js'
 import {createAlarms} from '../alarms/index.js'
 import {combinedHostPolicy} from './host-policy.js'
 import {startInline, type InlineHandle} from './inline.js'
-import {ProxyServer, parseProxySpec} from './proxy.js'
+import {ProxyServer, parseProxySpec, type ProxyStats} from './proxy.js'
+import type {ForwarderStats} from './forwarder.js'
+
+/** What is running, told to a view once the gateway is up. */
+export interface RunInfo {
+  mode: string[]
+  ifaces: string[]
+  bridge?: string
+  proxies: {listen: string; upstream: string}[]
+  /** protected services in the policy (inline mode) */
+  services: number
+  failClosed: boolean
+  /** Date.now() when ready */
+  startedAt: number
+}
+
+/** The gateway's counters at one moment (copies: the view may keep them). */
+export interface RunSnapshot {
+  atMs: number
+  forwarder?: ForwarderStats
+  engine?: {flows: number; peakFlows: number; alerts: number; anomalies: number; flowsEvicted: number}
+  proxy?: ProxyStats
+  events: number
+  rssBytes: number
+  heapBytes: number
+}
+
+/**
+ * A live view of the gateway (the terminal dashboard). `event` is called for every event on the
+ * data path: it must stay O(1) (count, keep a reference); rendering happens on the view's timer,
+ * which calls `snapshot()`. `stop()` stops the gateway exactly as SIGINT does.
+ */
+export interface RunView {
+  event(ev: EveEvent): void
+  /** an operator line that would otherwise go to stdout (setup, reload, stop) */
+  line(line: string): void
+  ready(info: RunInfo, snapshot: () => RunSnapshot, stop: () => void): void
+}
 
 export interface RunGatewayOptions {
   project?: ProjectLocation
@@ -35,6 +73,8 @@ export interface RunGatewayOptions {
   out?: (line: string) => void
   /** resolves when this promise does (tests); default: SIGINT/SIGTERM */
   until?: Promise<void>
+  /** the terminal dashboard: takes the lines, events and stats instead of stdout */
+  view?: RunView
 }
 
 export interface RunGatewayResult {
@@ -58,7 +98,8 @@ export function eventLine(ev: EveEvent): string {
 }
 
 export async function runGateway(opts: RunGatewayOptions): Promise<RunGatewayResult> {
-  const out = opts.out ?? ((l: string) => process.stdout.write(l + '\n'))
+  const view = opts.view
+  const out = view ? (l: string) => view.line(l) : opts.out ?? ((l: string) => process.stdout.write(l + '\n'))
   const ifaces = opts.ifaces ?? []
   const proxies = (opts.proxies ?? []).map(parseProxySpec)
   if (ifaces.length === 0 && proxies.length === 0) {
@@ -89,7 +130,8 @@ export async function runGateway(opts: RunGatewayOptions): Promise<RunGatewayRes
     events++
     sink?.write(ev)
     alarms.offer(ev)
-    out(opts.json ? JSON.stringify(ev) : eventLine(ev))
+    if (view) view.event(ev)
+    else out(opts.json ? JSON.stringify(ev) : eventLine(ev))
   }
   const detectionOpts = {protections: config?.protections}
   let detection = await engineDetection(opts.project, detectionOpts)
@@ -141,7 +183,7 @@ export async function runGateway(opts: RunGatewayOptions): Promise<RunGatewayRes
     events,
     rss_mb: Math.round(process.memoryUsage().rss / 1048576),
   })
-  const interval = opts.statsIntervalS ?? 60
+  const interval = view ? 0 : opts.statsIntervalS ?? 60
   const statsTimer = interval > 0 ? setInterval(() => {
     const s = statsOf()
     out(opts.json ? JSON.stringify({event_type: 'stats', timestamp: new Date().toISOString(), patchpoint_gateway: s}) : `stats ${Object.entries(s).map(([k, v]) => `${k}=${v}`).join(' ')}`)
@@ -161,10 +203,35 @@ export async function runGateway(opts: RunGatewayOptions): Promise<RunGatewayRes
   }
   const onHup = () => void reload()
   process.on('SIGHUP', onHup)
-  await (opts.until ?? new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve())
-    process.once('SIGTERM', () => resolve())
-  }))
+  let stopNow = () => {}
+  const stopped = new Promise<void>((resolve) => { stopNow = resolve })
+  const onSignal = () => stopNow()
+  if (!opts.until) {
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+  }
+  if (view) {
+    const snapshot = (): RunSnapshot => {
+      const mem = process.memoryUsage()
+      const e = inline?.session.engine
+      return {
+        atMs: Date.now(),
+        forwarder: inline ? {...inline.session.forwarder.stats} : undefined,
+        engine: e ? {flows: e.flowCount, peakFlows: e.stats.peakFlows, alerts: e.stats.alerts, anomalies: e.stats.anomalies, flowsEvicted: e.stats.flowsEvicted} : undefined,
+        proxy: proxy ? {...proxy.stats} : undefined,
+        events,
+        rssBytes: mem.rss,
+        heapBytes: mem.heapUsed,
+      }
+    }
+    view.ready({
+      mode: modes, ifaces, bridge: inline?.bridge, proxies: proxyAddrs ?? [], services: policy.services.length,
+      failClosed: opts.failClosed === true, startedAt: Date.now(),
+    }, snapshot, () => stopNow())
+  }
+  await (opts.until ? Promise.race([opts.until, stopped]) : stopped)
+  process.off('SIGINT', onSignal)
+  process.off('SIGTERM', onSignal)
   process.off('SIGHUP', onHup)
   if (statsTimer) clearInterval(statsTimer)
   const stats = statsOf()
