@@ -13,13 +13,24 @@ import type {DeepPartial, ProtectionsConfig} from '../../src/core/protections/co
 export const corpusDir = fileURLToPath(new URL('../../../shared/corpus/pcaps/', import.meta.url))
 export const haveCorpus = fs.existsSync(corpusDir)
 
+/** dotted quad -> signed 32-bit number, as the engine keeps IPv4 addresses */
+function addr4(ip: string): number {
+  return ip.split('.').reduce((a, b) => (a << 8) | Number(b), 0) | 0
+}
+
 export function fakeFlow(o: Partial<EngineFlow> = {}): EngineFlow {
+  const f = fakeFlowFields(o)
+  const v4 = !f.clientIp.includes(':')
+  return {...f, family: v4 ? 4 : 6, clientAddr4: v4 ? addr4(f.clientIp) : 0, serverAddr4: v4 ? addr4(f.serverIp) : 0, ...o}
+}
+
+function fakeFlowFields(o: Partial<EngineFlow>): Omit<EngineFlow, 'family' | 'clientAddr4' | 'serverAddr4'> {
   return {
     key: '', id: 1, proto: 6, clientIp: '198.51.100.7', clientPort: 40000, serverIp: '192.0.2.10', serverPort: 80,
     startUs: 0, lastUs: 0, idleUs: 0, pktsToServer: 0, pktsToClient: 0, bytesToServer: 0, bytesToClient: 0,
     tcp: null, appProto: 'http', analyzer: null, detectBuf: [null, null], detectDone: true, offsets: [0, 0],
     pendingSyn: null, anomalyCounts: null, alerted: 0, ended: false, lruPrev: null, lruNext: null, lruList: null,
-    v4: false, v4lo: 0, v4hi: 0, v4ports: 0, hashNext: null, clientAddr4: 0,
+    v4: false, v4lo: 0, v4hi: 0, v4ports: 0, hashNext: null, protection: null,
     ...o,
   }
 }

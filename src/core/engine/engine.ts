@@ -43,6 +43,8 @@ export interface EngineProtections {
   onFlowStart(flow: EngineFlow, report: ProtectionReport): void
   /** every PDU an analyzer emits, before the judge */
   onPdu(pdu: Pdu, flow: EngineFlow, report: ProtectionReport): void
+  /** the first bytes the client sent in this flow were delivered (once per flow) */
+  onClientData(flow: EngineFlow, report: ProtectionReport): void
   /** the once-per-second (packet time) expiry tick */
   tick(nowUs: number, report: ProtectionReport): void
 }
@@ -125,8 +127,13 @@ export interface EngineFlow {
   v4hi: number
   v4ports: number
   hashNext: FlowBase | null
-  /** IPv4: the client's address as a signed 32-bit number (direction test without strings); 0 otherwise */
+  /** 4 or 6 */
+  family: number
+  /** IPv4: the addresses as signed 32-bit numbers (direction tests and keys without strings); 0 for IPv6 */
   clientAddr4: number
+  serverAddr4: number
+  /** per-flow state of the generic protections (the engine never reads it) */
+  protection: object | null
 }
 
 /**
@@ -157,6 +164,7 @@ class Flow implements EngineFlow {
   v4hi = 0
   v4ports = 0
   hashNext: FlowBase | null = null
+  protection: object | null = null
   lastUs: number
   private _key: string | null = null
 
@@ -171,6 +179,7 @@ class Flow implements EngineFlow {
     readonly startUs: number,
     public idleUs: number,
     public detectDone: boolean,
+    readonly family: number,
   ) {
     this.lastUs = startUs
   }
@@ -326,7 +335,7 @@ export class Engine {
     const dst4 = v4 ? pkt.dst4 : 0
     let flow = v4 ? this.table.get4(proto, src4, sport, dst4, dport) : this.table.get(flowKey(proto, pkt.src, sport, pkt.dst, dport))
     if (!flow) {
-      flow = this.newFlow(pkt, v4, src4, dst4, sport, dport)
+      flow = this.newFlow(pkt, sport, dport)
       if (v4) this.table.setV4Tuple(flow, src4, sport, dst4, dport)
       this.table.add(flow)
       this.stats.flows++
@@ -383,8 +392,8 @@ export class Engine {
     }
   }
 
-  /** a new flow of `pkt` (IPv4 TCP/UDP when `v4`: addresses stay numbers until text is asked for) */
-  private newFlow(pkt: DecodedPacket, v4: boolean, src4: number, dst4: number, sport: number, dport: number): Flow {
+  /** a new flow of `pkt` (IPv4: addresses stay numbers until their text is asked for) */
+  private newFlow(pkt: DecodedPacket, sport: number, dport: number): Flow {
     // Who is the client: the SYN's sender; the SYN-ACK's receiver; otherwise the side on the
     // higher port (a client's ephemeral port), the sender when ports tie.
     let clientIsSrc = true
@@ -400,12 +409,14 @@ export class Engine {
     const detectDone = (this.opts.analyzers ?? []).length === 0
     const clientPort = clientIsSrc ? sport : dport
     const serverPort = clientIsSrc ? dport : sport
-    if (v4) {
-      return new Flow(pkt.proto, null, clientPort, null, serverPort, clientIsSrc ? src4 : dst4, clientIsSrc ? dst4 : src4, this.nowUs, idleUs, detectDone)
+    if (pkt.ipVersion === 4) {
+      const src4 = pkt.src4
+      const dst4 = pkt.dst4
+      return new Flow(pkt.proto, null, clientPort, null, serverPort, clientIsSrc ? src4 : dst4, clientIsSrc ? dst4 : src4, this.nowUs, idleUs, detectDone, 4)
     }
     const src = pkt.src
     const dst = pkt.dst
-    return new Flow(pkt.proto, clientIsSrc ? src : dst, clientPort, clientIsSrc ? dst : src, serverPort, 0, 0, this.nowUs, idleUs, detectDone)
+    return new Flow(pkt.proto, clientIsSrc ? src : dst, clientPort, clientIsSrc ? dst : src, serverPort, 0, 0, this.nowUs, idleUs, detectDone, 6)
   }
 
   /** true when `dport` looks like the server side of (sport -> dport) */
@@ -431,6 +442,7 @@ export class Engine {
   /** in-order bytes of one direction (a TCP stream chunk or a UDP datagram) */
   deliver(flow: EngineFlow, dir: Direction, data: Uint8Array): void {
     const i = dir === 'toserver' ? 0 : 1
+    if (i === 0 && flow.offsets[0] === 0 && data.length > 0) this.opts.protections?.onClientData(flow, this.protectionReport)
     flow.offsets[i] += data.length
     this.opts.streamTap?.(flow, dir, data)
     if (flow.analyzer) {
@@ -541,7 +553,7 @@ export class Engine {
       // not part of a tracked flow (a fragment, a malformed header): judge it on a transient
       // flow made from the packet's addresses
       const hasPorts = (pkt.proto === 6 || pkt.proto === 17) && pkt.l4Offset >= 0
-      const flow = this.newFlow(pkt, false, 0, 0, hasPorts ? pkt.srcPort : 0, hasPorts ? pkt.dstPort : 0)
+      const flow = this.newFlow(pkt, hasPorts ? pkt.srcPort : 0, hasPorts ? pkt.dstPort : 0)
       flow.detectDone = true
       this.judgeAnomaly(a, flow)
     }

@@ -24,6 +24,10 @@ export class Protections implements EngineProtections {
     this.rate.onFlowStart(flow, report)
   }
 
+  onClientData(flow: EngineFlow, report: ProtectionReport): void {
+    this.rate.onClientData(flow, report)
+  }
+
   onPdu(pdu: Pdu, flow: EngineFlow, report: ProtectionReport): void {
     this.rate.onPdu(pdu, flow, report)
     if (this.outbound.enabled) this.outbound.onPdu(pdu, flow, report)

@@ -120,7 +120,14 @@ describe('slow requests', () => {
     const fewer = [0, 1].map((i) => fakeFlow({clientIp: '198.51.100.50', clientPort: 3000 + i, analyzer: pendingAnalyzer(() => true)}))
     let done = false
     const finishing = fakeFlow({clientIp: '198.51.100.60', analyzer: pendingAnalyzer(() => !done)})
-    for (const f of [...slow, ...fewer, finishing]) rp.onFlowStart(f, c.report)
+    for (const f of [...slow, ...fewer, finishing]) {
+      rp.onFlowStart(f, c.report)
+      rp.onClientData(f, c.report)
+    }
+    // a flow whose client never sent a byte (a SYN scan's) is not watched, however long it lasts
+    const silent = fakeFlow({clientIp: '198.51.100.70', analyzer: pendingAnalyzer(() => true)})
+    rp.onFlowStart(silent, c.report)
+    expect(rp.size.watched).toBe(6)
     for (let t = 1; t <= 12; t++) {
       if (t === 5) done = true
       rp.tick(t * S, c.report)
@@ -135,6 +142,7 @@ describe('slow requests', () => {
     const c = collector()
     const flow = fakeFlow({analyzer: pendingAnalyzer(() => true)})
     rp.onFlowStart(flow, c.report)
+    rp.onClientData(flow, c.report)
     for (let t = 1; t <= 10; t++) {
       rp.onPdu(pdu('http', 'request', 'toserver'), flow, c.report)
       rp.tick(t * S, c.report)
@@ -150,7 +158,11 @@ describe('bounded state', () => {
   it('the source tables never exceed max_sources and the watch list its cap; overflow is reported', () => {
     const rp = new RateProtection(protectionsConfig({max_sources: 16}), {maxWatchedFlows: 8})
     const c = collector()
-    for (let i = 0; i < 1000; i++) rp.onFlowStart(fakeFlow({clientIp: `10.0.${i >> 8}.${i & 255}`, startUs: i}), c.report)
+    for (let i = 0; i < 1000; i++) {
+      const f = fakeFlow({clientIp: `10.0.${i >> 8}.${i & 255}`, startUs: i})
+      rp.onFlowStart(f, c.report)
+      rp.onClientData(f, c.report)
+    }
     expect(rp.size.services).toBeLessThanOrEqual(16)
     expect(rp.size.sources).toBeLessThanOrEqual(16)
     expect(rp.size.watched).toBeLessThanOrEqual(8)

@@ -18,7 +18,8 @@
  * and flow, so a flood costs one event per offending flow.
  *
  * Bounded: source and source+service entries live in LRU maps of `max_sources` entries each;
- * flows watched for slow requests are capped at MAX_WATCHED_FLOWS. A full table forgets the
+ * flows watched for slow requests (TCP flows whose client has sent bytes: a SYN scan's flows never
+ * are) are capped at MAX_WATCHED_FLOWS. Per-flow state lives in the flow's `protection` slot. A full table forgets the
  * least recently seen entry and reports `protection.table_full` (type 'limit') once per tick.
  */
 import type {AnomalyReport} from '../events/anomaly.js'
@@ -79,9 +80,10 @@ function take(tokens: number, lastUs: number, nowUs: number, perSecond: number, 
 }
 
 export class RateProtection {
+  /** by client . server . port . proto (IPv4: a six-unit binary string, see stateOf) */
   private readonly services = new Map<string, ServiceEntry>()
-  private readonly sources = new Map<string, SourceEntry>()
-  private readonly flows = new WeakMap<EngineFlow, FlowState>()
+  /** by client address: a number for IPv4, the text for IPv6 */
+  private readonly sources = new Map<string | number, SourceEntry>()
   private readonly watched = new Set<EngineFlow>()
   private readonly maxWatched: number
   private tickNo = 0
@@ -123,10 +125,13 @@ export class RateProtection {
         }
       } else src.connTokens = u
     }
-    if (this.cfg.slow_requests.enabled && flow.proto === 6) {
-      if (this.watched.size < this.maxWatched) this.watched.add(flow)
-      else this.limit(report, 'protection.watched_flows', this.maxWatched)
-    }
+  }
+
+  /** the client sent its first bytes: from now on the flow can hold an incomplete request */
+  onClientData(flow: EngineFlow, report: ProtectionReport): void {
+    if (!this.cfg.slow_requests.enabled || flow.proto !== 6) return
+    if (this.watched.size < this.maxWatched) this.watched.add(flow)
+    else this.limit(report, 'protection.watched_flows', this.maxWatched)
   }
 
   onPdu(pdu: Pdu, flow: EngineFlow, report: ProtectionReport): void {
@@ -182,7 +187,7 @@ export class RateProtection {
         this.watched.delete(flow)
         continue
       }
-      const st = this.flows.get(flow)
+      const st = flow.protection as FlowState | null
       if (!st) continue
       if (!pendingToServer(flow)) {
         st.pendingSinceUs = 0
@@ -202,7 +207,7 @@ export class RateProtection {
     }
     // pass 2: flag every slow flow of a source at or over the limit
     for (const flow of this.watched) {
-      const st = this.flows.get(flow)
+      const st = flow.protection as FlowState | null
       if (!st || st.pendingSinceUs === 0 || nowUs - st.pendingSinceUs < timeoutUs) continue
       if (st.src.slowTick === tick && st.src.slow >= s.max_per_source) {
         report({type: 'protection', event: 'protection.slow_request', detail: {
@@ -213,9 +218,14 @@ export class RateProtection {
   }
 
   private stateOf(flow: EngineFlow, report: ProtectionReport): FlowState {
-    let st = this.flows.get(flow)
+    let st = flow.protection as FlowState | null
     if (st) return st
-    const svcKey = `${flow.clientIp}|${flow.serverIp}|${flow.proto}|${flow.serverPort}`
+    const v4 = flow.family === 4
+    const client = v4 ? flow.clientAddr4 : flow.clientIp
+    // IPv4: six UTF-16 units (addresses in halves, port, protocol), no number-to-text per flow
+    const svcKey = v4
+      ? String.fromCharCode(flow.clientAddr4 >>> 16, flow.clientAddr4 & 0xffff, flow.serverAddr4 >>> 16, flow.serverAddr4 & 0xffff, flow.serverPort, flow.proto)
+      : `${flow.clientIp}|${flow.serverIp}|${flow.proto}|${flow.serverPort}`
     let svc = this.services.get(svcKey)
     if (svc) {
       // LRU order only needs to be right to the second: move an entry at most once per tick
@@ -234,24 +244,24 @@ export class RateProtection {
       if (this.services.size >= this.cfg.max_sources) this.evict(this.services, report)
       this.services.set(svcKey, svc)
     }
-    let src = this.sources.get(flow.clientIp)
+    let src = this.sources.get(client)
     if (src) {
       if (src.touchedTick !== this.tickNo) {
         src.touchedTick = this.tickNo
-        this.sources.delete(flow.clientIp)
-        this.sources.set(flow.clientIp, src)
+        this.sources.delete(client)
+        this.sources.set(client, src)
       }
     } else {
       src = {connTokens: this.cfg.connection_rate.per_source_burst, connUs: flow.startUs, slow: 0, slowTick: 0, reportedUs: -Infinity, touchedTick: this.tickNo}
       if (this.sources.size >= this.cfg.max_sources) this.evict(this.sources, report)
-      this.sources.set(flow.clientIp, src)
+      this.sources.set(client, src)
     }
     st = {svc, src, pendingSinceUs: 0}
-    this.flows.set(flow, st)
+    flow.protection = st
     return st
   }
 
-  private evict(map: Map<string, unknown>, report: ProtectionReport): void {
+  private evict(map: Map<string | number, unknown>, report: ProtectionReport): void {
     const oldest = map.keys().next()
     if (!oldest.done) map.delete(oldest.value)
     this.limit(report, 'protection.table_full', this.cfg.max_sources)
