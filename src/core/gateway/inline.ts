@@ -8,9 +8,9 @@ import type {Detection} from '../engine/detection.js'
 import type {EngineOptions} from '../engine/engine.js'
 import type {EveEvent} from '../events/eve.js'
 import {UserError} from '../errors.js'
-import {captureFilter} from './bpf.js'
+import {MAX_FILTER_TERMS, captureFilter} from './bpf.js'
 import {LivePort} from './live.js'
-import {NftDivert, addElementLine, divertSets, setLines, type DivertSets} from './nft.js'
+import {NftDivert, addElementLine, canonicalIp, divertSets, setLines, type DivertSets} from './nft.js'
 import type {Policy} from './policy.js'
 import {GatewaySession, type DynamicService} from './session.js'
 import {HostNet, requirePrivileges, type BridgeSetup} from './system.js'
@@ -44,14 +44,31 @@ export interface InlineHandle {
   ports: readonly [LivePort, LivePort]
 }
 
+/**
+ * The policy with every address in the engine's text form (RFC 5952 for IPv6), so the per-service
+ * judge, whose keys are compared with the flows' printed addresses, finds `FD00:6:0::3` as
+ * `fd00:6::3`. Addresses that do not parse are left as they are (the loader rejects them).
+ */
+export function canonicalPolicy(policy: Policy): Policy {
+  let changed = false
+  const canon = <T extends {ip: string}>(e: T): T => {
+    const ip = canonicalIp(e.ip)
+    if (ip === null || ip === e.ip) return e
+    changed = true
+    return {...e, ip}
+  }
+  const services = policy.services.map(canon)
+  const hosts = policy.hosts?.map(canon)
+  return changed ? {...policy, services, ...(hosts ? {hosts} : {})} : policy
+}
+
 export function startInline(opts: InlineOptions): InlineHandle {
   requirePrivileges()
   const host = new HostNet()
   host.validate(opts.ifaces, opts.force === true, opts.bridge)
-  const v6 = opts.policy.services.filter((s) => s.ip.includes(':'))
-  if (v6.length > 0) opts.note?.(`IPv6 services are not diverted inline yet: ${v6.map((s) => `[${s.ip}]:${s.port}`).join(', ')}`)
-  if (opts.policy.services.length === v6.length) {
-    throw new UserError('the policy protects no IPv4 service: nothing to divert', {code: 'POLICY_EMPTY', suggestion: 'add services to .patchpoint/policy.json'})
+  opts.policy = canonicalPolicy(opts.policy)
+  if (opts.policy.services.length === 0) {
+    throw new UserError('the policy protects no service: nothing to divert', {code: 'POLICY_EMPTY', suggestion: 'add services to .patchpoint/policy.json'})
   }
   let sets: DivertSets = divertSets(opts.policy.services)
   const dynamic: DynamicService[] = []
@@ -60,7 +77,13 @@ export function startInline(opts: InlineOptions): InlineHandle {
   let setup: BridgeSetup | null = null
   let sweep: NodeJS.Timeout | null = null
   let stopped = false
-  let filter = captureFilter(sets)
+  /** the capture filter of the sets; its limit is said once per distinct count */
+  let toldOmitted = 0
+  const filterOf = (s: DivertSets) => captureFilter(s, (n) => {
+    if (n !== toldOmitted) opts.note?.(`capture filter limit (${MAX_FILTER_TERMS} terms): ${n} terms left out: their frames are diverted by nftables but not captured, so they are dropped`)
+    toldOmitted = n
+  })
+  let filter = filterOf(sets)
 
   const session = new GatewaySession({
     detection: opts.detection,
@@ -70,11 +93,15 @@ export function startInline(opts: InlineOptions): InlineHandle {
     failClosed: opts.failClosed,
     limits: opts.limits,
     engine: opts.engine,
+    // bypass elements of flows whose responses nothing needs (batched by the session)
+    nftWrite: (line) => nft.write(line),
     onDynamicService: (svc) => {
-      if (svc.ip.includes(':') || dynamic.length >= MAX_DYNAMIC_SERVICES) return
-      if (dynamic.some((d) => d.ip === svc.ip && d.port === svc.port && d.proto === svc.proto)) return
-      dynamic.push(svc)
-      nft.write(addElementLine(svc.proto === 'tcp' ? 'tcp4' : 'udp4', `${svc.ip} . ${svc.port}`))
+      const ip = canonicalIp(svc.ip)
+      if (ip === null || dynamic.length >= MAX_DYNAMIC_SERVICES) return
+      if (dynamic.some((d) => d.ip === ip && d.port === svc.port && d.proto === svc.proto)) return
+      dynamic.push({...svc, ip})
+      const v6 = ip.includes(':')
+      nft.write(addElementLine(svc.proto === 'tcp' ? (v6 ? 'tcp6' : 'tcp4') : v6 ? 'udp6' : 'udp4', `${ip} . ${svc.port}`))
       sets = divertSets([...opts.policy.services, ...dynamic])
       reopen()
     },
@@ -83,7 +110,7 @@ export function startInline(opts: InlineOptions): InlineHandle {
   const onFrame = (frame: Uint8Array, port: 0 | 1) => fwd.handle(frame, port, Date.now() * 1000)
 
   function reopen(): void {
-    filter = captureFilter(sets)
+    filter = filterOf(sets)
     // new handles first, then the old ones close: no window without capture
     ports[0].open(filter, onFrame)
     ports[1].open(filter, onFrame)
@@ -127,7 +154,8 @@ export function startInline(opts: InlineOptions): InlineHandle {
       return filter
     },
     ports,
-    reload(policy, detection) {
+    reload(next, detection) {
+      const policy = canonicalPolicy(next)
       opts.policy = policy
       session.reload(detection.rules, policy)
       sets = divertSets([...policy.services, ...dynamic])
