@@ -4,16 +4,20 @@
  *   [client 10.0.0.1] c0 ---- ga [gateway: bridge over ga,gb] gb ---- s0 [server 10.0.0.3]
  *
  * Three network namespaces of our own (unique names, deleted at the end), addresses inside
- * them only, no default route: nothing leaves the namespaces. Figures are medians of
- * PATCHPOINT_BENCH_RUNS (default 3) runs; each is a ratio against the bare bridge or nginx:
+ * them only, no default route: nothing leaves the namespaces. PATCHPOINT_BENCH_RUNS (default 3)
+ * rounds, each measuring the bare bridge and then the gateway back to back; a figure is the
+ * median of the per-round ratios against the bare bridge or nginx:
  *  - iperf3 through the bare bridge / through the gateway on an unprotected port / on a
  *    protected port (a plain TCP stream through the engine);
  *  - wrk of a 1 MB file from nginx on a protected port / through the bare bridge;
  *  - wrk through `run --proxy` / nginx direct;
+ *  - SMTP: mails with a 1 MB body per second, a Python smtplib client against a Python sink
+ *    (stdlib only) on a protected SMTP port / through the bare bridge;
  *  - peak RSS of the gateway under a SYN flood from random spoofed sources (hping3
  *    --rand-source, bounded to PATCHPOINT_BENCH_FLOOD_S seconds), with legitimate curl sessions
  *    to the protected port running during it (all must succeed).
- * Needs iperf3, wrk, hping3, nginx, curl, nftables, ethtool (Debian packages).
+ * Needs iperf3, wrk, hping3, nginx, curl, python3, nftables, ethtool (Debian packages).
+ * Namespaces are named `ppd-<role>-<id>` (unique per run: parallel benches and tests do not collide).
  */
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import fs from 'node:fs'
@@ -38,8 +42,62 @@ const PORT_HTTP_OPEN = 8080
 const PORT_IPERF_OPEN = 5201
 const PORT_IPERF_PROT = 5202
 const PORT_PROXY = 9080
+const PORT_SMTP = 25
+/** body of each bench mail */
+export const SMTP_BODY_BYTES = 1 << 20
 
-export const GATEWAY_BENCH_TOOLS = ['ip', 'nft', 'ethtool', 'nginx', 'curl', 'iperf3', 'wrk', 'hping3', 'timeout']
+/**
+ * A minimal SMTP sink (RFC 5321 §3.3 transaction: EHLO, MAIL, RCPT, DATA, QUIT; every reply
+ * positive), Python stdlib only: one thread per connection, the DATA body read up to the
+ * terminating <CRLF>.<CRLF> and discarded.
+ */
+const SMTP_SINK_PY = `import socketserver, sys
+class H(socketserver.StreamRequestHandler):
+    def handle(self):
+        w = self.wfile.write
+        w(b'220 sink ESMTP\\r\\n')
+        while True:
+            line = self.rfile.readline(65536)
+            if not line:
+                return
+            cmd = line[:4].upper()
+            if cmd in (b'EHLO', b'HELO'):
+                w(b'250-sink\\r\\n250 SIZE 104857600\\r\\n')
+            elif cmd == b'DATA':
+                w(b'354 go ahead\\r\\n')
+                while True:
+                    l = self.rfile.readline(1 << 20)
+                    if not l or l == b'.\\r\\n':
+                        break
+                w(b'250 queued\\r\\n')
+            elif cmd == b'QUIT':
+                w(b'221 bye\\r\\n')
+                return
+            else:
+                w(b'250 ok\\r\\n')
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+`
+
+/** mails sent for `seconds` over one connection each, printed as mails/s */
+const SMTP_CLIENT_PY = `import smtplib, sys, time
+host, port, secs, size = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+body = (b'X' * 998 + b'\\r\\n') * (size // 1000)
+msg = b'From: a@example.com\\r\\nTo: b@example.com\\r\\nSubject: bench\\r\\n\\r\\n' + body
+n = 0
+end = time.time() + secs
+start = time.time()
+while time.time() < end:
+    s = smtplib.SMTP(host, port, timeout=10)
+    s.sendmail('a@example.com', ['b@example.com'], msg)
+    s.quit()
+    n += 1
+print(n / (time.time() - start))
+`
+
+export const GATEWAY_BENCH_TOOLS = ['ip', 'nft', 'ethtool', 'nginx', 'curl', 'iperf3', 'wrk', 'hping3', 'timeout', 'python3']
 
 /** why the gateway bench cannot run here, or null */
 export function gatewayBenchSkipReason(): string | null {
@@ -61,10 +119,10 @@ function median(xs: number[]): number {
 
 class BenchLab {
   readonly id = `${process.pid % 10000}${Math.floor(Math.random() * 1000)}`
-  readonly client = `ppbc-${this.id}`
-  readonly gw = `ppbg-${this.id}`
-  readonly server = `ppbs-${this.id}`
-  readonly bridge = `ppb${this.id}`.slice(0, 15)
+  readonly client = `ppd-c-${this.id}`
+  readonly gw = `ppd-g-${this.id}`
+  readonly server = `ppd-s-${this.id}`
+  readonly bridge = `ppdb${this.id}`.slice(0, 15)
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-gwbench-'))
   private children: ChildProcess[] = []
 
@@ -126,6 +184,20 @@ http {
     fs.chmodSync(d, 0o755)
     this.sh(this.server, `nginx -c ${d}/nginx.conf`)
     for (const p of [PORT_IPERF_OPEN, PORT_IPERF_PROT]) this.sh(this.server, `iperf3 -s -D -B ${SERVER_IP} -p ${p} --logfile ${d}/iperf-${p}.log`)
+    fs.writeFileSync(path.join(d, 'smtp-sink.py'), SMTP_SINK_PY)
+    fs.writeFileSync(path.join(d, 'smtp-client.py'), SMTP_CLIENT_PY)
+    this.spawn(this.server, ['python3', path.join(d, 'smtp-sink.py'), SERVER_IP, String(PORT_SMTP)])
+  }
+
+  /** mails with a SMTP_BODY_BYTES body per second (0 when the client failed) */
+  smtp(port: number): number {
+    try {
+      const out = this.sh(this.client, `python3 ${this.dir}/smtp-client.py ${SERVER_IP} ${port} ${BENCH_SECONDS} ${SMTP_BODY_BYTES}`, (BENCH_SECONDS + 60) * 1000)
+      const v = Number(out.trim().split('\n').pop())
+      return Number.isFinite(v) ? v : 0
+    } catch {
+      return 0
+    }
   }
 
   /** iperf3 client -> server, bits/s received */
@@ -191,7 +263,7 @@ interface Gateway {
 
 async function startGateway(lab: BenchLab, args: string[], ns: string): Promise<Gateway> {
   let out = ''
-  const proc = lab.spawn(ns, [process.execPath, bin, 'run', ...args, '--events', '-', '--stats-interval', '0'])
+  const proc = lab.spawn(ns, [process.execPath, bin, 'run', ...args, '--events', '-', '--stats-interval', '2', '--no-dashboard'])
   proc.stdout!.on('data', (d: Buffer) => {
     out = (out + d.toString()).slice(-20_000)
   })
@@ -272,74 +344,82 @@ export async function benchGateway(): Promise<string> {
     fs.writeFileSync(policy, JSON.stringify({services: [
       {ip: SERVER_IP, port: PORT_HTTP, proto: 'tcp', protocol: 'http', action: 'drop'},
       {ip: SERVER_IP, port: PORT_IPERF_PROT, proto: 'tcp', action: 'drop'},
+      {ip: SERVER_IP, port: PORT_SMTP, proto: 'tcp', protocol: 'smtp', action: 'drop'},
     ]}))
 
-    // baseline: the bare kernel bridge
-    lab.bareBridge(true)
-    await waitReachable(lab)
+    // Rounds: the bare kernel bridge, then the gateway, back to back, so each ratio compares two
+    // measurements taken a few seconds apart (the machine is shared: load drifts over minutes,
+    // and measuring all of one side first skewed ratios past 1.0)
     const bareIperf: number[] = []
     const bareWrk: number[] = []
+    const bareSmtp: number[] = []
     const directWrk: number[] = []
     const proxyWrk: number[] = []
-    for (let i = 0; i < RUNS; i++) {
-      bareIperf.push(lab.iperf(PORT_IPERF_OPEN))
-      bareWrk.push(lab.wrk(PORT_HTTP))
-    }
+    const openIperf: number[] = []
+    const protIperf: number[] = []
+    const protWrk: number[] = []
+    const protSmtp: number[] = []
+    let floodRss = NaN
+    let idleRss = NaN
+    let legit: [number, number] = [0, 0]
     // proxy mode in the server's namespace, next to nginx; the client reaches both over the bridge
     const proxy = await startGateway(lab, ['--proxy', `${SERVER_IP}:${PORT_PROXY}=${SERVER_IP}:${PORT_HTTP}`], lab.server)
     try {
       for (let i = 0; i < RUNS; i++) {
+        lab.bareBridge(true)
+        await waitReachable(lab)
+        bareIperf.push(lab.iperf(PORT_IPERF_OPEN))
+        bareWrk.push(lab.wrk(PORT_HTTP))
+        bareSmtp.push(lab.smtp(PORT_SMTP))
         directWrk.push(lab.wrk(PORT_HTTP))
         proxyWrk.push(lab.wrk(PORT_PROXY))
+        lab.bareBridge(false)
+
+        const gw = await startGateway(lab, ['--iface', 'ga,gb', '--policy', policy], lab.gw)
+        try {
+          await waitReachable(lab)
+          idleRss = gw.peakRssMb()
+          openIperf.push(lab.iperf(PORT_IPERF_OPEN))
+          protIperf.push(lab.iperf(PORT_IPERF_PROT))
+          protWrk.push(lab.wrk(PORT_HTTP))
+          protSmtp.push(lab.smtp(PORT_SMTP))
+          if (i === RUNS - 1) {
+            // SYN flood from random spoofed sources to the protected port, bounded by `timeout`
+            const flood = lab.spawn(lab.client, ['timeout', '-s', 'INT', String(FLOOD_SECONDS), 'hping3', '-S', '-p', String(PORT_HTTP), '--flood', '--rand-source', SERVER_IP])
+            let floodErr = ''
+            flood.stderr!.on('data', (d: Buffer) => (floodErr = (floodErr + d.toString()).slice(-2000)))
+            const floodDone = new Promise<void>((r) => flood.on('close', () => r()))
+            legit = await curlLoop(lab, PORT_HTTP, floodDone)
+            floodRss = gw.peakRssMb()
+            const sent = /(\d+) packets transmitted/.exec(floodErr)
+            if (sent) notes.push(`SYN flood: ${Number(sent[1]).toLocaleString('en-US')} SYNs from random sources in ${FLOOD_SECONDS} s`)
+            const alive = gw.proc.exitCode === null && gw.proc.signalCode === null
+            if (!alive) notes.push(`the gateway died during the flood: ${gw.out().slice(-500)}`)
+          }
+          const stats = [...gw.out().matchAll(/^stats (.*)$/gm)].pop()?.[1]
+          if (stats && i === RUNS - 1) notes.push(`gateway stats (last round, after the flood): ${stats.split(' ').filter((kv) => /^(framesIn|framesOut|bypassedFlows|bypassForwarded|bypassDiscarded|flows|rss_mb)=/.test(kv)).join(' ')}`)
+        } finally {
+          await gw.stop()
+        }
       }
     } finally {
       await proxy.stop()
     }
-    lab.bareBridge(false)
 
-    // the gateway
-    const gw = await startGateway(lab, ['--iface', 'ga,gb', '--policy', policy], lab.gw)
-    let floodRss = NaN
-    let idleRss = NaN
-    let legit: [number, number] = [0, 0]
-    const openIperf: number[] = []
-    const protIperf: number[] = []
-    const protWrk: number[] = []
-    try {
-      await waitReachable(lab)
-      idleRss = gw.peakRssMb()
-      for (let i = 0; i < RUNS; i++) {
-        openIperf.push(lab.iperf(PORT_IPERF_OPEN))
-        protIperf.push(lab.iperf(PORT_IPERF_PROT))
-        protWrk.push(lab.wrk(PORT_HTTP))
-      }
-      // SYN flood from random spoofed sources to the protected port, bounded by `timeout`
-      const flood = lab.spawn(lab.client, ['timeout', '-s', 'INT', String(FLOOD_SECONDS), 'hping3', '-S', '-p', String(PORT_HTTP), '--flood', '--rand-source', SERVER_IP])
-      let floodErr = ''
-      flood.stderr!.on('data', (d: Buffer) => (floodErr = (floodErr + d.toString()).slice(-2000)))
-      const floodDone = new Promise<void>((r) => flood.on('close', () => r()))
-      legit = await curlLoop(lab, PORT_HTTP, floodDone)
-      floodRss = gw.peakRssMb()
-      const sent = /(\d+) packets transmitted/.exec(floodErr)
-      if (sent) notes.push(`SYN flood: ${Number(sent[1]).toLocaleString('en-US')} SYNs from random sources in ${FLOOD_SECONDS} s`)
-      const alive = gw.proc.exitCode === null && gw.proc.signalCode === null
-      if (!alive) notes.push(`the gateway died during the flood: ${gw.out().slice(-500)}`)
-    } finally {
-      await gw.stop()
-    }
-
-    const bI = median(bareIperf)
-    const bW = median(bareWrk)
-    rows.push(row('iperf3, unprotected port through the gateway', fmtRate(bI), fmtRate(median(openIperf)), median(openIperf) / bI, '>= 0.95'))
-    rows.push(row('iperf3, protected port (TCP stream through the engine)', fmtRate(bI), fmtRate(median(protIperf)), median(protIperf) / bI, ''))
-    rows.push(row('wrk, 1 MB file, protected HTTP', `${bW.toFixed(1)} req/s`, `${median(protWrk).toFixed(1)} req/s`, median(protWrk) / bW, '>= 0.6'))
-    rows.push(row('wrk, 1 MB file, `run --proxy` vs nginx direct', `${median(directWrk).toFixed(1)} req/s`, `${median(proxyWrk).toFixed(1)} req/s`, median(proxyWrk) / median(directWrk), ''))
+    /** median of the per-round ratios */
+    const ratio = (xs: number[], base: number[]) => median(xs.map((x, i) => (base[i] > 0 ? x / base[i] : 0)))
+    rows.push(row('iperf3, unprotected port through the gateway', fmtRate(median(bareIperf)), fmtRate(median(openIperf)), ratio(openIperf, bareIperf), '>= 0.95'))
+    rows.push(row('iperf3, protected port (TCP stream through the engine)', fmtRate(median(bareIperf)), fmtRate(median(protIperf)), ratio(protIperf, bareIperf), ''))
+    rows.push(row('wrk, 1 MB file, protected HTTP', `${median(bareWrk).toFixed(1)} req/s`, `${median(protWrk).toFixed(1)} req/s`, ratio(protWrk, bareWrk), '>= 0.6'))
+    rows.push(row('SMTP, mails with a 1 MB body, protected port', `${median(bareSmtp).toFixed(1)} mails/s`, `${median(protSmtp).toFixed(1)} mails/s`, ratio(protSmtp, bareSmtp), '>= 0.5'))
+    rows.push(row('wrk, 1 MB file, `run --proxy` vs nginx direct', `${median(directWrk).toFixed(1)} req/s`, `${median(proxyWrk).toFixed(1)} req/s`, ratio(proxyWrk, directWrk), ''))
     notes.push(`gateway RSS: ${idleRss.toFixed(0)} MB at start, peak ${floodRss.toFixed(0)} MB after the flood (target <= 300 MB)`)
     notes.push(`legitimate curl sessions to the protected port during the flood: ${legit[0]} succeeded, ${legit[1]} failed`)
-    notes.push(`runs per figure: ${RUNS} (median), ${BENCH_SECONDS} s each; raw: bare iperf3 ${bareIperf.map(fmtRate).join(', ')}; ` +
+    notes.push(`rounds: ${RUNS} (ratio = median of per-round ratios, bare and gateway measured back to back), ${BENCH_SECONDS} s each; raw: bare iperf3 ${bareIperf.map(fmtRate).join(', ')}; ` +
       `unprotected ${openIperf.map(fmtRate).join(', ')}; protected ${protIperf.map(fmtRate).join(', ')}; ` +
       `wrk bare ${bareWrk.map((x) => x.toFixed(0)).join(', ')}, protected ${protWrk.map((x) => x.toFixed(0)).join(', ')}, ` +
-      `direct ${directWrk.map((x) => x.toFixed(0)).join(', ')}, proxy ${proxyWrk.map((x) => x.toFixed(0)).join(', ')}`)
+      `direct ${directWrk.map((x) => x.toFixed(0)).join(', ')}, proxy ${proxyWrk.map((x) => x.toFixed(0)).join(', ')}; ` +
+      `smtp bare ${bareSmtp.map((x) => x.toFixed(1)).join(', ')}, protected ${protSmtp.map((x) => x.toFixed(1)).join(', ')} mails/s`)
   } finally {
     lab.destroy()
   }

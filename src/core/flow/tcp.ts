@@ -434,6 +434,9 @@ export class TcpSession {
     if (d.bypassed) return
     d.bypassed = true
     this.freeAll(d)
+    // the other direction's bytes are acknowledged by segments we no longer see: what was
+    // forwarded counts as acknowledged, nothing of it is retained any more
+    this.freeRetained(fromClient ? this.s2c : this.c2s)
   }
 
   /** flush what can be flushed (with gaps) and end both directions */
@@ -876,6 +879,8 @@ export class TcpSession {
 
   /** copy delivered bytes [start, start + data.length) into the direction's ring */
   private retain(d: Direction, data: Uint8Array, start: number): void {
+    // the receiver's ACKs travel in a bypassed direction: delivered bytes count as acknowledged
+    if ((d === this.c2s ? this.s2c : this.c2s).bypassed) return
     const max = this.limits.maxRetainedBytes
     let len = data.length
     let from = 0

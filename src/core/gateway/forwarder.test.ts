@@ -290,3 +290,173 @@ describe('applyEdits', () => {
     expect(applyEdits(frame, 10, 200, 10, [{off: 0, len: 2, data: enc('QQ')}])).toBe(false)
   })
 })
+
+describe('Forwarder bypass (server->client direction handed to the kernel)', () => {
+  const ELEMENT = `${SERVER} . 80 . ${CLIENT} . 40000`
+  const tick = () => new Promise<void>((r) => setImmediate(r))
+
+  function bypassSession(opts: {limits?: object; rules?: Detection['rules']; policy?: Policy} = {}) {
+    const policy: Policy = opts.policy ?? {services: [{ip: SERVER, port: 80, proto: 'tcp', protocol: 'http', action: 'drop'}]}
+    const ports = [new FakePort(), new FakePort()] as const
+    const events: EveEvent[] = []
+    const lines: string[] = []
+    const det = opts.rules ? {...detection, rules: opts.rules} : detection
+    const s = new GatewaySession({detection: det, policy, ports, onEvent: (e) => events.push(e), limits: opts.limits, nftWrite: (l) => lines.push(l)})
+    return {s, ports, events, lines}
+  }
+
+  function frames(toServer: string, toClient: string, clientPort = 40000) {
+    return tcpConversation({client: CLIENT, server: SERVER, clientPort, serverPort: 80, toServer: enc(toServer), toClient: enc(toClient), maxSegment: 9, seed: 5})
+  }
+
+  it('bypasses the responses of an HTTP flow once it is established and detected; nothing is lost; the element goes at the end', async () => {
+    const {s, ports, lines} = bypassSession()
+    run(s, frames(BENIGN, RESPONSE))
+    // the request was judged here, the response reached the client (forwarded: no copy proved the kernel took over)
+    expect(stream(ports[1].frames).bytes).toBe(BENIGN)
+    expect(stream(ports[0].frames).bytes).toBe(RESPONSE)
+    const st = s.forwarder.stats
+    expect(st.bypassedFlows).toBe(1)
+    expect(st.bypassForwarded).toBeGreaterThan(0)
+    expect(st.bypassDiscarded).toBe(0)
+    await tick()
+    expect(lines.join('\n')).toContain(`add element bridge patchpoint bypass4 { ${ELEMENT} timeout 60s }`)
+    // one batch per event-loop turn
+    expect(lines.length).toBe(1)
+    s.forwarder.flushAll()
+    await tick()
+    expect(lines[1]).toContain(`delete element bridge patchpoint bypass4 { ${ELEMENT} }`)
+    expect(st.bypassedNow).toBe(0)
+  })
+
+  it('the engine keeps no response bytes and reports no gaps for the bypassed direction', async () => {
+    const {s, events} = bypassSession()
+    const conv = frames(BENIGN, RESPONSE + 'x'.repeat(3000))
+    // drop the server's data segments: the kernel forwarded them, only the client's ACKs say so
+    const dec = new PacketDecoder()
+    let flow = null as null | {tcp: {bytesHeld: number; direction(c: boolean): {gaps: number; nextOffset: number}} | null}
+    let heldBeforeFin = -1
+    for (const f of conv) {
+      const p = dec.decode(f.data, LINKTYPE.ETHERNET)
+      if (p.src === SERVER && p.payloadLength > 0 && s.forwarder.stats.bypassedFlows > 0) continue
+      // pure ACKs never reach the engine (the kernel forwards them: nft.ts PURE_ACK4_NFT)
+      if (p.payloadLength === 0 && p.tcpFlags === ACK) continue
+      if ((p.tcpFlags & 0x01) !== 0 && heldBeforeFin < 0) heldBeforeFin = flow!.tcp!.bytesHeld
+      s.forwarder.handle(f.data.slice(), p.src === CLIENT ? 0 : 1, f.tsUs)
+      flow = (s.engine.placement.flow as typeof flow) ?? flow
+    }
+    expect(s.forwarder.stats.bypassedFlows).toBe(1)
+    const toClient = flow!.tcp!.direction(false)
+    expect(toClient.gaps).toBe(0)
+    // the client's ACK of the server's FIN moved the position over every bypassed byte
+    expect(toClient.nextOffset).toBe(RESPONSE.length + 3000 + 1) // + the FIN
+    expect(events.some((e) => e.event_type === 'anomaly' && (e as {anomaly: {event: string}}).anomaly.event === 'tcp.gap')).toBe(false)
+    // the server's ACKs travel in the bypassed direction: the client's bytes count as acknowledged
+    // (nothing retained while the flow was open)
+    expect(heldBeforeFin).toBe(0)
+  })
+
+  it('a copy seen leaving the client port proves the kernel forwards: later server copies are discarded, earlier ones forwarded', () => {
+    const {s, ports} = bypassSession()
+    const conv = frames(BENIGN, 'HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n' + 'y'.repeat(40))
+    const dec = new PacketDecoder()
+    const serverData = conv.filter((f) => {
+      const p = dec.decode(f.data, LINKTYPE.ETHERNET)
+      return p.src === SERVER && p.payloadLength > 0
+    })
+    const rest = conv.filter((f) => !serverData.includes(f))
+    // handshake, request, server's ACK (everything before the response data)
+    const cut = rest.findIndex((f) => (dec.decode(f.data, LINKTYPE.ETHERNET).tcpFlags & 0x01) !== 0)
+    run(s, rest.slice(0, cut))
+    expect(s.forwarder.stats.bypassedFlows).toBe(1)
+    const before = ports[0].frames.length
+    // segment 0 arrives from the server before the kernel applied the element: forwarded
+    s.forwarder.handle(serverData[0].data.slice(), 1, 1)
+    expect(ports[0].frames.length).toBe(before + 1)
+    // the tap's copy of segment 2 leaving the client port: the kernel forwards from its seq on
+    s.forwarder.handle(serverData[2].data.slice(), 0, 2)
+    s.forwarder.handle(serverData[1].data.slice(), 1, 3)
+    s.forwarder.handle(serverData[2].data.slice(), 1, 4)
+    s.forwarder.handle(serverData[3].data.slice(), 1, 5)
+    // segment 1 (before the boundary) forwarded, 2 and 3 discarded, nothing sent towards the server
+    expect(ports[0].frames.length).toBe(before + 2)
+    expect(s.forwarder.stats.bypassDiscarded).toBe(3)
+    expect(ports[1].frames.every((f) => dec.decode(f, LINKTYPE.ETHERNET).src === CLIENT)).toBe(true)
+  })
+
+  it('never bypasses CONNECT or Upgrade requests, protocols outside the list, or services with response rules', async () => {
+    const ws = 'GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'
+    const a = bypassSession()
+    run(a.s, frames(ws, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'))
+    expect(a.s.forwarder.stats.bypassedFlows).toBe(0)
+    const b = bypassSession()
+    run(b.s, frames('CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n', 'HTTP/1.1 200 OK\r\n\r\n'))
+    expect(b.s.forwarder.stats.bypassedFlows).toBe(0)
+    // a response rule for HTTP enabled on the service
+    const base = detection.rules.find((r) => r.protocol === 'http')!
+    const c = bypassSession({rules: [...detection.rules, {...base, id: 'PPD-TEST-RESPONSE', direction: 'toclient'}]})
+    run(c.s, frames(BENIGN, RESPONSE))
+    expect(c.s.forwarder.stats.bypassedFlows).toBe(0)
+    // ... but not on this service (its rule list names another rule): bypassed
+    const d = bypassSession({
+      rules: [...detection.rules, {...base, id: 'PPD-TEST-RESPONSE', direction: 'toclient'}],
+      policy: {services: [{ip: SERVER, port: 80, proto: 'tcp', protocol: 'http', action: 'drop', rules: [base.id]}]},
+    })
+    run(d.s, frames(BENIGN, RESPONSE))
+    expect(d.s.forwarder.stats.bypassedFlows).toBe(1)
+    // no nft writer (tests, proxy): nothing is bypassed
+    const e = session('drop')
+    run(e.s, frames(BENIGN, RESPONSE))
+    expect(e.s.forwarder.stats.bypassedFlows).toBe(0)
+  })
+
+  it('an exploit on a bypassed keep-alive flow is still dropped: resets at the sequence numbers the ends expect, element deleted', async () => {
+    const {s, ports, lines} = bypassSession()
+    // request 1 and its response (bypassed), without the closing FINs
+    const first = frames(BENIGN, RESPONSE).slice(0, -3)
+    run(s, first)
+    expect(s.forwarder.stats.bypassedFlows).toBe(1)
+    // request 2 on the same connection: the exploit, in two segments
+    const cSeq = 1001 + BENIGN.length
+    const sNext = 500_001 + RESPONSE.length
+    const c = {src: CLIENT, dst: SERVER, srcPort: 40000, dstPort: 80, srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02'}
+    const half = 20
+    const t = first[first.length - 1].tsUs
+    run(s, [
+      {tsUs: t + 100, data: buildTcpPacket({...c, seq: cSeq, ack: sNext, flags: ACK | PSH, window: 65535, payload: enc(SHELLSHOCK.slice(0, half))})},
+      {tsUs: t + 200, data: buildTcpPacket({...c, seq: cSeq + half, ack: sNext, flags: ACK | PSH, window: 65535, payload: enc(SHELLSHOCK.slice(half))})},
+    ])
+    expect(s.forwarder.stats.blockedFlows).toBe(1)
+    expect(stream(ports[1].frames).bytes).toBe(BENIGN)
+    const dec = new PacketDecoder()
+    const resets = [0, 1].map((i) => ports[i].frames.map((f) => dec.decode(f, LINKTYPE.ETHERNET)).filter((p) => (p.tcpFlags & RST) !== 0).map((p) => ({seq: p.seq, src: p.src})))
+    // to the client, in the server's name, at the client's next expected byte (the ACK field of its packets)
+    expect(resets[0]).toContainEqual({seq: sNext, src: SERVER})
+    // to the server, in the client's name, at the first byte it has not received (the held first half)
+    expect(resets[1]).toContainEqual({seq: cSeq, src: CLIENT})
+    await tick()
+    expect(lines.join('\n')).toContain(`delete element bridge patchpoint bypass4 { ${ELEMENT} }`)
+    expect(s.forwarder.stats.bypassedNow).toBe(0)
+  })
+
+  it('is bounded: at bypassFlows the next flows stay in the engine', () => {
+    const {s} = bypassSession({limits: {bypassFlows: 2}})
+    for (let i = 0; i < 5; i++) run(s, frames(BENIGN, RESPONSE, 42000 + i).slice(0, -3))
+    expect(s.forwarder.stats.bypassedFlows).toBe(2)
+    expect(s.forwarder.stats.bypassedNow).toBe(2)
+  })
+
+  it('refreshes the element while the flow lives (sweep)', async () => {
+    const {s, lines} = bypassSession()
+    const conv = frames(BENIGN, RESPONSE)
+    run(s, conv.slice(0, -3))
+    const t0 = conv[conv.length - 4].tsUs
+    s.forwarder.sweep(t0 + 5e6)
+    s.forwarder.sweep(t0 + 25e6)
+    await tick()
+    const all = lines.join('; ')
+    expect(all.split(`delete element bridge patchpoint bypass4 { ${ELEMENT} }`).length - 1).toBe(1)
+    // refresh = add, delete, add: the delete cannot fail and the last add renews the timeout
+    expect(all).toMatch(/add element [^;]*bypass4[^;]*; delete element [^;]*bypass4[^;]*; add element [^;]*bypass4/)
+  })
+})

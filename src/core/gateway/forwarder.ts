@@ -13,15 +13,27 @@
  * the flow passes unjudged from then on (`gateway.hold_overflow`), or with `failClosed` the flow
  * is blocked. Fixes (same-length edits at absolute stream offsets) are remembered per flow, so a
  * retransmission of bytes already forwarded is rewritten the same way.
+ *
+ * Bypass: once nothing needs a flow's server->client direction any more (`BypassHooks.eligible`:
+ * no rule or protection of the service reads responses, the protocol's own state does not need
+ * them), its tuple goes into the nftables `bypass4` set and the kernel forwards the responses;
+ * the client->server direction stays here. Frames of the bypassed direction that still reach us
+ * (diverted before the kernel applied the element, or copies the capture taps see of frames the
+ * kernel forwarded) are never judged: copies seen leaving the client's port prove the kernel
+ * forwards them (from that sequence number on, the server-side copies are discarded); anything
+ * else is forwarded (a duplicate at worst, never a loss). The element is refreshed while the
+ * flow lives and deleted when it ends or is blocked. FIN, SYN and RST are never bypassed.
  */
 import type {Pdu} from '../analyzers/types.js'
 import type {Engine, EngineFlow} from '../engine/engine.js'
 import type {AnomalyReport} from '../events/anomaly.js'
 import {anomalyEvent, type EveEvent} from '../events/eve.js'
-import {PacketDecoder, FIN, RST, type DecodedPacket} from '../packet/decode.js'
+import {PacketDecoder, FIN, RST, SYN, type DecodedPacket} from '../packet/decode.js'
+import {seqGe} from '../flow/tcp-seq.js'
 import {buildTcpReset, recomputeChecksums} from '../packet/encode.js'
 import {LINKTYPE} from '../packet/linktype.js'
 import type {Edit, Match} from '../rules/types.js'
+import {bypassAddLine, bypassDeleteLine, bypassRefreshLine} from './nft.js'
 
 export const GATEWAY_LIMITS = {
   /** bytes of frames held per flow while a unit is judged */
@@ -53,12 +65,24 @@ export const GATEWAY_LIMITS = {
   fragmentTimeoutUs: 30e6,
   /** resets answered to packets of a blocked flow */
   resetsPerFlow: 8,
+  /** flows whose server->client direction is bypassed at once (elements of the nft set) */
+  bypassFlows: 16_384,
+  /** a bypass element is rewritten this often while its flow lives (its timeout is longer) */
+  bypassRefreshUs: 20e6,
 }
 
 export type GatewayLimits = typeof GATEWAY_LIMITS
 
 export interface GatewayPort {
   send(frame: Uint8Array): void
+}
+
+/** How the forwarder hands a direction to the kernel (inline mode; absent: nothing is bypassed). */
+export interface BypassHooks {
+  /** may this flow's server->client direction be forwarded by the kernel from now on? */
+  eligible(flow: EngineFlow): boolean
+  /** an nft command for the bypass set (the caller batches them; never blocks) */
+  write(line: string): void
 }
 
 export interface ForwarderOptions {
@@ -69,6 +93,7 @@ export interface ForwarderOptions {
   failClosed?: boolean
   limits?: Partial<GatewayLimits>
   linktype?: number
+  bypass?: BypassHooks
 }
 
 export interface ForwarderStats {
@@ -87,6 +112,17 @@ export interface ForwarderStats {
   holdTimeouts: number
   duplicatesDiscarded: number
   fragmentsHeld: number
+}
+
+/** bypass counters (part of Forwarder.stats: the periodic stats line shows them) */
+export interface BypassStats {
+  /** flows whose server->client direction was handed to the kernel */
+  bypassedFlows: number
+  bypassedNow: number
+  /** frames of a bypassed direction forwarded here (before the kernel took over) */
+  bypassForwarded: number
+  /** frames of a bypassed direction discarded (the kernel forwarded them) */
+  bypassDiscarded: number
 }
 
 interface Held {
@@ -115,6 +151,20 @@ interface FlowState {
   maxHeldEnd: [number, number]
   edits: [Edit[], Edit[]]
   resets: number
+  /** 0 no bypass, 1 server->client bypassed, 2 bypass ended (never again for this flow) */
+  bypass: 0 | 1 | 2
+  /** port the client's frames arrive on (copies of bypassed frames seen there left through it) */
+  clientSide: number
+  /** the kernel forwards the bypassed direction from server sequence number bypassSeq on */
+  bypassSeen: boolean
+  bypassSeq: number
+  bypassRefreshUs: number
+  /** nft element of the server->client tuple */
+  bypassElement: string
+  /** key in `bypassed`: the client's IPv4 address and port */
+  bypassKey: number
+  /** the server's IPv4 address as an unsigned number */
+  bypassServer: number
 }
 
 interface FragGroup {
@@ -132,10 +182,10 @@ interface Collected {
 const DIR_NAMES = ['toserver', 'toclient'] as const
 
 export class Forwarder {
-  readonly stats: ForwarderStats = {
+  readonly stats: ForwarderStats & BypassStats = {
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, held: 0, heldNow: 0, heldBytesNow: 0, fixedFrames: 0,
     droppedFrames: 0, blockedFlows: 0, resetsSent: 0, holdOverflows: 0, holdTimeouts: 0, duplicatesDiscarded: 0,
-    fragmentsHeld: 0,
+    fragmentsHeld: 0, bypassedFlows: 0, bypassedNow: 0, bypassForwarded: 0, bypassDiscarded: 0,
   }
   readonly limits: GatewayLimits
   private readonly engine: Engine
@@ -145,6 +195,8 @@ export class Forwarder {
   private readonly decoder2 = new PacketDecoder()
   private readonly flows = new Map<string, FlowState>()
   private readonly frags = new Map<string, FragGroup>()
+  /** bypassed flows by client IPv4 address * 65536 + client port (exact in a double) */
+  private readonly bypassed = new Map<number, FlowState[]>()
   private readonly collected: Collected[] = []
   private readonly linktype: number
   private nowUs = 0
@@ -172,6 +224,7 @@ export class Forwarder {
     st.framesIn++
     st.bytesIn += frame.length
     if (tsUs > this.nowUs) this.nowUs = tsUs
+    if (this.bypassed.size > 0 && this.bypassFrame(frame, inPort)) return
     this.collected.length = 0
     this.engine.processFrame(frame, this.linktype, tsUs)
     const pl = this.engine.placement
@@ -191,6 +244,7 @@ export class Forwarder {
     let gf = this.flows.get(flow.key)
     if (gf !== undefined && gf.flow !== flow) {
       this.release(gf, true)
+      this.endBypass(gf)
       this.flows.delete(flow.key)
       gf = undefined
     }
@@ -265,6 +319,7 @@ export class Forwarder {
       this.sendAny(frame, group, outPort)
     }
     this.releaseJudged(gf)
+    if (d === 0 && this.opts.bypass !== undefined) this.considerBypass(gf, inPort)
   }
 
   /** timers: units pending too long, stale fragments, ended flows (call every few hundred ms) */
@@ -281,7 +336,11 @@ export class Forwarder {
       }
       if (gf.flow.ended) {
         this.release(gf, true)
+        this.endBypass(gf)
         this.flows.delete(key)
+      } else if (gf.bypass === 1 && this.nowUs - gf.bypassRefreshUs >= lim.bypassRefreshUs) {
+        gf.bypassRefreshUs = this.nowUs
+        this.opts.bypass?.write(bypassRefreshLine(gf.bypassElement))
       }
     }
     for (const [key, g] of this.frags) {
@@ -292,9 +351,12 @@ export class Forwarder {
     }
   }
 
-  /** release everything held (shutdown) */
+  /** release everything held (shutdown); bypass elements are deleted */
   flushAll(): void {
-    for (const gf of this.flows.values()) this.release(gf, true)
+    for (const gf of this.flows.values()) {
+      this.release(gf, true)
+      this.endBypass(gf)
+    }
   }
 
   get flowStates(): number {
@@ -316,6 +378,7 @@ export class Forwarder {
       const first = this.flows.entries().next().value
       if (first) {
         this.release(first[1], true)
+        this.endBypass(first[1])
         this.flows.delete(first[0])
         this.report(first[1].flow, {type: 'limit', event: 'gateway.flow_table_full', detail: {limit: this.limits.flows}})
       }
@@ -323,6 +386,7 @@ export class Forwarder {
     const gf: FlowState = {
       flow, blocked: false, unjudged: false, held: [[], []], heldBytes: 0, heldCount: 0,
       maxHeldEnd: [-1, -1], edits: [[], []], resets: 0,
+      bypass: 0, clientSide: -1, bypassSeen: false, bypassSeq: 0, bypassRefreshUs: 0, bypassElement: '', bypassKey: 0, bypassServer: 0,
     }
     this.flows.set(flow.key, gf)
     return gf
@@ -471,6 +535,7 @@ export class Forwarder {
     const first = gf.held[d][0]
     if (usable && pkt.l4 === 'tcp') this.sendReset(pkt, 'to-source', inPort)
     gf.blocked = true
+    this.endBypass(gf)
     this.stats.blockedFlows++
     this.stats.droppedFrames++
     if (first?.frame) {
@@ -486,6 +551,7 @@ export class Forwarder {
   /** fail-closed block with no current packet: reset from the first held frame */
   private blockHeld(gf: FlowState, first: Held | undefined, _d: number): void {
     gf.blocked = true
+    this.endBypass(gf)
     this.stats.blockedFlows++
     if (first?.frame) {
       const p = this.decoder2.decode(first.frame, this.linktype)
@@ -493,6 +559,85 @@ export class Forwarder {
       this.sendReset(p, 'to-source', 1 - first.outPort)
     }
     this.discardHeld(gf)
+  }
+
+  /**
+   * A frame of a bypassed server->client direction (true: handled here, the engine never sees it).
+   * Only plain segments: SYN, FIN and RST go through the engine (the flow still ends and resets).
+   */
+  private bypassFrame(frame: Uint8Array, inPort: number): boolean {
+    const pkt = this.decoder.decode(frame, this.linktype)
+    if (pkt.l4 !== 'tcp' || pkt.ipVersion !== 4 || pkt.isFragment || (pkt.tcpFlags & (SYN | FIN | RST)) !== 0) return false
+    const list = this.bypassed.get((pkt.dst4 >>> 0) * 65536 + pkt.dstPort)
+    if (list === undefined) return false
+    let gf: FlowState | undefined
+    for (let i = 0; i < list.length; i++) {
+      if (list[i].flow.serverPort === pkt.srcPort && list[i].bypassServer === pkt.src4 >>> 0) gf = list[i]
+    }
+    if (gf === undefined) return false
+    const st = this.stats
+    st.framesIn++
+    st.bytesIn += frame.length
+    if (inPort === gf.clientSide) {
+      // a capture tap's copy of a frame the kernel forwarded out of the client's port
+      if (!gf.bypassSeen) {
+        gf.bypassSeen = true
+        gf.bypassSeq = pkt.seq
+      }
+      st.bypassDiscarded++
+      return true
+    }
+    if (gf.bypassSeen && seqGe(pkt.seq, gf.bypassSeq)) {
+      st.bypassDiscarded++
+      return true
+    }
+    // diverted before the kernel applied the element: ours to forward
+    st.bypassForwarded++
+    this.send(frame, 1 - inPort)
+    return true
+  }
+
+  /** after a client->server packet: hand the server->client direction to the kernel if allowed */
+  private considerBypass(gf: FlowState, inPort: number): void {
+    const flow = gf.flow
+    if (gf.bypass === 1) {
+      if (!this.opts.bypass!.eligible(flow)) this.endBypass(gf)
+      return
+    }
+    if (gf.bypass !== 0 || gf.blocked || gf.unjudged || flow.proto !== 6 || flow.tcp === null || flow.analyzer === null) return
+    if (flow.tcp.state !== 'established' || gf.held[1].length > 0 || gf.edits[1].length > 0 || flow.serverIp.includes(':')) return
+    // only between requests: a request's head is judged (and `eligible` knows whether it asked
+    // to leave the protocol, e.g. an HTTP Upgrade) before its response can start
+    if (gf.heldCount > 0 || flow.analyzer.pendingFrom('toserver') >= 0) return
+    if (this.stats.bypassedNow >= this.limits.bypassFlows) return
+    if (!this.opts.bypass!.eligible(flow)) return
+    gf.bypass = 1
+    gf.clientSide = inPort
+    gf.bypassRefreshUs = this.nowUs
+    gf.bypassElement = `${flow.serverIp} . ${flow.serverPort} . ${flow.clientIp} . ${flow.clientPort}`
+    gf.bypassKey = ipv4Number(flow.clientIp) * 65536 + flow.clientPort
+    gf.bypassServer = ipv4Number(flow.serverIp)
+    const list = this.bypassed.get(gf.bypassKey)
+    if (list === undefined) this.bypassed.set(gf.bypassKey, [gf])
+    else list.push(gf)
+    flow.tcp.bypass(false)
+    this.stats.bypassedFlows++
+    this.stats.bypassedNow++
+    this.opts.bypass!.write(bypassAddLine(gf.bypassElement))
+  }
+
+  /** the flow ends, is blocked or needs its responses again: the kernel stops bypassing it */
+  private endBypass(gf: FlowState): void {
+    if (gf.bypass !== 1) return
+    gf.bypass = 2
+    this.stats.bypassedNow--
+    const list = this.bypassed.get(gf.bypassKey)
+    if (list !== undefined) {
+      const i = list.indexOf(gf)
+      if (i >= 0) list.splice(i, 1)
+      if (list.length === 0) this.bypassed.delete(gf.bypassKey)
+    }
+    this.opts.bypass?.write(bypassDeleteLine(gf.bypassElement))
   }
 
   private sendReset(pkt: DecodedPacket, dir: 'to-source' | 'to-destination', port: number): void {
@@ -571,6 +716,23 @@ export class Forwarder {
 function coveredBy(queue: readonly Held[], so: number, end: number): boolean {
   for (let i = 0; i < queue.length; i++) if (queue[i].so <= so && queue[i].end >= end) return true
   return false
+}
+
+/** dotted IPv4 text -> unsigned number (0 for anything else) */
+function ipv4Number(ip: string): number {
+  let n = 0
+  let part = 0
+  let dots = 0
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i)
+    if (c === 46) {
+      n = n * 256 + part
+      part = 0
+      dots++
+    } else if (c >= 48 && c <= 57) part = part * 10 + (c - 48)
+    else return 0
+  }
+  return dots === 3 ? n * 256 + part : 0
 }
 
 function fragKey(pkt: DecodedPacket): string {
