@@ -69,6 +69,8 @@ export interface EngineOptions {
   /** write a `flow` event when each flow ends */
   flowEvents?: boolean
   maxFlows?: number
+  /** flows of which only a bare SYN was seen, at most (default: a quarter of maxFlows) */
+  maxEmbryonicFlows?: number
   /** fields added to every event (pcap_filename, gateway id) */
   extra?: Record<string, unknown>
 }
@@ -197,6 +199,32 @@ class Flow implements EngineFlow {
   }
 }
 
+/** a bare SYN kept until its flow goes on (fixed shape, no payload) */
+class SynCopy implements TcpSegmentInput {
+  readonly seq: number
+  readonly ack: number
+  readonly flags: number
+  readonly window: number
+  readonly urgentPointer: number
+  readonly payload = NO_BYTES
+  readonly tsUs: number
+  readonly tsVal: number | undefined
+  readonly tsEcr: number | undefined
+  readonly windowScale: number | undefined
+
+  constructor(s: TcpSegmentInput) {
+    this.seq = s.seq
+    this.ack = s.ack
+    this.flags = s.flags
+    this.window = s.window
+    this.urgentPointer = s.urgentPointer
+    this.tsUs = s.tsUs
+    this.tsVal = s.tsVal
+    this.tsEcr = s.tsEcr
+    this.windowScale = s.windowScale
+  }
+}
+
 /** analyzer lookup key of a transport port: TCP ports as they are, UDP ports above them */
 function portKey(proto: number, port: number): number {
   return proto === 6 ? port : 65536 + port
@@ -230,6 +258,7 @@ export class Engine {
   private readonly decoder = new PacketDecoder()
   private readonly defrag: Defragmenter
   private readonly table: FlowTable<EngineFlow>
+  private readonly maxEmbryonic: number
   private readonly tcpMemory = new TcpMemoryPool(ENGINE_LIMITS.tcpMemoryBytes)
   /** analyzers by (transport, port): see portKey */
   private readonly analyzersByPort = new Map<number, AnalyzerFactory[]>()
@@ -251,6 +280,7 @@ export class Engine {
       onAnomaly: (a) => this.reportAnomaly(a, null),
     })
     this.table = new FlowTable<EngineFlow>((flow, reason) => this.endFlow(flow, reason), opts.maxFlows ?? FLOW_LIMITS.maxFlows)
+    this.maxEmbryonic = Math.max(1, opts.maxEmbryonicFlows ?? Math.floor((opts.maxFlows ?? FLOW_LIMITS.maxFlows) / 4))
     for (const f of opts.analyzers ?? []) {
       for (const port of f.ports) {
         const k = portKey(f.transport === 'tcp' ? 6 : 17, port)
@@ -337,7 +367,10 @@ export class Engine {
     if (!flow) {
       flow = this.newFlow(pkt, sport, dport)
       if (v4) this.table.setV4Tuple(flow, src4, sport, dst4, dport)
-      this.table.add(flow)
+      // a bare SYN starts an embryonic flow: its own timeout class, capped apart from the rest
+      const embryonic = proto === 6 && (pkt.tcpFlags & TCP_HANDSHAKE_FLAGS) === 0x02 && pkt.payloadLength === 0
+      if (embryonic) flow.idleUs = FLOW_LIMITS.tcpEmbryonicIdleUs
+      this.table.add(flow, embryonic ? this.maxEmbryonic : Number.POSITIVE_INFINITY)
       this.stats.flows++
       if (this.table.size > this.stats.peakFlows) this.stats.peakFlows = this.table.size
       this.opts.protections?.onFlowStart(flow, this.protectionReport)
@@ -372,7 +405,7 @@ export class Engine {
         // A bare SYN (most of a scan or a flood): remember it, and start reassembly only when the
         // conversation goes on; a flow that never does costs a few fields, not a TCP session.
         if ((pkt.tcpFlags & TCP_HANDSHAKE_FLAGS) === 0x02 && pkt.payloadLength === 0 && fromClient) {
-          flow.pendingSyn = {...seg, payload: NO_BYTES}
+          flow.pendingSyn = new SynCopy(seg)
           return
         }
         this.startTcp(flow)

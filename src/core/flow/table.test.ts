@@ -97,3 +97,42 @@ describe('FlowTable', () => {
     expect(t.get4(6, 1, 1, 2, 2)).toBeUndefined()
   })
 })
+
+describe('FlowTable caps', () => {
+  it('a class cap evicts within the class only', () => {
+    const ended: string[] = []
+    const t = new FlowTable<F>((f, why) => ended.push(`${f.name} ${why}`), 1000)
+    const est = flow(t, 1, 1, 99, 80)
+    est.idleUs = 600
+    t.add(est)
+    for (let i = 0; i < 10; i++) {
+      const f = flow(t, 100 + i, 5, 99, 80)
+      f.idleUs = 30
+      f.lastUs = i
+      t.add(f, 4)
+      t.touch(f, i)
+    }
+    expect(t.countOf(30)).toBe(4)
+    expect(t.get4(6, 1, 1, 99, 80)).toBe(est)
+    expect(ended).toHaveLength(6)
+    expect(ended[0]).toBe('100:5-99:80/6 limit')
+  })
+
+  it('at the table cap, the flow furthest through its own timeout goes first', () => {
+    const ended: string[] = []
+    const t = new FlowTable<F>((f) => ended.push(f.name), 2)
+    const est = flow(t, 1, 1, 99, 80)
+    est.idleUs = 600
+    t.add(est)
+    t.touch(est, 0) // idle 50 of 600
+    const syn = flow(t, 2, 2, 99, 80)
+    syn.idleUs = 30
+    t.add(syn)
+    t.touch(syn, 40) // idle 10 of 30: younger, but further through its timeout
+    const next = flow(t, 3, 3, 99, 80)
+    next.lastUs = 50
+    t.add(next)
+    expect(ended).toEqual(['2:2-99:80/6'])
+    expect(t.get4(6, 1, 1, 99, 80)).toBe(est)
+  })
+})

@@ -12,6 +12,11 @@ export const FLOW_LIMITS = {
   /** idle timeouts, microseconds */
   tcpEstablishedIdleUs: 600 * 1e6,
   tcpOtherIdleUs: 60 * 1e6,
+  /**
+   * a flow of which only the client's SYN was seen (a scan, a flood, or the first packet of a real
+   * connection): its own timeout class, so a cap can apply to these flows alone
+   */
+  tcpEmbryonicIdleUs: 30 * 1e6,
   /** after a RST or both FINs: linger briefly for retransmissions, then go */
   tcpClosedIdleUs: 10 * 1e6,
   udpIdleUs: 60 * 1e6,
@@ -54,6 +59,8 @@ export interface LruList {
   idleUs: number
   head: FlowBase | null
   tail: FlowBase | null
+  /** flows in the list */
+  count: number
 }
 
 /**
@@ -142,11 +149,32 @@ export class FlowTable<F extends FlowBase> {
     this.append(list, flow)
   }
 
-  /** admit a new flow, evicting the least recently used one when the table is full */
-  add(flow: F): void {
+  /**
+   * Admit a new flow, evicting the least recently used one when the table is full. `classCap`
+   * bounds the flows of the new flow's timeout class: at the cap, that class's least recently
+   * used flow goes (a SYN flood then only ever evicts its own flows, never established ones).
+   */
+  add(flow: F, classCap = Number.POSITIVE_INFINITY): void {
+    const list = this.listFor(flow.idleUs)
+    if (list.count >= classCap && list.head) {
+      const oldest = list.head as F
+      this.remove(oldest)
+      this.evicted++
+      this.onEvict(oldest, 'limit')
+    }
     if (this.size >= this.maxFlows) {
+      // the flow furthest through its own timeout goes: a minute-idle SYN before a minute-idle
+      // established session (whose timeout is ten minutes)
       let oldest: FlowBase | null = null
-      for (const l of this.lists) if (l.head && (!oldest || l.head.lastUs < oldest.lastUs)) oldest = l.head
+      let worst = -1
+      for (const l of this.lists) {
+        if (!l.head) continue
+        const due = (flow.lastUs - l.head.lastUs) / l.idleUs
+        if (due > worst) {
+          worst = due
+          oldest = l.head
+        }
+      }
       if (oldest) {
         this.remove(oldest as F)
         this.evicted++
@@ -161,7 +189,13 @@ export class FlowTable<F extends FlowBase> {
     } else {
       this.flows.set(flow.key, flow)
     }
-    this.append(this.listFor(flow.idleUs), flow)
+    this.append(list, flow)
+  }
+
+  /** flows in the timeout class `idleUs` */
+  countOf(idleUs: number): number {
+    for (const l of this.lists) if (l.idleUs === idleUs) return l.count
+    return 0
   }
 
   /** Expire flows idle past their timeout: each list is walked from its oldest end until a fresh flow. */
@@ -180,7 +214,10 @@ export class FlowTable<F extends FlowBase> {
   /** end every flow (end of capture, shutdown) */
   flush(): void {
     const all = [...this.values()].sort((a, b) => a.lastUs - b.lastUs)
-    for (const l of this.lists) l.head = l.tail = null
+    for (const l of this.lists) {
+      l.head = l.tail = null
+      l.count = 0
+    }
     this.flows.clear()
     this.flows4.clear()
     this.count4 = 0
@@ -201,7 +238,7 @@ export class FlowTable<F extends FlowBase> {
 
   private listFor(idleUs: number): LruList {
     for (const l of this.lists) if (l.idleUs === idleUs) return l
-    const l: LruList = {idleUs, head: null, tail: null}
+    const l: LruList = {idleUs, head: null, tail: null, count: 0}
     this.lists.push(l)
     return l
   }
@@ -238,6 +275,7 @@ export class FlowTable<F extends FlowBase> {
     else l.tail = f.lruPrev
     f.lruPrev = f.lruNext = null
     f.lruList = null
+    l.count--
   }
 
   private append(l: LruList, f: FlowBase): void {
@@ -247,5 +285,6 @@ export class FlowTable<F extends FlowBase> {
     if (l.tail) l.tail.lruNext = f
     else l.head = f
     l.tail = f
+    l.count++
   }
 }
