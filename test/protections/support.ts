@@ -28,7 +28,7 @@ function fakeFlowFields(o: Partial<EngineFlow>): Omit<EngineFlow, 'family' | 'cl
   return {
     key: '', id: 1, proto: 6, clientIp: '198.51.100.7', clientPort: 40000, serverIp: '192.0.2.10', serverPort: 80,
     startUs: 0, lastUs: 0, idleUs: 0, pktsToServer: 0, pktsToClient: 0, bytesToServer: 0, bytesToClient: 0,
-    tcp: null, appProto: 'http', analyzer: null, detectBuf: [null, null], detectDone: true, offsets: [0, 0],
+    tcp: null, appProto: 'http', analyzer: null, detectToServer: null, detectToClient: null, detectDone: true, offsets: [0, 0],
     pendingSyn: null, anomalyCounts: null, alerted: 0, ended: false, lruPrev: null, lruNext: null, lruList: null,
     v4: false, v4lo: 0, v4hi: 0, v4ports: 0, hashNext: null, protection: null,
     ...o,

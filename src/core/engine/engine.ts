@@ -111,7 +111,8 @@ export interface EngineFlow {
   appProto: string | null
   analyzer: Analyzer | null
   /** detection: bytes seen per direction before an analyzer was chosen */
-  detectBuf: [Uint8Array | null, Uint8Array | null]
+  detectToServer: Uint8Array | null
+  detectToClient: Uint8Array | null
   detectDone: boolean
   /** absolute stream offsets (bytes delivered + gaps) per direction: [toserver, toclient] */
   offsets: [number, number]
@@ -152,7 +153,8 @@ class Flow implements EngineFlow {
   tcp: TcpSession | null = null
   appProto: string | null = null
   analyzer: Analyzer | null = null
-  detectBuf: [Uint8Array | null, Uint8Array | null] = [null, null]
+  detectToServer: Uint8Array | null = null
+  detectToClient: Uint8Array | null = null
   offsets: [number, number] = [0, 0]
   pendingSyn: TcpSegmentInput | null = null
   anomalyCounts: Map<string, number> | null = null
@@ -487,14 +489,15 @@ export class Engine {
   }
 
   private detect(flow: EngineFlow, dir: Direction, data: Uint8Array): void {
-    const i = dir === 'toserver' ? 0 : 1
-    const prev = flow.detectBuf[i]
+    const toServer = dir === 'toserver'
+    const prev = toServer ? flow.detectToServer : flow.detectToClient
     // undecided flows hold every byte so far (under detectBytes plus one chunk): the analyzer
     // chosen later must see the stream from its first byte
     // (a copy: `new Uint8Array(view)`, never `.slice()`, which on a Buffer is a view into the
     // capture buffer that the next packet overwrites)
     const seen = prev ? concat(prev, data) : new Uint8Array(data)
-    flow.detectBuf[i] = seen
+    if (toServer) flow.detectToServer = seen
+    else flow.detectToClient = seen
     const transport = flow.proto === 6 ? 'tcp' : 'udp'
     const byPort = this.analyzersByPort.get(portKey(flow.proto, flow.serverPort)) ?? []
     let chosen: AnalyzerFactory | undefined
@@ -505,13 +508,13 @@ export class Engine {
       }
     }
     if (!chosen) {
-      const full = (flow.detectBuf[0]?.length ?? 0) >= ENGINE_LIMITS.detectBytes || (flow.detectBuf[1]?.length ?? 0) >= ENGINE_LIMITS.detectBytes
+      const full = (flow.detectToServer?.length ?? 0) >= ENGINE_LIMITS.detectBytes || (flow.detectToClient?.length ?? 0) >= ENGINE_LIMITS.detectBytes
       if (full || flow.proto === 17) {
         // UDP: one datagram decides; TCP: 64 bytes without a match
         if (flow.proto === 17 && byPort.length > 0) chosen = byPort[0]
         else {
           flow.detectDone = true
-          flow.detectBuf = [null, null]
+          flow.detectToServer = flow.detectToClient = null
           return
         }
       } else return
@@ -533,8 +536,9 @@ export class Engine {
       anomaly: (a) => this.reportAnomaly(a, flow),
     })
     // replay what detection held, toserver first when both have bytes (a client that spoke first)
-    const [ts, tc] = flow.detectBuf
-    flow.detectBuf = [null, null]
+    const ts = flow.detectToServer
+    const tc = flow.detectToClient
+    flow.detectToServer = flow.detectToClient = null
     const serverFirst = dir === 'toclient' && ts === null
     if (serverFirst) {
       if (tc) flow.analyzer.data('toclient', tc)

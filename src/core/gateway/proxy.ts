@@ -115,7 +115,7 @@ class ProxyConn {
       key: '', id: flowIdFor(clientIp, clientPort, spec.upstreamHost, spec.upstreamPort, 6, now), proto: 6,
       clientIp, clientPort, serverIp: spec.upstreamHost, serverPort: spec.upstreamPort, startUs: now, lastUs: now, idleUs: 0,
       pktsToServer: 0, pktsToClient: 0, bytesToServer: 0, bytesToClient: 0, tcp: null, appProto: null, analyzer: null,
-      detectBuf: [null, null], detectDone: false, offsets: [0, 0], anomalyCounts: null, alerted: 0, ended: false, lruPrev: null, lruNext: null,
+      detectToServer: null, detectToClient: null, detectDone: false, offsets: [0, 0], anomalyCounts: null, alerted: 0, ended: false, lruPrev: null, lruNext: null,
     } as Partial<EngineFlow> as EngineFlow
     client.on('data', (d: Buffer) => this.data(0, d))
     upstream.on('data', (d: Buffer) => this.data(1, d))

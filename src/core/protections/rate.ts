@@ -327,5 +327,5 @@ export function isAuthFailure(pdu: Pdu): boolean {
 /** the client has sent bytes of a unit the analyzer has not completed (or detection still holds) */
 function pendingToServer(flow: EngineFlow): boolean {
   if (flow.analyzer) return flow.analyzer.pendingFrom('toserver') >= 0
-  return !flow.detectDone && (flow.detectBuf[0]?.length ?? 0) > 0
+  return !flow.detectDone && (flow.detectToServer?.length ?? 0) > 0
 }
