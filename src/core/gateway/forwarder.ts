@@ -14,6 +14,17 @@
  * is blocked. Fixes (same-length edits at absolute stream offsets) are remembered per flow, so a
  * retransmission of bytes already forwarded is rewritten the same way.
  *
+ * One unit is held whole only up to `holdUnitBytes` of payload per direction (below any initial
+ * TCP window): past that, the held segments except the newest (the one(s) at the unit's current
+ * end) are forwarded before the judgement, so the receiver ACKs and the sender goes on (a sender
+ * waits for ACKs of what it has in flight: holding a unit larger than its window would stall
+ * the flow until the hold timeout). The segment that completes the unit is still held until the
+ * judgement: `drop` blocks the flow before it goes out, so the receiver never gets the whole
+ * unit. A `fix` whose edit falls in bytes already forwarded (early, or by a timeout or overflow)
+ * cannot be applied: the flow is blocked instead (`gateway.fix_too_late`, then
+ * `gateway.flow_blocked` with reason `fix_too_late`). A segment that only carries bytes already
+ * forwarded (a retransmission) is forwarded at once, with the flow's fixes applied.
+ *
  * Bypass: once nothing needs a flow's server->client direction any more (`BypassHooks.eligible`:
  * no rule or protection of the service reads responses, the protocol's own state does not need
  * them), its tuple goes into the nftables `bypass4` set and the kernel forwards the responses;
@@ -53,6 +64,18 @@ export const GATEWAY_LIMITS = {
    * on an unexpected port) would otherwise stall for holdTimeoutUs
    */
   detectHoldTimeoutUs: 300e3,
+  /**
+   * payload bytes of one direction held while its unit is judged; past this, all but the newest
+   * held segment are forwarded before the judgement (a sender stops after its window: ~14 KB at
+   * the start of a connection, so keep this below it)
+   */
+  holdUnitBytes: 8 * 1024,
+  /**
+   * disjoint ranges of forwarded stream bytes remembered per direction (reordering leaves holes);
+   * past this the two closest merge (a fix may then be refused for bytes of a hole:
+   * `gateway.forwarded_ranges`, once per flow)
+   */
+  forwardedRanges: 16,
   /** fix edits remembered per flow (for retransmissions) */
   editsPerFlow: 256,
   /** flows with gateway state */
@@ -125,6 +148,14 @@ export interface BypassStats {
   bypassDiscarded: number
 }
 
+/** counters of units larger than holdUnitBytes (part of Forwarder.stats) */
+export interface HoldStats {
+  /** held frames forwarded before their unit was judged (the unit passed holdUnitBytes) */
+  releasedEarly: number
+  /** fix verdicts whose edits fell in bytes already forwarded: the flow was blocked instead */
+  fixTooLate: number
+}
+
 interface Held {
   /** a frame, or the frames of a fragmented datagram */
   frame: Uint8Array | null
@@ -145,6 +176,15 @@ interface FlowState {
   /** hold limits were hit: the flow passes unjudged */
   unjudged: boolean
   held: [Held[], Held[]]
+  /** payload bytes held per direction (compared with holdUnitBytes) */
+  heldLen: [number, number]
+  /**
+   * stream bytes forwarded per direction: sorted disjoint ranges, flat [s0, e0, s1, e1, ...]
+   * (an edit that overlaps them comes too late); at most limits.forwardedRanges ranges
+   */
+  fwd: [number[], number[]]
+  /** forwardedRanges was hit (reported once) */
+  fwdMerged: boolean
   heldBytes: number
   heldCount: number
   /** highest stream end held per direction (duplicates of held bytes are discarded) */
@@ -182,10 +222,11 @@ interface Collected {
 const DIR_NAMES = ['toserver', 'toclient'] as const
 
 export class Forwarder {
-  readonly stats: ForwarderStats & BypassStats = {
+  readonly stats: ForwarderStats & BypassStats & HoldStats = {
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, held: 0, heldNow: 0, heldBytesNow: 0, fixedFrames: 0,
     droppedFrames: 0, blockedFlows: 0, resetsSent: 0, holdOverflows: 0, holdTimeouts: 0, duplicatesDiscarded: 0,
     fragmentsHeld: 0, bypassedFlows: 0, bypassedNow: 0, bypassForwarded: 0, bypassDiscarded: 0,
+    releasedEarly: 0, fixTooLate: 0,
   }
   readonly limits: GatewayLimits
   private readonly engine: Engine
@@ -272,6 +313,9 @@ export class Forwarder {
         if (!m.inline || group !== null) {
           block = true
           blockNote = group !== null ? 'fix_fragmented_drop' : 'fix_not_inline_drop'
+        } else if (this.fixTooLate(gf, c.dir, m)) {
+          block = true
+          blockNote = 'fix_too_late'
         } else this.addEdits(gf, c.dir, m.edits)
       }
     }
@@ -307,6 +351,16 @@ export class Forwarder {
       this.releaseJudged(gf)
       return
     }
+    if (len > 0 && !fin && so >= 0 && rangesCover(gf.fwd[d], so, end)) {
+      // only bytes already forwarded (a retransmission, or a hole below segments released
+      // early): holding them again would stall a sender that waits for their ACK
+      if (group === null && gf.edits[d].length > 0) {
+        if (applyEdits(frame, pkt.payloadOffset, so, len, gf.edits[d])) this.fixChecksums(frame, false)
+      }
+      this.sendAny(frame, group, outPort)
+      this.releaseJudged(gf)
+      return
+    }
     const pending = this.pendingOf(gf, d)
     const mustHold = (queue.length > 0 && (len > 0 || fin)) || (pending >= 0 && end > pending)
     if (mustHold) {
@@ -316,6 +370,7 @@ export class Forwarder {
       if (group === null && end >= 0 && gf.edits[d].length > 0) {
         if (applyEdits(frame, pkt.payloadOffset, so, len, gf.edits[d])) this.fixChecksums(frame, false)
       }
+      if (len > 0 && so >= 0) this.forwarded(gf, d, so, end)
       this.sendAny(frame, group, outPort)
     }
     this.releaseJudged(gf)
@@ -384,7 +439,7 @@ export class Forwarder {
       }
     }
     const gf: FlowState = {
-      flow, blocked: false, unjudged: false, held: [[], []], heldBytes: 0, heldCount: 0,
+      flow, blocked: false, unjudged: false, held: [[], []], heldLen: [0, 0], fwd: [[], []], fwdMerged: false, heldBytes: 0, heldCount: 0,
       maxHeldEnd: [-1, -1], edits: [[], []], resets: 0,
       bypass: 0, clientSide: -1, bypassSeen: false, bypassSeq: 0, bypassRefreshUs: 0, bypassElement: '', bypassKey: 0, bypassServer: 0,
     }
@@ -399,6 +454,34 @@ export class Forwarder {
     const a = flow.analyzer
     if (a === null) return -1
     return a.pendingFrom(DIR_NAMES[d])
+  }
+
+  /**
+   * A fix whose edit falls in bytes of its direction already forwarded cannot be applied (the
+   * receiver has them): true (reported) when the flow must be blocked instead.
+   */
+  private fixTooLate(gf: FlowState, d: 0 | 1, m: Match): boolean {
+    const fwd = gf.fwd[d]
+    if (fwd.length === 0) return false
+    for (let i = 0; i < m.edits.length; i++) {
+      const e = m.edits[i]
+      if (e.len === 0 || e.len !== e.data.length || !rangesOverlap(fwd, e.off, e.off + e.len)) continue
+      this.stats.fixTooLate++
+      this.report(gf.flow, {type: 'applayer', event: 'gateway.fix_too_late', detail: {
+        rule: m.rule.id, direction: DIR_NAMES[d], edit_offset: e.off, edit_len: e.len, forwarded_to: fwd[fwd.length - 1],
+        hold_unit_bytes: this.limits.holdUnitBytes,
+      }})
+      return true
+    }
+    return false
+  }
+
+  /** stream bytes [so, end) of direction d went out */
+  private forwarded(gf: FlowState, d: 0 | 1, so: number, end: number): void {
+    if (addRange(gf.fwd[d], so, end, this.limits.forwardedRanges) && !gf.fwdMerged) {
+      gf.fwdMerged = true
+      this.report(gf.flow, {type: 'limit', event: 'gateway.forwarded_ranges', detail: {limit: this.limits.forwardedRanges}})
+    }
   }
 
   private addEdits(gf: FlowState, d: 0 | 1, edits: readonly Edit[]): void {
@@ -426,6 +509,7 @@ export class Forwarder {
       if (group === null && end >= 0 && gf.edits[d].length > 0) {
         if (applyEdits(frame, payloadOff, so, len, gf.edits[d])) this.fixChecksums(frame, false)
       }
+      if (len > 0 && so >= 0) this.forwarded(gf, d, so, end)
       this.sendAny(frame, group, outPort)
       return
     }
@@ -434,11 +518,32 @@ export class Forwarder {
     }
     gf.held[d].push(h)
     gf.heldBytes += bytes
+    gf.heldLen[d] += len
     gf.heldCount++
     if (end > gf.maxHeldEnd[d]) gf.maxHeldEnd[d] = end
     this.stats.held++
     this.stats.heldNow++
     this.stats.heldBytesNow += bytes
+    if (gf.heldLen[d] > lim.holdUnitBytes) this.releaseEarly(gf, d)
+  }
+
+  /**
+   * The held unit passed holdUnitBytes: forward what is held of direction d except the
+   * segment(s) at its current end (and pure FINs), unjudged; the judgement still stops the
+   * segment that completes the unit.
+   */
+  private releaseEarly(gf: FlowState, d: 0 | 1): void {
+    const q = gf.held[d]
+    const keepEnd = gf.maxHeldEnd[d]
+    let w = 0
+    for (let i = 0; i < q.length; i++) {
+      const h = q[i]
+      if (h.end >= 0 && h.end < keepEnd) {
+        this.stats.releasedEarly += h.group === null ? 1 : h.group.length
+        this.sendHeld(gf, d, h)
+      } else q[w++] = h
+    }
+    q.length = w
   }
 
   /** hold limit or timeout: release unjudged (fail-open) or block (fail-closed) */
@@ -496,14 +601,21 @@ export class Forwarder {
     for (; n < q.length; n++) {
       const h = q[n]
       if (pending >= 0 && h.end > pending) break
-      this.unhold(gf, h)
-      if (h.frame !== null && h.end >= 0 && gf.edits[d].length > 0) {
-        if (applyEdits(h.frame, h.payloadOff, h.so, h.len, gf.edits[d])) this.fixChecksums(h.frame, true)
-      }
-      this.sendAny(h.frame!, h.group, h.outPort)
+      this.sendHeld(gf, d, h)
     }
     if (n > 0) q.splice(0, n)
     if (q.length === 0) gf.maxHeldEnd[d] = -1
+  }
+
+  /** a held segment leaves the queue (the caller removes it) and goes out, fixed */
+  private sendHeld(gf: FlowState, d: 0 | 1, h: Held): void {
+    this.unhold(gf, h)
+    gf.heldLen[d] -= h.len
+    if (h.frame !== null && h.end >= 0 && gf.edits[d].length > 0) {
+      if (applyEdits(h.frame, h.payloadOff, h.so, h.len, gf.edits[d])) this.fixChecksums(h.frame, true)
+    }
+    if (h.len > 0 && h.so >= 0) this.forwarded(gf, d, h.so, h.end)
+    this.sendAny(h.frame!, h.group, h.outPort)
   }
 
   private unhold(gf: FlowState, h: Held): void {
@@ -521,6 +633,8 @@ export class Forwarder {
       }
       q.length = 0
     }
+    gf.heldLen[0] = 0
+    gf.heldLen[1] = 0
     gf.maxHeldEnd[0] = -1
     gf.maxHeldEnd[1] = -1
   }
@@ -715,6 +829,56 @@ export class Forwarder {
 /** true when one held segment already carries stream bytes [so, end) */
 function coveredBy(queue: readonly Held[], so: number, end: number): boolean {
   for (let i = 0; i < queue.length; i++) if (queue[i].so <= so && queue[i].end >= end) return true
+  return false
+}
+
+/**
+ * Adds [s, e) to sorted disjoint ranges `r` (flat [s0, e0, s1, e1, ...], touching ranges merge).
+ * Past `max` ranges the two with the smallest hole between them merge (over-approximation):
+ * returns true when that happened.
+ */
+export function addRange(r: number[], s: number, e: number, max: number): boolean {
+  if (e <= s) return false
+  const n = r.length
+  // in order: extends (or lies in) the last range
+  if (n >= 2 && s >= r[n - 2] && s <= r[n - 1]) {
+    if (e > r[n - 1]) r[n - 1] = e
+    return false
+  }
+  // first range ending at or after s
+  let i = 0
+  while (i < n && r[i + 1] < s) i += 2
+  if (i === n || r[i] > e) {
+    r.splice(i, 0, s, e)
+  } else {
+    // merge [s, e) with ranges i.. that it touches
+    let j = i
+    let hi = e
+    while (j < n && r[j] <= e) {
+      if (r[j + 1] > hi) hi = r[j + 1]
+      j += 2
+    }
+    const lo = r[i] < s ? r[i] : s
+    r.splice(i, j - i, lo, hi)
+  }
+  if (r.length <= 2 * max) return false
+  while (r.length > 2 * Math.max(1, max)) {
+    let best = 2
+    for (let k = 4; k < r.length; k += 2) if (r[k] - r[k - 1] < r[best] - r[best - 1]) best = k
+    r.splice(best - 1, 2)
+  }
+  return true
+}
+
+/** do ranges `r` hold every byte of [s, e)? */
+export function rangesCover(r: readonly number[], s: number, e: number): boolean {
+  for (let i = 0; i < r.length; i += 2) if (r[i] <= s && r[i + 1] >= e) return true
+  return false
+}
+
+/** do ranges `r` hold any byte of [s, e)? */
+export function rangesOverlap(r: readonly number[], s: number, e: number): boolean {
+  for (let i = 0; i < r.length; i += 2) if (r[i] < e && r[i + 1] > s) return true
   return false
 }
 
