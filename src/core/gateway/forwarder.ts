@@ -234,7 +234,8 @@ export class Forwarder {
   private readonly decoder = new PacketDecoder()
   /** decodes held frames (never the current packet's decoder: its result is still in use) */
   private readonly decoder2 = new PacketDecoder()
-  private readonly flows = new Map<string, FlowState>()
+  /** by the engine's flow object (identity: no key text per flow; a flow replaced in the engine's table ends, and sweep drops its state) */
+  private readonly flows = new Map<EngineFlow, FlowState>()
   private readonly frags = new Map<string, FragGroup>()
   /** bypassed flows by client IPv4 address * 65536 + client port (exact in a double) */
   private readonly bypassed = new Map<number, FlowState[]>()
@@ -282,13 +283,7 @@ export class Forwarder {
       this.sendAny(frame, group, outPort)
       return
     }
-    let gf = this.flows.get(flow.key)
-    if (gf !== undefined && gf.flow !== flow) {
-      this.release(gf, true)
-      this.endBypass(gf)
-      this.flows.delete(flow.key)
-      gf = undefined
-    }
+    let gf = this.flows.get(flow)
     if (gf === undefined) {
       // no state until a flow carries bytes or a verdict: a SYN flood from spoofed sources
       // costs the engine's flow entries, not ours too
@@ -423,7 +418,7 @@ export class Forwarder {
   }
 
   isBlocked(flow: EngineFlow): boolean {
-    return this.flows.get(flow.key)?.blocked === true
+    return this.flows.get(flow)?.blocked === true
   }
 
   // ------------------------------------------------------------------------------------------
@@ -443,7 +438,7 @@ export class Forwarder {
       maxHeldEnd: [-1, -1], edits: [[], []], resets: 0,
       bypass: 0, clientSide: -1, bypassSeen: false, bypassSeq: 0, bypassRefreshUs: 0, bypassElement: '', bypassKey: 0, bypassServer: 0,
     }
-    this.flows.set(flow.key, gf)
+    this.flows.set(flow, gf)
     return gf
   }
 
