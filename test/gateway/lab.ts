@@ -4,7 +4,8 @@
  *   [ppc-ID client 10.0.0.1] c0 ---- ga [ppg-ID gateway: bridge over ga,gb] gb ---- s0 [pps-ID server 10.0.0.3]
  *
  * Addresses from 10.0.0.0/24 inside the namespaces only, no default route; unique names per
- * run; `destroy()` deletes the namespaces (and so everything in them).
+ * run; `destroy()` deletes the namespaces (and so everything in them). `LabTopology` gives
+ * another set of names and addresses (lab6.ts: IPv6 beside the IPv4 lab).
  */
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import fs from 'node:fs'
@@ -26,13 +27,41 @@ export function labSkipReason(): string | null {
   return null
 }
 
+/** Names and addresses of one lab: namespace prefixes, veth names, the two hosts' addresses. */
+export interface LabTopology {
+  ns: {client: string; gw: string; server: string}
+  /** client end, gateway port A, gateway port B, server end */
+  devs: readonly [string, string, string, string]
+  clientIp: string
+  serverIp: string
+  /** `listen` argument of nginx for a port */
+  listen: (port: number) => string
+  tmpPrefix: string
+}
+
+export const LAB4: LabTopology = {
+  ns: {client: 'ppc-', gw: 'ppg-', server: 'pps-'},
+  devs: ['c0', 'ga', 'gb', 's0'],
+  clientIp: CLIENT_IP,
+  serverIp: SERVER_IP,
+  listen: (p) => `${SERVER_IP}:${p}`,
+  tmpPrefix: 'pp-gwlab-',
+}
+
 export class GatewayLab {
   readonly id = `${process.pid % 10000}${Math.floor(Math.random() * 1000)}`
-  readonly client = `ppc-${this.id}`
-  readonly gw = `ppg-${this.id}`
-  readonly server = `pps-${this.id}`
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-gwlab-'))
+  readonly client: string
+  readonly gw: string
+  readonly server: string
+  readonly dir: string
   private children: ChildProcess[] = []
+
+  constructor(readonly topo: LabTopology = LAB4) {
+    this.client = `${topo.ns.client}${this.id}`
+    this.gw = `${topo.ns.gw}${this.id}`
+    this.server = `${topo.ns.server}${this.id}`
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), topo.tmpPrefix))
+  }
 
   sh(ns: string, cmd: string, opts: {timeoutMs?: number} = {}): string {
     return execFileSync('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], {encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, stdio: ['ignore', 'pipe', 'pipe']})
@@ -57,11 +86,15 @@ export class GatewayLab {
   create(): void {
     const run = (args: string[]) => execFileSync('ip', args, {stdio: 'pipe'})
     for (const ns of [this.client, this.gw, this.server]) run(['netns', 'add', ns])
-    run(['link', 'add', 'c0', 'netns', this.client, 'type', 'veth', 'peer', 'name', 'ga', 'netns', this.gw])
-    run(['link', 'add', 's0', 'netns', this.server, 'type', 'veth', 'peer', 'name', 'gb', 'netns', this.gw])
+    const [c0, ga, gb, s0] = this.topo.devs
+    run(['link', 'add', c0, 'netns', this.client, 'type', 'veth', 'peer', 'name', ga, 'netns', this.gw])
+    run(['link', 'add', s0, 'netns', this.server, 'type', 'veth', 'peer', 'name', gb, 'netns', this.gw])
     const off = 'tx off tso off gso off gro off'
-    this.sh(this.client, `ip link set lo up; ip addr add ${CLIENT_IP}/24 dev c0; ethtool -K c0 ${off} >/dev/null 2>&1; ip link set c0 up`)
-    this.sh(this.server, `ip link set lo up; ip addr add ${SERVER_IP}/24 dev s0; ethtool -K s0 ${off} >/dev/null 2>&1; ip link set s0 up`)
+    for (const [ns, dev, ip] of [[this.client, c0, this.topo.clientIp], [this.server, s0, this.topo.serverIp]] as const) {
+      // IPv6: nodad so the address is usable at once
+      const addr = ip.includes(':') ? `ip -6 addr add ${ip}/64 dev ${dev} nodad` : `ip addr add ${ip}/24 dev ${dev}`
+      this.sh(ns, `ip link set lo up; ${addr}; ethtool -K ${dev} ${off} >/dev/null 2>&1; ip link set ${dev} up`)
+    }
     this.sh(this.gw, 'ip link set lo up')
   }
 
@@ -90,7 +123,7 @@ http {
   uwsgi_temp_path ${this.dir}/uwsgi;
   scgi_temp_path ${this.dir}/scgi;
   server {
-${ports.map((p) => `    listen ${SERVER_IP}:${p};`).join('\n')}
+${ports.map((p) => `    listen ${this.topo.listen(p)};`).join('\n')}
     root ${root};
     location / { try_files $uri /index.html; }
   }
@@ -103,7 +136,7 @@ ${ports.map((p) => `    listen ${SERVER_IP}:${p};`).join('\n')}
 
   destroy(): void {
     for (const c of this.children) {
-      if (c.exitCode === null && c.pid) {
+      if (c.exitCode === null && c.signalCode === null && c.pid) {
         try {
           process.kill(c.pid, 'SIGKILL')
         } catch {
