@@ -4,7 +4,6 @@
  * binary under tmux (curl sends Shellshock through the proxy; q exits with 0).
  */
 import {execFile, execFileSync, spawnSync} from 'node:child_process'
-import {EventEmitter} from 'node:events'
 import {existsSync, mkdtempSync, realpathSync, statSync, writeFileSync} from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
@@ -25,35 +24,15 @@ import {
 } from '../../src/cli/run-dashboard.js'
 import {wantsDashboard} from '../../src/commands/run.js'
 import {bin, repoRoot} from '../support/cli.js'
+import {FakeStdin, FakeStdout} from '../support/fake-tty.js'
 
-/** A terminal's stdin as ink reads it (raw mode, 'readable' + read()). */
-class FakeStdin extends EventEmitter {
-  isTTY = true
-  private queue: string[] = []
-  setRawMode(): this { return this }
-  setEncoding(): this { return this }
-  ref(): this { return this }
-  unref(): this { return this }
-  resume(): this { return this }
-  pause(): this { return this }
-  read(): string | null { return this.queue.shift() ?? null }
-  press(s: string): void {
-    this.queue.push(s)
-    this.emit('readable')
+/** debug mode writes each dashboard frame whole: the last one */
+class DashboardStdout extends FakeStdout {
+  constructor() {
+    super(160, 40)
   }
-}
 
-class FakeStdout extends EventEmitter {
-  isTTY = true
-  columns = 160
-  rows = 40
-  frames: string[] = []
-  write(s: string): boolean {
-    this.frames.push(s)
-    return true
-  }
-  /** the last whole dashboard frame written (debug mode writes each frame whole) */
-  get last(): string { return this.frames.filter((f) => f.includes('latest events') || f.includes('starting...')).at(-1) ?? '' }
+  get last(): string { return this.lastWhere((f) => f.includes('latest events') || f.includes('starting...')) }
 }
 
 const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms))
@@ -215,7 +194,7 @@ describe('dashboard (ink, fake terminal)', () => {
     m.event(alert(2, 'fix'))
     m.event(anomaly(3))
     m.line('patchpoint: ready')
-    const out = new FakeStdout()
+    const out = new DashboardStdout()
     const app = render(React.createElement(RunDashboard, {frame: m.frame({columns: 160, rows: 40}, 60_000 + INFO.startedAt), keys: false}), {stdout: out as unknown as NodeJS.WriteStream, debug: true, patchConsole: false})
     await tick()
     app.unmount()
@@ -242,7 +221,7 @@ describe('dashboard (ink, fake terminal)', () => {
 
   it('startDashboard: draws on its timer from the snapshot, keeps the events bounded, q stops the gateway', async () => {
     const stdin = new FakeStdin()
-    const stdout = new FakeStdout()
+    const stdout = new DashboardStdout()
     const dash = startDashboard({stdin: stdin as unknown as NodeJS.ReadStream, stdout: stdout as unknown as NodeJS.WriteStream, debug: true}, {refreshMs: 50, maxEvents: 20})
     await tick()
     expect(stdout.last).toContain('starting...')
@@ -275,7 +254,7 @@ describe('dashboard (ink, fake terminal)', () => {
 
   it('Ctrl-C stops the gateway too; q before ready stops it as soon as it is up', async () => {
     const stdin = new FakeStdin()
-    const stdout = new FakeStdout()
+    const stdout = new DashboardStdout()
     const dash = startDashboard({stdin: stdin as unknown as NodeJS.ReadStream, stdout: stdout as unknown as NodeJS.WriteStream, debug: true}, {refreshMs: 50})
     await tick()
     stdin.press('\u0003')
@@ -291,7 +270,7 @@ describe('dashboard (ink, fake terminal)', () => {
   })
 
   it('closed before the gateway came up: the operator lines are printed plainly', async () => {
-    const stdout = new FakeStdout()
+    const stdout = new DashboardStdout()
     const dash = startDashboard({stdin: new FakeStdin() as unknown as NodeJS.ReadStream, stdout: stdout as unknown as NodeJS.WriteStream, debug: true}, {refreshMs: 50})
     dash.view.line('patchpoint: IPv6 services are not diverted inline yet: [2001:db8::1]:80')
     await dash.close()

@@ -3,7 +3,6 @@
  * its selection applied through runProtect, and the real binary under tmux.
  */
 import {execFileSync, spawnSync} from 'node:child_process'
-import {EventEmitter} from 'node:events'
 import {copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -20,6 +19,7 @@ import {runProtect} from '../../src/core/protect/protect.js'
 import type {ServiceView} from '../../src/core/protect/compile.js'
 import {mergeResults, runPicker, selectionOps, type Selection} from '../../src/cli/protect-picker.js'
 import {bin, repoRoot} from '../support/cli.js'
+import {FakeStdin, FakeStdout} from '../support/fake-tty.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/inventory-lab.json', import.meta.url))
 const root = realpathSync(mkdtempSync(path.join(tmpdir(), 'pp-picker-')))
@@ -43,42 +43,17 @@ async function servicesOf(p: ProjectLocation): Promise<ServiceView[]> {
   return (await runProtect({project: p, op: {op: 'show'}, rules, now: NOW, dryRun: true})).services
 }
 
-/** A terminal's stdin as ink reads it (raw mode, 'readable' + read()). */
-class FakeStdin extends EventEmitter {
-  isTTY = true
-  private queue: string[] = []
-  setRawMode(): this { return this }
-  setEncoding(): this { return this }
-  ref(): this { return this }
-  unref(): this { return this }
-  resume(): this { return this }
-  pause(): this { return this }
-  read(): string | null { return this.queue.shift() ?? null }
-  press(s: string): void {
-    this.queue.push(s)
-    this.emit('readable')
-  }
-}
-
-class FakeStdout extends EventEmitter {
-  isTTY = true
-  columns = 160
-  rows = 30
-  frames: string[] = []
-  write(s: string): boolean {
-    this.frames.push(s)
-    return true
-  }
-  get last(): string { return this.frames.filter((f) => f.trim() !== '').at(-1) ?? '' }
+class PickerStdout extends FakeStdout {
+  get last(): string { return this.lastWhere((f) => f.trim() !== '') }
 }
 
 const KEY = {up: '\u001b[A', down: '\u001b[B', enter: '\r', esc: '\u001b', space: ' '}
 const tick = () => new Promise((r) => setTimeout(r, 30))
 
 /** Runs the picker, pressing `keys` one by one (each after a render), returns its result. */
-async function drive(services: ServiceView[], keys: string[]): Promise<{sel: Selection | null; out: FakeStdout}> {
+async function drive(services: ServiceView[], keys: string[]): Promise<{sel: Selection | null; out: PickerStdout}> {
   const stdin = new FakeStdin()
-  const stdout = new FakeStdout()
+  const stdout = new PickerStdout()
   const done = runPicker(services, {stdin: stdin as unknown as NodeJS.ReadStream, stdout: stdout as unknown as NodeJS.WriteStream, debug: true})
   await tick()
   for (const k of keys) {
