@@ -5,6 +5,7 @@
  * can point at file:line:col.
  */
 import {RE2JS} from 're2js'
+import {mayMatch, requiredLiterals} from './regex-literals.js'
 import type {Direction, FieldValue, Fields} from '../analyzers/types.js'
 import {foldLatin1} from './aho.js'
 import {ConditionError, parseCondition} from './condition.js'
@@ -41,6 +42,8 @@ export interface CompiledMatcher {
   op: MatcherOp
   strs: string[]
   res: RE2JS[]
+  /** per regex: what every match contains (see requiredLiterals; checked before running it) */
+  musts: string[][][]
   bounds: Bound[]
   count?: Bound[]
   exists?: boolean
@@ -132,7 +135,7 @@ function compileMatcher(m: MatcherDoc, path: Path, problems: CompileProblem[]): 
     else tfs.push(fn)
   })
   const nocase = m.nocase === true
-  const cm: CompiledMatcher = {fields, prefixes, transformNames, transforms: tfs, nocase, op: 'none', strs: [], res: [], bounds: []}
+  const cm: CompiledMatcher = {fields, prefixes, transformNames, transforms: tfs, nocase, op: 'none', strs: [], res: [], musts: [], bounds: []}
   const ops: string[] = []
   for (const op of STR_OPS) {
     const v = m[op]
@@ -156,6 +159,7 @@ function compileMatcher(m: MatcherDoc, path: Path, problems: CompileProblem[]): 
       }
       try {
         cm.res.push(RE2JS.compile(src, (nocase ? RE2JS.CASE_INSENSITIVE : 0) | RE2JS.DOTALL))
+        cm.musts.push(requiredLiterals(src, nocase))
       } catch (e) {
         problems.push({path: p, message: `regex does not compile under RE2: ${(e as Error).message}`})
       }
@@ -349,7 +353,7 @@ function testValue(m: CompiledMatcher, fv: FieldValue): boolean {
     case 'length':
       return satisfies(s.length, m.bounds)
     case 'regex':
-      for (let i = 0; i < m.res.length; i++) if (m.res[i].test(s)) return true
+      for (let i = 0; i < m.res.length; i++) if (mayMatch(s, m.musts[i]) && m.res[i].test(s)) return true
       return false
     case 'sqli':
       return isSqli(s) === m.sqli
