@@ -33,10 +33,7 @@ export class RuleJudge implements PduJudge {
   ) {}
 
   judge(pdu: Pdu, flow: EngineFlow, emit: (ev: EveEvent) => void): void {
-    const matches = this.rules.evaluate(pdu, {
-      clientIp: flow.clientIp, clientPort: flow.clientPort, serverIp: flow.serverIp, serverPort: flow.serverPort,
-      transport: flow.proto === 17 ? 'udp' : 'tcp',
-    })
+    const matches = this.rules.evaluate(pdu)
     for (const m of matches) {
       const shadow = this.opts.shadow?.(m.rule) ?? false
       const ev: EveAlertEvent = {

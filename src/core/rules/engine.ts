@@ -10,7 +10,7 @@
  * cannot match): see the property test in engine.test.ts.
  */
 import type {AnomalySink} from '../events/anomaly.js'
-import type {FieldValue, FlowInfo, Pdu} from '../analyzers/types.js'
+import type {FieldValue, Pdu} from '../analyzers/types.js'
 import {AhoCorasick} from './aho.js'
 import {evalSelection, MAX_VALUES_PER_MATCHER, type CompiledRule} from './compile.js'
 import {computeFix} from './fixes.js'
@@ -188,7 +188,7 @@ export class RuleSet {
   }
 
   /** Judge one PDU: the matches of every enabled rule that applies. Never throws on PDU content. */
-  evaluate(pdu: Pdu, _flow?: FlowInfo): Match[] {
+  evaluate(pdu: Pdu): Match[] {
     const b = this.bucketFor(pdu)
     if (b.rules.length === 0) return NO_MATCHES as Match[]
     const usePrefilter = this.prefilter && b.ac !== undefined
