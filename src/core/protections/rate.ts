@@ -17,7 +17,7 @@
  * (rules/generic/PP-EXCESSIVE-*.yaml) decide the action. The engine reports one event per code
  * and flow, so a flood costs one event per offending flow.
  *
- * Bounded: source and source+service entries live in LRU maps of `max_sources` entries each;
+ * Bounded: source and source+service entries live in LRU maps (lru.ts) of `max_sources` entries each;
  * flows watched for slow requests (TCP flows whose client has sent bytes: a SYN scan's flows never
  * are) are capped at MAX_WATCHED_FLOWS. Per-flow state lives in the flow's `protection` slot. A full table forgets the
  * least recently seen entry and reports `protection.table_full` (type 'limit') once per tick.
@@ -26,6 +26,7 @@ import type {AnomalyReport} from '../events/anomaly.js'
 import type {Pdu} from '../analyzers/types.js'
 import type {EngineFlow, ProtectionReport} from '../engine/engine.js'
 import type {ProtectionsConfig} from './config.js'
+import {LruMap, type LruEntry} from './lru.js'
 
 /** TCP flows watched for incomplete requests at once (the rest are not watched; reported). */
 export const MAX_WATCHED_FLOWS = 65_536
@@ -41,7 +42,7 @@ export interface RateOptions {
 }
 
 /** Token bucket state, kept as plain numbers in the entries (no object per bucket). */
-interface ServiceEntry {
+interface ServiceEntry extends LruEntry<string> {
   reqTokens: number
   reqUs: number
   connTokens: number
@@ -55,7 +56,7 @@ interface ServiceEntry {
   touchedTick: number
 }
 
-interface SourceEntry {
+interface SourceEntry extends LruEntry<string | number> {
   connTokens: number
   connUs: number
   /** slow flows counted during the current tick */
@@ -81,9 +82,9 @@ function take(tokens: number, lastUs: number, nowUs: number, perSecond: number, 
 
 export class RateProtection {
   /** by client . server . port . proto (IPv4: a six-unit binary string, see stateOf) */
-  private readonly services = new Map<string, ServiceEntry>()
+  private readonly services = new LruMap<string, ServiceEntry>()
   /** by client address: a number for IPv4, the text for IPv6 */
-  private readonly sources = new Map<string | number, SourceEntry>()
+  private readonly sources = new LruMap<string | number, SourceEntry>()
   private readonly watched = new Set<EngineFlow>()
   private readonly maxWatched: number
   private tickNo = 0
@@ -231,8 +232,7 @@ export class RateProtection {
       // LRU order only needs to be right to the second: move an entry at most once per tick
       if (svc.touchedTick !== this.tickNo) {
         svc.touchedTick = this.tickNo
-        this.services.delete(svcKey)
-        this.services.set(svcKey, svc)
+        this.services.touch(svc)
       }
     } else {
       const c = this.cfg
@@ -240,30 +240,32 @@ export class RateProtection {
         reqTokens: c.request_rate.burst, reqUs: flow.startUs,
         connTokens: c.connection_rate.burst, connUs: flow.startUs,
         authTokens: c.auth_failures.max, authUs: flow.startUs, authFailures: 0, reportedUs: -Infinity, touchedTick: this.tickNo,
+        lruKey: svcKey, lruPrev: null, lruNext: null,
       }
       if (this.services.size >= this.cfg.max_sources) this.evict(this.services, report)
-      this.services.set(svcKey, svc)
+      this.services.set(svc)
     }
     let src = this.sources.get(client)
     if (src) {
       if (src.touchedTick !== this.tickNo) {
         src.touchedTick = this.tickNo
-        this.sources.delete(client)
-        this.sources.set(client, src)
+        this.sources.touch(src)
       }
     } else {
-      src = {connTokens: this.cfg.connection_rate.per_source_burst, connUs: flow.startUs, slow: 0, slowTick: 0, reportedUs: -Infinity, touchedTick: this.tickNo}
+      src = {
+        connTokens: this.cfg.connection_rate.per_source_burst, connUs: flow.startUs, slow: 0, slowTick: 0, reportedUs: -Infinity, touchedTick: this.tickNo,
+        lruKey: client, lruPrev: null, lruNext: null,
+      }
       if (this.sources.size >= this.cfg.max_sources) this.evict(this.sources, report)
-      this.sources.set(client, src)
+      this.sources.set(src)
     }
     st = {svc, src, pendingSinceUs: 0}
     flow.protection = st
     return st
   }
 
-  private evict(map: Map<string | number, unknown>, report: ProtectionReport): void {
-    const oldest = map.keys().next()
-    if (!oldest.done) map.delete(oldest.value)
+  private evict(map: LruMap<string, ServiceEntry> | LruMap<string | number, SourceEntry>, report: ProtectionReport): void {
+    map.evictOldest()
     this.limit(report, 'protection.table_full', this.cfg.max_sources)
   }
 
