@@ -37,6 +37,21 @@ describe('RuleSet', () => {
     expect(set.evaluate(pduOf({a: 1}, 'response')).length).toBe(0)
     expect(set.evaluate(pduOf({a: 1}, 'request', 'smtp')).length).toBe(0)
     expect(set.evaluate({...pduOf({a: 1}), dir: 'toclient'}).length).toBe(0)
+    // the same again, from the cached buckets
+    expect(set.evaluate(pduOf({a: 1})).length).toBe(1)
+    expect(set.evaluate({...pduOf({a: 1}), dir: 'toclient'}).length).toBe(0)
+  })
+
+  it('caches at most maxBuckets buckets and still judges the rest (reported)', () => {
+    const r = ruleFromYaml('units: [request]\ndetect:\n  s: {field: a, exists: true}\ncondition: s\naction: log')
+    const limits: string[] = []
+    const set = new RuleSet([r], {maxBuckets: 2, anomaly: (a) => limits.push(a.event)})
+    for (let i = 0; i < 5; i++) {
+      expect(set.evaluate(pduOf({a: 1})).length).toBe(1)
+      expect(set.evaluate(pduOf({a: 1}, `kind${i}`)).length).toBe(0)
+    }
+    expect(limits.length).toBeGreaterThan(0)
+    expect(new Set(limits)).toEqual(new Set(['rules.buckets']))
   })
   it('actionFor overrides, enabled filters; a fix without a span falls back to drop with a note', () => {
     const r = ruleFromYaml('detect:\n  s: {field: a, equals: y}\ncondition: s\nfix:\n  - rename: a')

@@ -64,7 +64,9 @@ export function excerpt(v: FieldValue['v']): string {
 export class RuleSet {
   readonly rules: readonly CompiledRule[]
   private readonly opts: RuleSetOptions
-  private readonly buckets = new Map<string, Bucket>()
+  /** protocol -> kind -> [toserver, toclient] buckets (no key text per PDU) */
+  private readonly buckets = new Map<string, Map<string, [Bucket | undefined, Bucket | undefined]>>()
+  private bucketCount = 0
   private readonly prefilter: boolean
   private readonly maxBuckets: number
   private readonly maxMatches: number
@@ -120,12 +122,19 @@ export class RuleSet {
   }
 
   private bucketFor(pdu: Pdu): Bucket {
-    const key = `${pdu.protocol}\0${pdu.kind}\0${pdu.dir}`
-    let b = this.buckets.get(key)
+    let byKind = this.buckets.get(pdu.protocol)
+    const pair = byKind?.get(pdu.kind)
+    const d = pdu.dir === 'toserver' ? 0 : 1
+    let b = pair?.[d]
     if (b === undefined) {
       b = this.buildBucket(pdu.protocol, pdu.kind, pdu.dir)
-      if (this.buckets.size < this.maxBuckets) this.buckets.set(key, b)
-      else this.opts.anomaly?.({type: 'limit', event: 'rules.buckets', detail: {limit: this.maxBuckets}})
+      if (this.bucketCount < this.maxBuckets) {
+        if (byKind === undefined) this.buckets.set(pdu.protocol, (byKind = new Map()))
+        const p = pair ?? [undefined, undefined]
+        p[d] = b
+        byKind.set(pdu.kind, p)
+        this.bucketCount++
+      } else this.opts.anomaly?.({type: 'limit', event: 'rules.buckets', detail: {limit: this.maxBuckets}})
     }
     return b
   }
