@@ -48,7 +48,8 @@ systemd, cron, pipes) prints one line per event (JSON with --json) and a stats l
 --stats-interval seconds instead.
 
 Signals: SIGHUP reloads rules and policy (established sessions kept); SIGINT/SIGTERM remove the
-nftables table and the bridge we created, and leave the interfaces as they were found.
+nftables table (netdev patchpoint), the divert veth pairs (A-ppk/A-ppe, B-ppk/B-ppe) and the
+bridge we created, and leave the interfaces as they were found.
 
 Exit codes: 0 stopped cleanly; 2 bad flag, policy or interface; 4 missing privileges; 70 bug.`
 

@@ -207,7 +207,38 @@ describe.skipIf(skip !== null)('patchpoint run --iface (inline, namespaces)', ()
     expect(slowOut.split(' ')[0]).toBe(createHash('sha256').update(fs.readFileSync(path.join(lab.dir, 'www/4mb.bin'))).digest('hex'))
     expect(curl(`-o /dev/null -w '%{http_code}' http://${SERVER_IP}:8080/pp-fc-unprotected`).out).toBe('200')
     // the operator's way out: the table is ours and named
-    lab.sh(lab.gw, 'nft delete table bridge patchpoint')
+    lab.sh(lab.gw, 'nft delete table netdev patchpoint')
     expect(curl(`-o /dev/null -w '%{http_code}' http://${SERVER_IP}:80/pp-fc-released`).out).toBe('200')
   }, 150_000)
+
+  it('(g) divert veth pairs: replaced when a killed run left them, removed with the table on SIGTERM', async () => {
+    // (f)'s kill -9 left ga's and gb's pairs behind (and the bridge of (e))
+    const links = () => lab.sh(lab.gw, 'ip -o link show')
+    expect(links()).toMatch(/ga-ppk@ga-ppe/)
+    const bridge = /\(bridge (\S+)\)/.exec(out)?.[1]
+    let out3 = ''
+    const gw3 = lab.spawn(lab.gw, [process.execPath, bin, 'run', '--iface', 'ga,gb', '--bridge', bridge!, '--policy', policy,
+      '--events', path.join(lab.dir, 'events-g.json'), '--stats-interval', '0'])
+    gw3.stdout!.on('data', (d: Buffer) => (out3 += d.toString()))
+    gw3.stderr!.on('data', (d: Buffer) => (out3 += d.toString()))
+    const ready = await waitFor(() => out3.includes('patchpoint: ready') || gw3.exitCode !== null, 90_000)
+    expect(ready && gw3.exitCode === null, out3).toBe(true)
+    // a protected download: the client's frames come in through ga's pair (engine end receives)
+    // and the engine sends them into gb's pair (engine end transmits), out of gb
+    const stat = (dev: string, what: 'rx' | 'tx') => Number(lab.sh(lab.gw, `cat /sys/class/net/${dev}/statistics/${what}_packets`).trim())
+    const before = [stat('ga-ppe', 'rx'), stat('gb-ppe', 'tx')]
+    const r = curl(`-o - http://${SERVER_IP}:80/1mb.bin | sha256sum`)
+    expect(r.out.split(' ')[0]).toBe(oneMbSha)
+    expect(stat('ga-ppe', 'rx') - before[0]).toBeGreaterThanOrEqual(3)
+    expect(stat('gb-ppe', 'tx') - before[1]).toBeGreaterThanOrEqual(3)
+    // neither end of a pair has an IPv6 address (nothing of its own leaves through a port)
+    expect(lab.sh(lab.gw, 'ip -o -6 addr show dev ga-ppe; ip -o -6 addr show dev ga-ppk').trim()).toBe('')
+    gw3.kill('SIGTERM')
+    await waitFor(() => gw3.exitCode !== null || gw3.signalCode !== null, 10_000)
+    expect(links()).not.toMatch(/-pp[ke]/)
+    expect(lab.sh(lab.gw, 'nft list tables')).not.toContain('patchpoint')
+    // the bridge was not ours: it and its ports stay as found
+    expect(links()).toMatch(new RegExp(`ga@\\S+: .* master ${bridge}`))
+    expect(curl(`-o /dev/null -w '%{http_code}' http://${SERVER_IP}:80/pp-after-sigterm`).out).toBe('200')
+  }, 120_000)
 })

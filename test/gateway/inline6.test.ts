@@ -73,7 +73,7 @@ describe.skipIf(skip !== null)('patchpoint run --iface, IPv6 services (inline, n
   it('starts without the old "not diverted" note and diverts the IPv6 services', () => {
     expect(out).not.toContain('not diverted')
     expect(out).toContain('3 protected services')
-    const rules = lab.sh(lab.gw, 'nft list table bridge patchpoint')
+    const rules = lab.sh(lab.gw, 'nft list table netdev patchpoint')
     expect(rules).toMatch(/elements = \{ fd00:6::3 \. 80,\s*fd00:6::3 \. 81,\s*fd00:6::3 \. 82 \}/)
   })
 

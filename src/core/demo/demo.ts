@@ -459,7 +459,7 @@ function printKeep(say: (l: string) => void, d: DemoLab, project: string): void 
   say('==> the lab stays up (--keep). Explore it by hand:')
   say(`    ip netns exec ${d.attacker} curl -v http://${SERVER_IP}/                      # through the gateway`)
   say(`    ip netns exec ${d.attacker} curl "http://${SERVER_IP}/?id=1%27%20OR%20%271%27=%271"   # an exploit (reset)`)
-  say(`    ip netns exec ${d.gateway} nft list table bridge patchpoint                   # what is diverted`)
+  say(`    ip netns exec ${d.gateway} nft list table netdev patchpoint                   # what is diverted`)
   say(`    ip netns exec ${d.server} ss -ltnp                                             # the servers`)
   say(`    tail -f ${project}/.patchpoint/events/eve.json                                 # the event log`)
   say(`    patchpoint report --project ${project}`)

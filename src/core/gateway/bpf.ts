@@ -1,6 +1,7 @@
 /**
- * The capture filter of inline mode: exactly the frames nftables diverts (nft.ts), so the kernel
- * bridge forwards everything else without a copy to user space:
+ * The capture filter of inline mode: exactly the frames nftables diverts (nft.ts). The handles
+ * capture on the veth pairs, which carry nothing but diverted frames, so the filter is a
+ * defence (anything else on a pair, e.g. a frame sent by hand, is not taken for traffic):
  * - protected service tuples in both directions, IPv4 and IPv6;
  * - IPv4 fragments to or from protected IPv4 hosts (offset or MF set, RFC 791 §3.1);
  * - IPv6 frames to or from protected IPv6 hosts whose first next header (byte 6 of the fixed

@@ -1,8 +1,9 @@
 /**
- * Inline mode: a Linux bridge over two interfaces, nftables diverting protected services, the
- * engine capturing and re-injecting them. `startInline` sets everything up and returns a handle
- * to reload (SIGHUP) and stop (SIGINT/SIGTERM) it; teardown removes the table, the bridge if we
- * created it, and restores the ports' offloads and admin state.
+ * Inline mode: a Linux bridge over two interfaces, nftables (netdev ingress) diverting protected
+ * services into a veth pair per port, the engine capturing them on the pairs and re-injecting
+ * what it forwards into the other port's pair (nft.ts). `startInline` sets everything up and
+ * returns a handle to reload (SIGHUP) and stop (SIGINT/SIGTERM) it; teardown removes the table,
+ * the veth pairs, the bridge if we created it, and restores the ports' offloads and admin state.
  */
 import type {Detection} from '../engine/detection.js'
 import type {EngineOptions} from '../engine/engine.js'
@@ -10,7 +11,7 @@ import type {EveEvent} from '../events/eve.js'
 import {UserError} from '../errors.js'
 import {MAX_FILTER_TERMS, captureFilter} from './bpf.js'
 import {LivePort} from './live.js'
-import {NftDivert, addElementLine, canonicalIp, divertSets, setLines, type DivertSets} from './nft.js'
+import {NftDivert, addElementLine, canonicalIp, divertSets, divertVeths, setLines, type DivertSets} from './nft.js'
 import type {Policy} from './policy.js'
 import {GatewaySession, type DynamicService} from './session.js'
 import {HostNet, requirePrivileges, type BridgeSetup} from './system.js'
@@ -72,7 +73,10 @@ export function startInline(opts: InlineOptions): InlineHandle {
   }
   let sets: DivertSets = divertSets(opts.policy.services)
   const dynamic: DynamicService[] = []
-  const ports = [new LivePort(opts.ifaces[0], 0), new LivePort(opts.ifaces[1], 1)] as const
+  // each handle on the engine end of its port's veth pair: it captures the frames nftables
+  // diverted from that port, and what it sends leaves through that port (the forwarder sends a
+  // frame that came in on port A through ports[1]: out of port B)
+  const ports = [new LivePort(divertVeths(opts.ifaces[0]).engine, 0), new LivePort(divertVeths(opts.ifaces[1]).engine, 1)] as const
   const nft = new NftDivert()
   let setup: BridgeSetup | null = null
   let sweep: NodeJS.Timeout | null = null

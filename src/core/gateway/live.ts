@@ -1,7 +1,10 @@
 /**
- * Live capture and injection through libpcap (`cap`): one handle per bridge port, capturing the
- * diverted frames with the BPF filter and sending the frames the engine forwards out of the
- * OTHER port. A frame sent through a handle is not looped back to that handle's own capture.
+ * Live capture and injection through libpcap (`cap`): one handle per bridge port, opened on the
+ * engine end of the port's veth pair (nft.ts divertVeths), which only carries the frames nftables
+ * diverted from that port: it captures them (the BPF filter of the same tuples stays, as a
+ * defence: the pair carries nothing else), and a frame sent through it leaves through that port
+ * (the pair's other end forwards it out). A frame sent through a handle is not looped back to
+ * that handle's own capture.
  */
 import {createRequire} from 'node:module'
 import type {GatewayPort} from './forwarder.js'
@@ -43,7 +46,7 @@ export function frameView(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
 }
 
-/** One bridge port: capture with a filter, send raw frames. */
+/** One bridge port (through its veth pair's engine end): capture with a filter, send raw frames. */
 export class LivePort implements GatewayPort {
   private handle: CapHandle | null = null
   /** held for the handle's whole life: cap does not keep it alive (see shared NOTES) */

@@ -1,6 +1,6 @@
 import {describe, it, expect} from 'vitest'
 import {execFileSync} from 'node:child_process'
-import {ALIVE_TIMEOUT_MS, ENGINE_STALL_MS, NFT_TABLE, REFRESH_MS, addElementLine, canonicalIp, divertSets, refreshLine, rulesetScript, setLines} from './nft.js'
+import {ALIVE_TIMEOUT_MS, ENGINE_STALL_MS, MAX_IFNAME, NFT_FAMILY, NFT_TABLE, REFRESH_MS, addElementLine, canonicalIp, divertSets, divertVeths, refreshLine, rulesetScript, setLines} from './nft.js'
 
 const has = (cmd: string): boolean => {
   try {
@@ -71,61 +71,100 @@ describe('nftables divert script', () => {
     expect(only6.tcp4).toEqual([])
     expect(only6.hosts4).toEqual([])
     expect(only6.tcp6).toEqual(['fd00:6::3 . 443'])
-    const s = rulesetScript(only6)
+    const s = rulesetScript(only6, {ports: ['ga', 'gb']})
     expect(s).toContain('set tcp6 { type ipv6_addr . inet_service; elements = { fd00:6::3 . 443 } }')
     expect(s).toContain('set tcp4 { type ipv4_addr . inet_service;  }')
   })
 
   it('diverts every IPv4 fragment to or from a protected host, matched by address only', () => {
     const s = rulesetScript(sets, {ports: ['ga', 'gb']})
+    expect(NFT_FAMILY).toBe('netdev')
     // non-first fragments carry no ports: a rule on tcp dport would miss them
-    expect(s).toMatch(/ip frag-off & 0x3fff != 0 ip daddr @hosts4 drop/)
-    expect(s).toMatch(/ip frag-off & 0x3fff != 0 ip saddr @hosts4 drop/)
-    expect(s).toContain('iifname { "ga", "gb" } ether type @alive ether type vmap { ip : jump divert4, ip6 : jump divert6 }')
-    expect(chainOf(s, 'divert4')).toContain('ip daddr . tcp dport @tcp4 drop')
-    expect(s).toContain(`delete table bridge ${NFT_TABLE}`)
+    expect(chainOf(s, 'divert4_0')).toContain('ip frag-off & 0x3fff != 0 ip daddr @hosts4 fwd to "ga-ppk"')
+    expect(chainOf(s, 'divert4_0')).toContain('ip frag-off & 0x3fff != 0 ip saddr @hosts4 fwd to "ga-ppk"')
+    expect(chainOf(s, 'in0')).toContain('type filter hook ingress device "ga" priority -200; policy accept;')
+    expect(chainOf(s, 'in0')).toContain('ether type @alive ether type vmap { ip : jump divert4_0, ip6 : jump divert6_0 }')
+    expect(chainOf(s, 'divert4_0')).toContain('ip daddr . tcp dport @tcp4 fwd to "ga-ppk"')
+    expect(chainOf(s, 'divert4_1')).toContain('ip daddr . tcp dport @tcp4 fwd to "gb-ppk"')
+    expect(s).toContain(`delete table netdev ${NFT_TABLE}`)
+    expect(s).not.toContain('table bridge')
+  })
+
+  it('each port diverts into its own veth pair; the pair forwards back out of the same port; the engine end drops', () => {
+    const s = rulesetScript(sets, {ports: ['ga', 'gb']})
+    for (const [i, port] of [[0, 'ga'], [1, 'gb']] as const) {
+      const v = divertVeths(port)
+      // what the engine sends into port X's pair (engine end -> kernel end) leaves through X
+      expect(chainOf(s, `out${i}`)).toContain(`type filter hook ingress device "${v.kernel}" priority -200; policy accept;`)
+      expect(chainsOf(s)[`out${i}`]).toEqual([`fwd to "${port}"`])
+      // the engine end's own stack never sees the diverted frames (libpcap's tap runs first)
+      expect(chainOf(s, `engine${i}`)).toContain(`type filter hook ingress device "${v.engine}" priority -200; policy drop;`)
+      expect(chainsOf(s)[`engine${i}`]).toEqual([])
+      // every divert of port X goes into X's pair, none into the other's
+      const fwd = [...chainsOf(s)[`divert4_${i}`], ...chainsOf(s)[`divert6_${i}`]].filter((r) => r.includes('fwd to'))
+      expect(fwd.length).toBe(14)
+      for (const r of fwd) expect(r.endsWith(`fwd to "${v.kernel}"`), r).toBe(true)
+    }
+  })
+
+  it('divertVeths: named after the port, at most 15 characters, distinct for long names with one prefix', () => {
+    expect(divertVeths('ga')).toEqual({kernel: 'ga-ppk', engine: 'ga-ppe'})
+    expect(divertVeths('enp3s0f1')).toEqual({kernel: 'enp3s0f1-ppk', engine: 'enp3s0f1-ppe'})
+    const a = divertVeths('enp129s0f1np1')
+    const b = divertVeths('enp129s0f1np2')
+    for (const v of [a, b, divertVeths('x'.repeat(15))]) {
+      expect(v.kernel.length).toBeLessThanOrEqual(MAX_IFNAME)
+      expect(v.engine.length).toBeLessThanOrEqual(MAX_IFNAME)
+      expect(v.kernel).toMatch(/^[a-z0-9]+-ppk$/)
+    }
+    expect(a.kernel.startsWith('enp129')).toBe(true)
+    expect(a.kernel).not.toBe(b.kernel)
+    expect(divertVeths('enp129s0f1np1')).toEqual(a)
   })
 
   it('IPv6: service tuples both ways, fragments and extension headers by address, all behind @alive', () => {
     const s = rulesetScript(sets, {ports: ['ga', 'gb']})
     const chains = chainsOf(s)
     const v6 = Object.entries(chains).filter(([, rules]) => rules.some((r) => r.includes('@tcp6')))
-    expect(v6.length).toBe(1)
-    const [name, rules] = v6[0]
-    for (const rule of [
-      'ip6 daddr . tcp dport @tcp6 drop', 'ip6 saddr . tcp sport @tcp6 drop',
-      'ip6 daddr . udp dport @udp6 drop', 'ip6 saddr . udp sport @udp6 drop',
-      'exthdr frag exists ip6 daddr @hosts6 drop', 'exthdr frag exists ip6 saddr @hosts6 drop',
-      'ip6 nexthdr != { tcp, udp, ipv6-icmp } ip6 daddr @hosts6 drop', 'ip6 nexthdr != { tcp, udp, ipv6-icmp } ip6 saddr @hosts6 drop',
-    ]) expect(rules.some((r) => r.endsWith(rule)), rule).toBe(true)
-    // every divert rule (drop) is conditioned on the alive set and our ports: in its own rule, or
-    // its chain is entered only from rules that are
-    const gated = (chain: string, rule: string): boolean => {
-      if (rule.includes('ether type @alive') && rule.includes('iifname { "ga", "gb" }')) return true
-      const from = Object.values(chains).flat().filter((r) => new RegExp(`(jump|goto) ${chain}\\b`).test(r))
-      return from.length > 0 && from.every((r) => r.includes('ether type @alive') && r.includes('iifname { "ga", "gb" }'))
+    expect(v6.map(([n]) => n).sort()).toEqual(['divert6_0', 'divert6_1'])
+    for (const [name, rules] of v6) {
+      const to = `fwd to "${name === 'divert6_0' ? 'ga-ppk' : 'gb-ppk'}"`
+      for (const rule of [
+        'ip6 daddr . tcp dport @tcp6', 'ip6 saddr . tcp sport @tcp6',
+        'ip6 daddr . udp dport @udp6', 'ip6 saddr . udp sport @udp6',
+        'exthdr frag exists ip6 daddr @hosts6', 'exthdr frag exists ip6 saddr @hosts6',
+        'ip6 nexthdr != { tcp, udp, ipv6-icmp } ip6 daddr @hosts6', 'ip6 nexthdr != { tcp, udp, ipv6-icmp } ip6 saddr @hosts6',
+      ]) expect(rules, rule).toContain(`${rule} ${to}`)
+      // the IPv6 chain is reached by IPv6 frames only
+      const jump = Object.values(chains).flat().find((r) => r.includes(`jump ${name}`))
+      expect(jump).toMatch(new RegExp(`ip6 : jump ${name}\\b`))
     }
-    let drops = 0
+    // every divert rule (fwd to a pair) is conditioned on the alive set, in a chain entered only
+    // from a port's ingress chain's @alive rule
+    const gated = (chain: string): boolean => {
+      const from = Object.entries(chains).filter(([, list]) => list.some((r) => new RegExp(`(jump|goto) ${chain}\\b`).test(r)))
+      return from.length > 0 && from.every(([n, list]) => /^in\d$/.test(n) && list.every((r) => !r.includes(`jump ${chain}`) || r.startsWith('ether type @alive ')))
+    }
+    let diverts = 0
     for (const [chain, list] of Object.entries(chains)) {
       for (const r of list) {
-        if (!r.endsWith(' drop')) continue
-        drops++
-        expect(gated(chain, r), `${chain}: ${r}`).toBe(true)
+        if (!r.includes(' fwd to "') || /^out\d$/.test(chain)) continue
+        diverts++
+        expect(gated(chain), `${chain}: ${r}`).toBe(true)
       }
     }
-    expect(drops).toBe(14)
-    // the IPv6 chain is reached by IPv6 frames only
-    const jump = Object.values(chains).flat().find((r) => r.includes(`jump ${name}`))
-    expect(jump).toMatch(new RegExp(`ip6 : jump ${name}\\b`))
+    expect(diverts).toBe(28)
+    // no drop anywhere but the engine ends' policy: a frame is diverted, accepted or bridged
+    expect(Object.values(chains).flat().filter((r) => r.endsWith(' drop'))).toEqual([])
     expect(s).toContain('set hosts6 { type ipv6_addr; elements = { fd00::3, fd00:6::5 } }')
   })
 
   it('fail-open: the alive elements (IPv4 and IPv6) expire unless refreshed; fail-closed: they do not', () => {
-    expect(rulesetScript(sets)).toContain(`elements = { ip timeout ${ALIVE_TIMEOUT_MS}ms, ip6 timeout ${ALIVE_TIMEOUT_MS}ms }`)
-    expect(rulesetScript(sets, {failClosed: true})).toContain('elements = { ip, ip6 }')
+    expect(rulesetScript(sets, {ports: ['ga', 'gb']})).toContain(`elements = { ip timeout ${ALIVE_TIMEOUT_MS}ms, ip6 timeout ${ALIVE_TIMEOUT_MS}ms }`)
+    expect(rulesetScript(sets, {ports: ['ga', 'gb'], failClosed: true})).toContain('elements = { ip, ip6 }')
     const line = refreshLine()
-    expect(line).toContain(`add element bridge ${NFT_TABLE} alive { ip timeout ${ALIVE_TIMEOUT_MS}ms, ip6 timeout ${ALIVE_TIMEOUT_MS}ms }`)
-    expect(line).toContain(`delete element bridge ${NFT_TABLE} alive { ip, ip6 }`)
+    expect(line).toContain(`add element netdev ${NFT_TABLE} alive { ip timeout ${ALIVE_TIMEOUT_MS}ms, ip6 timeout ${ALIVE_TIMEOUT_MS}ms }`)
+    expect(line).toContain(`delete element netdev ${NFT_TABLE} alive { ip, ip6 }`)
     // add, delete, add: the delete never fails and the last write wins
     expect(line.split('; ').map((c) => c.split(' ')[0])).toEqual(['add', 'delete', 'add'])
     // at least two refreshes per lifetime, and the issue's "within one second"
@@ -136,12 +175,12 @@ describe('nftables divert script', () => {
 
   it('setLines and addElementLine cover the IPv6 sets', () => {
     const lines = setLines(sets)
-    for (const n of ['tcp4', 'udp4', 'hosts4', 'tcp6', 'udp6', 'hosts6']) expect(lines).toContain(`flush set bridge ${NFT_TABLE} ${n}`)
-    expect(lines).toContain(`add element bridge ${NFT_TABLE} tcp6 { fd00::3 . 80 }`)
-    expect(lines).toContain(`add element bridge ${NFT_TABLE} hosts6 { fd00::3, fd00:6::5 }`)
+    for (const n of ['tcp4', 'udp4', 'hosts4', 'tcp6', 'udp6', 'hosts6']) expect(lines).toContain(`flush set netdev ${NFT_TABLE} ${n}`)
+    expect(lines).toContain(`add element netdev ${NFT_TABLE} tcp6 { fd00::3 . 80 }`)
+    expect(lines).toContain(`add element netdev ${NFT_TABLE} hosts6 { fd00::3, fd00:6::5 }`)
     // an empty set is flushed, never given an empty element list (a syntax error)
     expect(lines.some((l) => l.endsWith('{  }'))).toBe(false)
-    expect(addElementLine('udp6', 'fd00:6::3 . 5353')).toBe(`add element bridge ${NFT_TABLE} udp6 { fd00:6::3 . 5353 }`)
+    expect(addElementLine('udp6', 'fd00:6::3 . 5353')).toBe(`add element netdev ${NFT_TABLE} udp6 { fd00:6::3 . 5353 }`)
     // large sets are written in chunks of 256 elements
     const many = divertSets(Array.from({length: 600}, (_, i) => ({ip: `fd00:6::${(i + 1).toString(16)}`, port: 80, proto: 'tcp' as const})))
     const adds = setLines(many).filter((l) => l.includes(' tcp6 {'))
@@ -160,6 +199,12 @@ describe.skipIf(!canNft)('nftables divert script, loaded by nft (root)', () => {
     execFileSync('ip', ['netns', 'add', ns])
     try {
       const nft = (args: string[], input?: string) => execFileSync('ip', ['netns', 'exec', ns, 'nft', ...args], {input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe']})
+      // the ports and their pairs (nft resolves the hooks' devices and `fwd to` when loading)
+      for (const port of ['p6ga', 'p6gb']) {
+        const v = divertVeths(port)
+        execFileSync('ip', ['-n', ns, 'link', 'add', port, 'type', 'veth', 'peer', 'name', `${port}x`])
+        execFileSync('ip', ['-n', ns, 'link', 'add', v.kernel, 'type', 'veth', 'peer', 'name', v.engine])
+      }
       const sets = divertSets([
         {ip: '10.66.0.3', port: 80, proto: 'tcp'},
         {ip: 'fd00:6::3', port: 80, proto: 'tcp'},
@@ -168,13 +213,14 @@ describe.skipIf(!canNft)('nftables divert script, loaded by nft (root)', () => {
       const script = rulesetScript(sets, {ports: ['p6ga', 'p6gb']})
       nft(['-c', '-f', '-'], script)
       nft(['-f', '-'], rulesetScript(sets, {ports: ['p6ga', 'p6gb'], failClosed: true}))
-      const listed = nft(['list', 'table', 'bridge', NFT_TABLE])
+      const listed = nft(['list', 'table', 'netdev', NFT_TABLE])
       expect(listed).toMatch(/set tcp6 \{\s+type ipv6_addr \. inet_service\s+elements = \{ fd00:6::3 \. 80 \}/)
       expect(listed).toMatch(/set alive \{[^}]*elements = \{ ip,\s*ip6 \}/)
-      expect(listed).toContain('exthdr frag exists ip6 daddr @hosts6 drop')
+      expect(listed).toContain('exthdr frag exists ip6 daddr @hosts6 fwd to "p6ga-ppk"')
+      expect(listed).toContain('type filter hook ingress device "p6gb-ppk" priority -200; policy accept;')
       // run-time lines: the refresh and a set replacement, as the nft -i child gets them
       nft(['-f', '-'], refreshLine() + '\n' + setLines(divertSets([{ip: 'fd00:6::4', port: 8080, proto: 'tcp'}])).join('; ') + '\n' + addElementLine('udp6', 'fd00:6::4 . 53') + '\n')
-      const after = nft(['list', 'table', 'bridge', NFT_TABLE])
+      const after = nft(['list', 'table', 'netdev', NFT_TABLE])
       expect(after).toMatch(/elements = \{ fd00:6::4 \. 8080 \}/)
       expect(after).toMatch(/elements = \{ fd00:6::4 \. 53 \}/)
       expect(after).toMatch(/ip timeout 1s expires/)

@@ -119,16 +119,19 @@ describe('pure ACKs: kernel-forwarded, not captured', () => {
   it('nft: ACK-only, IHL 5, unfragmented frames jump to a chain matching total length against data offset', () => {
     // the largest pure ACK is 20 + 60 bytes: the first comparison sends full-size segments on
     expect(PURE_ACK4_NFT).toBe('ip length <= 80 ip hdrlength 5 ip frag-off & 0x3fff == 0 tcp flags == ack jump pureack4')
-    const script = rulesetScript(divertSets([{ip: '10.0.0.3', port: 80, proto: 'tcp'}]))
+    const script = rulesetScript(divertSets([{ip: '10.0.0.3', port: 80, proto: 'tcp'}]), {ports: ['ga', 'gb']})
     const at = script.indexOf('  chain pureack4 {\n')
     const chain = script.slice(at, script.indexOf('\n  }\n', at))
     const pairs = [...chain.matchAll(/ip length (\d+) tcp doff (\d+) accept/g)].map((m) => [Number(m[1]), Number(m[2])])
     expect(pairs.length).toBe(11)
     for (const [len, doff] of pairs) expect(len).toBe(20 + 4 * doff)
     expect(new Set(pairs.map((p) => p[1]))).toEqual(new Set([5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]))
-    // first in the IPv4 divert chain: before any divert (drop) rule
-    const divert4 = script.slice(script.indexOf('  chain divert4 {'))
-    expect(divert4.indexOf('jump pureack4')).toBeLessThan(divert4.indexOf(' drop'))
+    // first in each port's IPv4 divert chain: before any divert (fwd to the port's pair) rule
+    for (const chain of ['divert4_0', 'divert4_1']) {
+      const divert4 = script.slice(script.indexOf(`  chain ${chain} {`))
+      expect(divert4.indexOf('jump pureack4')).toBeGreaterThan(0)
+      expect(divert4.indexOf('jump pureack4')).toBeLessThan(divert4.indexOf(' fwd to '))
+    }
   })
 
   it('the capture filter of a protected service excludes them', () => {

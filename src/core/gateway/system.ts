@@ -1,10 +1,11 @@
 /**
- * The host side of inline mode: privileges, interface checks, the Linux bridge and offloads.
- * Every change is recorded so teardown leaves the interfaces as they were found.
+ * The host side of inline mode: privileges, interface checks, the Linux bridge, the veth pair of
+ * each port (the divert path, see nft.ts) and offloads. Every change is recorded so teardown
+ * leaves the interfaces as they were found.
  */
 import fs from 'node:fs'
 import {EXIT, UserError, permissionError} from '../errors.js'
-import {execSync, type Exec} from './nft.js'
+import {divertVeths, execSync, type DivertVeth, type Exec} from './nft.js'
 
 const CAP_NET_ADMIN = 12
 const CAP_NET_RAW = 13
@@ -42,6 +43,9 @@ export function requirePrivileges(status?: string): void {
 
 interface LinkInfo {
   ifname: string
+  mtu?: number
+  /** a veth's peer (when in the same namespace) */
+  link?: string
   flags?: string[]
   master?: string
   linkinfo?: {info_kind?: string}
@@ -58,6 +62,8 @@ export interface BridgeSetup {
   bridge: string
   created: boolean
   ports: PortState[]
+  /** the veth pairs we created, one per port, in the ports' order (deleted by teardown) */
+  veths: DivertVeth[]
 }
 
 export class HostNet {
@@ -131,12 +137,33 @@ export class HostNet {
     }
   }
 
-  /** bridge A and B (or reuse `bridge`), offloads off; returns what to undo */
+  /** the interface's details, or null when there is none of that name */
+  private tryLink(name: string): LinkInfo | null {
+    try {
+      return this.link(name)
+    } catch {
+      return null
+    }
+  }
+
+  /**
+   * bridge A and B (or reuse `bridge`), create each port's veth pair, offloads off; returns what
+   * to undo. A failure halfway undoes what was done and rethrows.
+   */
   setup(ifaces: readonly string[], bridge?: string): BridgeSetup {
-    const ports: PortState[] = ifaces.map((name) => {
-      const l = this.link(name)
-      return {name, wasUp: (l.flags ?? []).includes('UP'), master: l.master ?? null, offloads: this.offloads(name)}
-    })
+    const infos = ifaces.map((name) => this.link(name))
+    const ports: PortState[] = infos.map((l, i) => ({name: ifaces[i], wasUp: (l.flags ?? []).includes('UP'), master: l.master ?? null, offloads: this.offloads(ifaces[i])}))
+    // the pairs' names must not be anything else on the host (a pair of ours left by a killed
+    // run is replaced below)
+    for (const p of ifaces) {
+      const v = divertVeths(p)
+      for (const [dev, peer] of [[v.kernel, v.engine], [v.engine, v.kernel]]) {
+        const l = this.tryLink(dev)
+        if (l && (l.linkinfo?.info_kind !== 'veth' || l.link !== peer)) {
+          throw new UserError(`${dev} exists and is not patchpoint's (a veth paired with ${peer}); it is needed as the divert path of ${p}`, {suggestion: `rename or delete ${dev}`})
+        }
+      }
+    }
     let name = bridge
     let created = false
     if (!name) {
@@ -147,18 +174,64 @@ export class HostNet {
       const b = this.link(name)
       if (b.linkinfo?.info_kind !== 'bridge') throw new UserError(`--bridge ${name} is not a bridge`)
     }
-    const off: Record<string, boolean> = {}
-    for (const k of OFFLOADS) off[k] = false
-    for (const p of ports) {
-      this.setOffloads(p.name, off)
-      if (p.master !== name) this.exec('ip', ['link', 'set', p.name, 'master', name])
-      this.exec('ip', ['link', 'set', p.name, 'up'])
+    const done: BridgeSetup = {bridge: name, created, ports, veths: []}
+    try {
+      const off: Record<string, boolean> = {}
+      for (const k of OFFLOADS) off[k] = false
+      for (const p of ports) {
+        this.setOffloads(p.name, off)
+        if (p.master !== name) this.exec('ip', ['link', 'set', p.name, 'master', name])
+        this.exec('ip', ['link', 'set', p.name, 'up'])
+      }
+      // frames of either port cross either pair (A's frames enter A's pair, leave through B's)
+      const mtu = Math.max(...infos.map((l) => l.mtu ?? 1500))
+      for (const p of ifaces) {
+        const v = divertVeths(p)
+        done.veths.push(v)
+        this.addVeth(v, mtu, off)
+      }
+      this.exec('ip', ['link', 'set', name, 'up'])
+    } catch (err) {
+      this.teardown(done)
+      throw err
     }
-    this.exec('ip', ['link', 'set', name, 'up'])
-    return {bridge: name, created, ports}
+    return done
+  }
+
+  /**
+   * One divert pair: MTU of the ports, offloads off as on the ports, no IPv6 (no link-local
+   * address, so neither end sends neighbour discovery: what the engine end sends leaves through
+   * a port), both ends up. A pair of the same name (a killed run's) is replaced.
+   */
+  private addVeth(v: DivertVeth, mtu: number, off: Record<string, boolean>): void {
+    if (this.tryLink(v.kernel)) this.exec('ip', ['link', 'del', v.kernel])
+    if (this.tryLink(v.engine)) this.exec('ip', ['link', 'del', v.engine])
+    this.exec('ip', ['link', 'add', v.kernel, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', v.engine, 'mtu', String(mtu)])
+    for (const dev of [v.kernel, v.engine]) {
+      try {
+        this.exec('ip', ['link', 'set', 'dev', dev, 'addrgenmode', 'none'])
+      } catch {
+        // an old iproute2: disable_ipv6 below does it
+      }
+      try {
+        // the slash form keeps a dot in an interface name
+        this.exec('sysctl', ['-q', '-w', `net/ipv6/conf/${dev}/disable_ipv6=1`])
+      } catch {
+        // no IPv6 in this kernel, or /proc/sys read-only: addrgenmode none suffices
+      }
+      this.setOffloads(dev, off)
+    }
+    for (const dev of [v.kernel, v.engine]) this.exec('ip', ['link', 'set', dev, 'up'])
   }
 
   teardown(s: BridgeSetup): void {
+    for (const v of s.veths) {
+      try {
+        this.exec('ip', ['link', 'del', v.kernel])
+      } catch {
+        // gone already (deleting one end deletes both)
+      }
+    }
     for (const p of s.ports) {
       const tryExec = (args: string[]) => {
         try {
