@@ -98,6 +98,27 @@ describe('Forwarder (inline decisions)', () => {
     expect(s.forwarder.stats.blockedFlows).toBe(1)
   })
 
+  it('a flow whose bare SYN and pure ACKs went through the kernel (SYN-flood limit) is picked up from the SYN-ACK and judged', () => {
+    const dec = new PacketDecoder()
+    // what nftables leaves to the kernel: the client's bare SYN over the limit, its pure ACKs
+    const diverted = (frames: {tsUs: number; data: Uint8Array}[]) => frames.filter((f) => {
+      const p = dec.decode(f.data, LINKTYPE.ETHERNET)
+      const bareSyn = (p.tcpFlags & 0x17) === 0x02 && p.payloadLength === 0
+      const pureAck = p.tcpFlags === 0x10 && p.payloadLength === 0
+      return !(p.src === CLIENT && (bareSyn || pureAck))
+    })
+    const bad = session('drop')
+    run(bad.s, diverted(tcpConversation({client: CLIENT, server: SERVER, clientPort: 40100, serverPort: 80, toServer: enc(SHELLSHOCK), toClient: enc(RESPONSE), maxSegment: 9, seed: 4})))
+    expect(stream(bad.ports[1].frames).bytes).not.toContain('() {')
+    expect(stream(bad.ports[1].frames).resets).toBeGreaterThanOrEqual(1)
+    expect(bad.events.some((e) => e.event_type === 'alert')).toBe(true)
+    const good = session('drop')
+    run(good.s, diverted(tcpConversation({client: CLIENT, server: SERVER, clientPort: 40101, serverPort: 80, toServer: enc(BENIGN), toClient: enc(RESPONSE), maxSegment: 9, seed: 4})))
+    expect(stream(good.ports[1].frames).bytes).toBe(BENIGN)
+    expect(stream(good.ports[0].frames).bytes).toBe(RESPONSE)
+    expect(good.s.forwarder.stats.resetsSent).toBe(0)
+  })
+
   it('fix: the server receives the neutralised header, same length, valid checksums', () => {
     const {s, ports} = session('fix')
     run(s, tcpConversation({client: CLIENT, server: SERVER, clientPort: 40002, serverPort: 80, toServer: enc(SHELLSHOCK), toClient: enc(RESPONSE), maxSegment: 11, seed: 5}))

@@ -1,6 +1,6 @@
 import {describe, it, expect} from 'vitest'
 import {execFileSync} from 'node:child_process'
-import {ALIVE_TIMEOUT_MS, ENGINE_STALL_MS, MAX_IFNAME, NFT_FAMILY, NFT_TABLE, REFRESH_MS, addElementLine, canonicalIp, divertSets, divertVeths, refreshLine, rulesetScript, setLines} from './nft.js'
+import {ALIVE_TIMEOUT_MS, ENGINE_STALL_MS, MAX_IFNAME, NFT_FAMILY, NFT_TABLE, REFRESH_MS, SYN_DIVERT_PER_SECOND, addElementLine, canonicalIp, divertSets, divertVeths, refreshLine, rulesetScript, setLines} from './nft.js'
 
 const has = (cmd: string): boolean => {
   try {
@@ -74,6 +74,21 @@ describe('nftables divert script', () => {
     const s = rulesetScript(only6, {ports: ['ga', 'gb']})
     expect(s).toContain('set tcp6 { type ipv6_addr . inet_service; elements = { fd00:6::3 . 443 } }')
     expect(s).toContain('set tcp4 { type ipv4_addr . inet_service;  }')
+  })
+
+  it('SYN floods: bare SYNs to protected services over the rate go to the kernel, before any divert rule', () => {
+    const s = rulesetScript(sets, {ports: ['ga', 'gb']})
+    for (const [chain, other] of [['divert4_0', 'baresyn4'], ['divert6_1', 'baresyn6']]) {
+      const c = chainOf(s, chain)
+      const limit = c.indexOf(`limit rate over ${SYN_DIVERT_PER_SECOND}/second jump ${other}`)
+      expect(limit).toBeGreaterThan(0)
+      expect(limit).toBeLessThan(c.indexOf(' fwd to '))
+      expect(c).toContain('tcp flags & (fin | syn | rst | ack) == syn')
+    }
+    // only SYNs without payload leave: the chains accept a length equal to the headers alone
+    expect(chainOf(s, 'baresyn4')).toContain('ip length 60 tcp doff 10 accept')
+    expect(chainOf(s, 'baresyn6')).toContain('ip6 length 40 tcp doff 10 accept')
+    expect(chainOf(s, 'baresyn4')).not.toMatch(/fwd|drop/)
   })
 
   it('diverts every IPv4 fragment to or from a protected host, matched by address only', () => {

@@ -72,6 +72,16 @@ export const PURE_ACK4_NFT = 'ip length <= 80 ip hdrlength 5 ip frag-off & 0x3ff
  * loads but nft 1.0.6 aborts listing it (mergesort.c assertion), and `nft list ruleset` must work.
  */
 const PURE_ACK4_CHAIN = [8, 5, 11, 10, 13, 15, 6, 7, 9, 12, 14].map((doff) => `    ip length ${20 + 4 * doff} tcp doff ${doff} accept`).join('\n')
+/**
+ * SYN floods: bare SYNs (no payload) to protected services are diverted up to this rate per port;
+ * above it, they go through the kernel bridge. A bare SYN carries no byte to judge, and the
+ * engine picks the flow up from the SYN-ACK or the first data (what a SYN says, window scale and
+ * timestamps, is then unknown to it: window checks assume the largest scale). So a flood cannot
+ * swamp the engine, and a legitimate connection opened during one still gets through, judged.
+ * A SYN with data (TCP Fast Open) is always diverted.
+ */
+export const SYN_DIVERT_PER_SECOND = 20_000
+const NO_PAYLOAD6_CHAIN = [8, 5, 11, 10, 13, 15, 6, 7, 9, 12, 14].map((doff) => `    ip6 length ${4 * doff} tcp doff ${doff} accept`).join('\n')
 export const PURE_ACK4_BPF = '(tcp[13] == 0x10 and ip[0] & 0xf == 5 and ip[6:2] & 0x3fff == 0 and ip[2:2] == 20 + ((tcp[12] & 0xf0) >> 2))'
 
 export interface DivertSets {
@@ -145,6 +155,7 @@ function divertRules(v6: boolean, dev: string): string {
   const to = `fwd to "${dev}"`
   const rules = v6
     ? [
+        `ip6 nexthdr tcp tcp flags & (fin | syn | rst | ack) == syn ip6 daddr . tcp dport @tcp6 limit rate over ${SYN_DIVERT_PER_SECOND}/second jump baresyn6`,
         `ip6 daddr . tcp dport @tcp6 ${to}`,
         `ip6 saddr . tcp sport @tcp6 ${to}`,
         `ip6 daddr . udp dport @udp6 ${to}`,
@@ -155,6 +166,7 @@ function divertRules(v6: boolean, dev: string): string {
         `ip6 nexthdr != { tcp, udp, ipv6-icmp } ip6 saddr @hosts6 ${to}`,
       ]
     : [
+        `ip hdrlength 5 ip frag-off & 0x3fff == 0 tcp flags & (fin | syn | rst | ack) == syn ip daddr . tcp dport @tcp4 limit rate over ${SYN_DIVERT_PER_SECOND}/second jump baresyn4`,
         PURE_ACK4_NFT,
         'tcp flags & (fin | syn | rst) == 0 ip saddr . tcp sport . ip daddr . tcp dport @bypass4 accept',
         `ip daddr . tcp dport @tcp4 ${to}`,
@@ -212,6 +224,12 @@ table ${NFT_FAMILY} ${NFT_TABLE} {
   set bypass4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; }
 ${chains}  chain pureack4 {
 ${PURE_ACK4_CHAIN}
+  }
+  chain baresyn4 {
+${PURE_ACK4_CHAIN}
+  }
+  chain baresyn6 {
+${NO_PAYLOAD6_CHAIN}
   }
 }
 `

@@ -6,6 +6,7 @@
  * view instead of stdout, no stats line is printed, and the view reads the counters itself.
  */
 import path from 'node:path'
+import v8 from 'node:v8'
 import {EventLog} from '../events/writer.js'
 import type {EventSink, EveEvent} from '../events/eve.js'
 import {eventsFilePath, loadConfig} from '../project/config.js'
@@ -97,7 +98,17 @@ export function eventLine(ev: EveEvent): string {
   return `${ev.timestamp} ${ev.event_type} ${where}`
 }
 
+/**
+ * V8 lets the old generation grow to about four times what was live after the last full GC. A
+ * flood churns short-lived flows through it (each evicted flow is old garbage), and the gateway's
+ * RSS grew to 384 MB for 62 MB live in a 1M-SYN flood through the engine; growing by 40% at most
+ * kept the peak at 215 MB, and the run was no slower (the flood measured in-process, see the
+ * issue 4 note). The engine's own caps bound what is live.
+ */
+export const HEAP_GROWING_PERCENT = 40
+
 export async function runGateway(opts: RunGatewayOptions): Promise<RunGatewayResult> {
+  v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
   const view = opts.view
   const out = view ? (l: string) => view.line(l) : opts.out ?? ((l: string) => process.stdout.write(l + '\n'))
   const ifaces = opts.ifaces ?? []
