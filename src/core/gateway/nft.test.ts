@@ -78,7 +78,7 @@ describe('nftables divert script', () => {
 
   it('SYN floods: bare SYNs to protected services over the rate go to the kernel, before any divert rule', () => {
     const s = rulesetScript(sets, {ports: ['ga', 'gb']})
-    for (const [chain, other] of [['divert4_0', 'baresyn4'], ['divert6_1', 'baresyn6']]) {
+    for (const [chain, other] of [['tcp4c_0', 'baresyn4'], ['divert6_1', 'baresyn6']]) {
       const c = chainOf(s, chain)
       const limit = c.indexOf(`limit rate over ${SYN_DIVERT_PER_SECOND}/second jump ${other}`)
       expect(limit).toBeGreaterThan(0)
@@ -99,8 +99,10 @@ describe('nftables divert script', () => {
     expect(chainOf(s, 'divert4_0')).toContain('ip frag-off & 0x3fff != 0 ip saddr @hosts4 fwd to "ga-ppk"')
     expect(chainOf(s, 'in0')).toContain('type filter hook ingress device "ga" priority -200; policy accept;')
     expect(chainOf(s, 'in0')).toContain('ether type @alive ether type vmap { ip : jump divert4_0, ip6 : jump divert6_0 }')
-    expect(chainOf(s, 'divert4_0')).toContain('ip daddr . tcp dport @tcp4 fwd to "ga-ppk"')
-    expect(chainOf(s, 'divert4_1')).toContain('ip daddr . tcp dport @tcp4 fwd to "gb-ppk"')
+    expect(chainOf(s, 'divert4_0')).toContain('ip daddr . tcp dport @tcp4 jump tcp4c_0')
+    expect(chainOf(s, 'divert4_0')).toContain('ip saddr . tcp sport @tcp4 jump tcp4s_0')
+    expect(chainsOf(s).tcp4c_0.at(-1)).toBe('fwd to "ga-ppk"')
+    expect(chainsOf(s).tcp4s_1.at(-1)).toBe('fwd to "gb-ppk"')
     expect(s).toContain(`delete table netdev ${NFT_TABLE}`)
     expect(s).not.toContain('table bridge')
   })
@@ -116,7 +118,8 @@ describe('nftables divert script', () => {
       expect(chainOf(s, `engine${i}`)).toContain(`type filter hook ingress device "${v.engine}" priority -200; policy drop;`)
       expect(chainsOf(s)[`engine${i}`]).toEqual([])
       // every divert of port X goes into X's pair, none into the other's
-      const fwd = [...chainsOf(s)[`divert4_${i}`], ...chainsOf(s)[`divert6_${i}`]].filter((r) => r.includes('fwd to'))
+      const c = chainsOf(s)
+      const fwd = [...c[`divert4_${i}`], ...c[`tcp4c_${i}`], ...c[`tcp4s_${i}`], ...c[`divert6_${i}`]].filter((r) => r.includes('fwd to'))
       expect(fwd.length).toBe(14)
       for (const r of fwd) expect(r.endsWith(`fwd to "${v.kernel}"`), r).toBe(true)
     }
@@ -155,15 +158,17 @@ describe('nftables divert script', () => {
       expect(jump).toMatch(new RegExp(`ip6 : jump ${name}\\b`))
     }
     // every divert rule (fwd to a pair) is conditioned on the alive set, in a chain entered only
-    // from a port's ingress chain's @alive rule
-    const gated = (chain: string): boolean => {
+    // from a port's ingress chain's @alive rule (or from chains that are)
+    const gated = (chain: string, depth = 0): boolean => {
       const from = Object.entries(chains).filter(([, list]) => list.some((r) => new RegExp(`(jump|goto) ${chain}\\b`).test(r)))
-      return from.length > 0 && from.every(([n, list]) => /^in\d$/.test(n) && list.every((r) => !r.includes(`jump ${chain}`) || r.startsWith('ether type @alive ')))
+      return depth < 4 && from.length > 0 && from.every(([n, list]) => /^in\d$/.test(n)
+        ? list.every((r) => !r.includes(`jump ${chain}`) || r.startsWith('ether type @alive '))
+        : gated(n, depth + 1))
     }
     let diverts = 0
     for (const [chain, list] of Object.entries(chains)) {
       for (const r of list) {
-        if (!r.includes(' fwd to "') || /^out\d$/.test(chain)) continue
+        if (!/(^| )fwd to "/.test(r) || /^out\d$/.test(chain)) continue
         diverts++
         expect(gated(chain), `${chain}: ${r}`).toBe(true)
       }

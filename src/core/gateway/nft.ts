@@ -80,7 +80,7 @@ const PURE_ACK4_CHAIN = [8, 5, 11, 10, 13, 15, 6, 7, 9, 12, 14].map((doff) => ` 
  * swamp the engine, and a legitimate connection opened during one still gets through, judged.
  * A SYN with data (TCP Fast Open) is always diverted.
  */
-export const SYN_DIVERT_PER_SECOND = 20_000
+export const SYN_DIVERT_PER_SECOND = 10_000
 const NO_PAYLOAD6_CHAIN = [8, 5, 11, 10, 13, 15, 6, 7, 9, 12, 14].map((doff) => `    ip6 length ${4 * doff} tcp doff ${doff} accept`).join('\n')
 export const PURE_ACK4_BPF = '(tcp[13] == 0x10 and ip[0] & 0xf == 5 and ip[6:2] & 0x3fff == 0 and ip[2:2] == 20 + ((tcp[12] & 0xf0) >> 2))'
 
@@ -150,8 +150,13 @@ function elements(list: readonly string[]): string {
   return list.length === 0 ? '' : `elements = { ${list.join(', ')} }`
 }
 
-/** the divert rules of one port's chains, IPv4 or IPv6: each sends its frames into `dev` */
-function divertRules(v6: boolean, dev: string): string {
+/**
+ * The divert rules of one port's chains, IPv4 or IPv6: each sends its frames into `dev`. IPv4
+ * TCP frames of protected tuples jump to a chain per direction (`tcp4c_N` toward the service,
+ * `tcp4s_N` from it), so a frame of an unprotected flow costs the two tuple lookups only; the
+ * SYN-flood limit, pure ACKs and bypassed responses are sorted out inside those chains.
+ */
+function divertRules(v6: boolean, dev: string, i: number): string {
   const to = `fwd to "${dev}"`
   const rules = v6
     ? [
@@ -166,11 +171,8 @@ function divertRules(v6: boolean, dev: string): string {
         `ip6 nexthdr != { tcp, udp, ipv6-icmp } ip6 saddr @hosts6 ${to}`,
       ]
     : [
-        `ip hdrlength 5 ip frag-off & 0x3fff == 0 tcp flags & (fin | syn | rst | ack) == syn ip daddr . tcp dport @tcp4 limit rate over ${SYN_DIVERT_PER_SECOND}/second jump baresyn4`,
-        PURE_ACK4_NFT,
-        'tcp flags & (fin | syn | rst) == 0 ip saddr . tcp sport . ip daddr . tcp dport @bypass4 accept',
-        `ip daddr . tcp dport @tcp4 ${to}`,
-        `ip saddr . tcp sport @tcp4 ${to}`,
+        `ip daddr . tcp dport @tcp4 jump tcp4c_${i}`,
+        `ip saddr . tcp sport @tcp4 jump tcp4s_${i}`,
         `ip daddr . udp dport @udp4 ${to}`,
         `ip saddr . udp sport @udp4 ${to}`,
         `ip frag-off & 0x3fff != 0 ip daddr @hosts4 ${to}`,
@@ -197,10 +199,20 @@ export function rulesetScript(sets: DivertSets, opts: {failClosed?: boolean; por
     ether type @alive ether type vmap { ip : jump divert4_${i}, ip6 : jump divert6_${i} }
   }
   chain divert4_${i} {
-${divertRules(false, v.kernel)}
+${divertRules(false, v.kernel, i)}
+  }
+  chain tcp4c_${i} {
+    ip hdrlength 5 ip frag-off & 0x3fff == 0 tcp flags & (fin | syn | rst | ack) == syn limit rate over ${SYN_DIVERT_PER_SECOND}/second jump baresyn4
+    ${PURE_ACK4_NFT}
+    fwd to "${v.kernel}"
+  }
+  chain tcp4s_${i} {
+    ${PURE_ACK4_NFT}
+    tcp flags & (fin | syn | rst) == 0 ip saddr . tcp sport . ip daddr . tcp dport @bypass4 accept
+    fwd to "${v.kernel}"
   }
   chain divert6_${i} {
-${divertRules(true, v.kernel)}
+${divertRules(true, v.kernel, i)}
   }
   chain out${i} {
     ${hook(v.kernel, 'accept')}

@@ -126,11 +126,11 @@ describe('pure ACKs: kernel-forwarded, not captured', () => {
     expect(pairs.length).toBe(11)
     for (const [len, doff] of pairs) expect(len).toBe(20 + 4 * doff)
     expect(new Set(pairs.map((p) => p[1]))).toEqual(new Set([5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]))
-    // first in each port's IPv4 divert chain: before any divert (fwd to the port's pair) rule
-    for (const chain of ['divert4_0', 'divert4_1']) {
-      const divert4 = script.slice(script.indexOf(`  chain ${chain} {`))
-      expect(divert4.indexOf('jump pureack4')).toBeGreaterThan(0)
-      expect(divert4.indexOf('jump pureack4')).toBeLessThan(divert4.indexOf(' fwd to '))
+    // in both directions of a protected IPv4 tuple, on each port: before the divert (fwd to the port's pair)
+    for (const chain of ['tcp4c_0', 'tcp4s_0', 'tcp4c_1', 'tcp4s_1']) {
+      const c = script.slice(script.indexOf(`  chain ${chain} {`), script.indexOf('\n  }\n', script.indexOf(`  chain ${chain} {`)))
+      expect(c.indexOf('jump pureack4')).toBeGreaterThan(0)
+      expect(c.indexOf('jump pureack4')).toBeLessThan(c.indexOf(' fwd to '))
     }
   })
 
