@@ -11,6 +11,7 @@ import {buildEthernet, buildIcmpEcho, buildIpv6, buildTcp, buildTcpPacket, build
 import {ACK, PSH, SYN} from '../packet/decode.js'
 import {MATCH_NOTHING, MAX_FILTER_TERMS, captureFilter} from './bpf.js'
 import {divertSets} from './nft.js'
+import {writeFrames} from '../../../test/support/pcap.js'
 
 const hasTcpdump = (() => {
   try {
@@ -36,32 +37,12 @@ function tcpBehindDestOpts(src: string, dst: string, dport: number): Uint8Array 
   return eth6(buildIpv6({src, dst, nextHeader: 6, extHeaders: [{type: 60, body: new Uint8Array([1, 4, 0, 0, 0, 0])}]}, seg))
 }
 
-/** classic pcap (LINKTYPE_ETHERNET); frame i gets the timestamp i s, so tcpdump -tt names it */
-function writePcap(file: string, frames: readonly Uint8Array[]): void {
-  const parts: Buffer[] = []
-  const gh = Buffer.alloc(24)
-  gh.writeUInt32LE(0xa1b2c3d4, 0)
-  gh.writeUInt16LE(2, 4)
-  gh.writeUInt16LE(4, 6)
-  gh.writeUInt32LE(65535, 16)
-  gh.writeUInt32LE(1, 20)
-  parts.push(gh)
-  frames.forEach((f, i) => {
-    const rh = Buffer.alloc(16)
-    rh.writeUInt32LE(i + 1, 0)
-    rh.writeUInt32LE(f.length, 8)
-    rh.writeUInt32LE(f.length, 12)
-    parts.push(rh, Buffer.from(f))
-  })
-  fs.writeFileSync(file, Buffer.concat(parts))
-}
-
 /** names of the frames the filter selects */
 function selected(filter: string, frames: readonly [string, Uint8Array][]): string[] {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pp6-bpf-'))
   try {
     const file = path.join(dir, 'f.pcap')
-    writePcap(file, frames.map(([, f]) => f))
+    writeFrames(file, frames.map(([, f]) => f))
     const out = execFileSync('tcpdump', ['-tt', '-nn', '-r', file, filter], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
     return out.split('\n').filter((l) => l.length > 0).map((l) => frames[Number(l.split('.')[0]) - 1][0])
   } finally {

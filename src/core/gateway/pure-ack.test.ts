@@ -11,6 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {PURE_ACK4_BPF, PURE_ACK4_NFT, divertSets, rulesetScript} from './nft.js'
 import {captureFilter} from './bpf.js'
+import {writeFrames} from '../../../test/support/pcap.js'
 
 const hasTcpdump = (() => {
   try {
@@ -56,25 +57,6 @@ function frame(s: Spec): Uint8Array {
   f[t + 13] = s.flags
   dv.setUint16(t + 14, 1000)
   return f
-}
-
-function pcap(frames: readonly Uint8Array[]): Buffer {
-  const parts: Buffer[] = []
-  const g = Buffer.alloc(24)
-  g.writeUInt32LE(0xa1b2c3d4, 0)
-  g.writeUInt16LE(2, 4)
-  g.writeUInt16LE(4, 6)
-  g.writeUInt32LE(65535, 16)
-  g.writeUInt32LE(1, 20)
-  parts.push(g)
-  frames.forEach((f, i) => {
-    const h = Buffer.alloc(16)
-    h.writeUInt32LE(i + 1, 0)
-    h.writeUInt32LE(f.length, 8)
-    h.writeUInt32LE(f.length, 12)
-    parts.push(h, Buffer.from(f))
-  })
-  return Buffer.concat(parts)
 }
 
 const ACK = 0x10
@@ -142,7 +124,7 @@ describe('pure ACKs: kernel-forwarded, not captured', () => {
   describe.skipIf(!hasTcpdump)('libpcap evaluates the filters (tcpdump -r)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ppd-pureack-'))
     const file = path.join(dir, 'cases.pcap')
-    fs.writeFileSync(file, pcap(CASES.map(([s]) => frame(s))))
+    writeFrames(file, CASES.map(([s]) => frame(s)))
     const matched = (filter: string): number[] => {
       const out = execFileSync('tcpdump', ['-r', file, '-nn', '-tt', filter], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']})
       return out.split('\n').filter(Boolean).map((l) => Number(l.split('.')[0]) - 1)
