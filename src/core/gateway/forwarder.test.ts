@@ -7,46 +7,21 @@ import {LINKTYPE} from '../packet/linktype.js'
 import {engineDetection, type Detection} from '../engine/detection.js'
 import type {EveEvent} from '../events/eve.js'
 import {GatewaySession} from './session.js'
-import {addRange, applyEdits, rangesCover, rangesOverlap, GATEWAY_LIMITS, type GatewayPort} from './forwarder.js'
+import {addRange, applyEdits, rangesCover, rangesOverlap, GATEWAY_LIMITS, type GatewayLimits} from './forwarder.js'
 import type {Policy} from './policy.js'
 import {frameView} from './live.js'
+import {BENIGN, FakePort, RESPONSE, SHELLSHOCK, enc, gatewaySession, runFrames} from '../../../test/support/gateway.js'
 
 const FUZZ_RUNS = Number(process.env.PATCHPOINT_FUZZ_RUNS ?? 20)
 const CLIENT = '10.0.0.1'
 const SERVER = '10.0.0.3'
-const enc = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'))
-const SHELLSHOCK = 'GET /cgi-bin/status HTTP/1.1\r\nHost: x\r\nUser-Agent: () { :; }; /bin/cat /etc/passwd\r\nAccept: */*\r\n\r\n'
-const BENIGN = 'GET /index.html HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n'
-const RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello'
-
-class FakePort implements GatewayPort {
-  frames: Uint8Array[] = []
-  send(frame: Uint8Array): void {
-    this.frames.push(frame.slice())
-  }
-}
-
 let detection: Detection
 beforeAll(async () => {
   detection = await engineDetection()
 })
 
-function session(action: 'fix' | 'drop' | 'log', limits = {}, failClosed = false) {
-  const policy: Policy = {services: [{ip: SERVER, port: 80, proto: 'tcp', action}]}
-  const ports = [new FakePort(), new FakePort()] as const
-  const events: EveEvent[] = []
-  const s = new GatewaySession({detection, policy, ports, onEvent: (e) => events.push(e), limits, failClosed})
-  return {s, ports, events}
-}
-
-/** client frames arrive on port 0, server frames on port 1 */
-function run(s: GatewaySession, frames: {tsUs: number; data: Uint8Array}[]) {
-  const dec = new PacketDecoder()
-  for (const f of frames) {
-    const p = dec.decode(f.data, LINKTYPE.ETHERNET)
-    s.forwarder.handle(f.data.slice(), p.src === CLIENT ? 0 : 1, f.tsUs)
-  }
-}
+const session = (action: 'fix' | 'drop' | 'log', limits: Partial<GatewayLimits> = {}, failClosed = false) => gatewaySession(detection, SERVER, action, limits, failClosed)
+const run = (s: GatewaySession, frames: {tsUs: number; data: Uint8Array}[]) => runFrames(s, CLIENT, frames)
 
 /** the TCP payload bytes of the frames (in seq order, duplicates removed), and resets */
 function stream(frames: Uint8Array[]): {bytes: string; resets: number; badChecksums: number} {
