@@ -140,7 +140,7 @@ export interface EngineFlow {
 }
 
 /**
- * The engine's flow. IPv4 TCP/UDP flows keep their addresses as numbers: the text forms (and the
+ * The engine's flow. IPv4 flows keep their addresses as numbers: the text forms (and the
  * table key, which only non-IPv4 lookups and the gateway use) are built on first use, and most
  * flows of a scan or a flood never need them.
  */
@@ -361,8 +361,8 @@ export class Engine {
     const sport = hasPorts ? pkt.srcPort : 0
     const dport = hasPorts ? pkt.dstPort : 0
     if (hasPorts && pkt.l4Offset < 0) return
-    // IPv4 TCP/UDP (nearly all traffic): found by the tuple as numbers, no string per packet
-    const v4 = hasPorts && pkt.ipVersion === 4
+    // IPv4 (nearly all traffic): found by the tuple as numbers, no string per packet
+    const v4 = pkt.ipVersion === 4
     const src4 = v4 ? pkt.src4 : 0
     const dst4 = v4 ? pkt.dst4 : 0
     let flow = v4 ? this.table.get4(proto, src4, sport, dst4, dport) : this.table.get(flowKey(proto, pkt.src, sport, pkt.dst, dport))
@@ -655,6 +655,10 @@ export class Engine {
         },
       })
     }
+    // An ended flow that outlived a scavenge sits in the old generation until the next full GC;
+    // what it still points to would survive every scavenge until then (and be promoted in turn).
+    flow.pendingSyn = null
+    flow.detectToServer = flow.detectToClient = null
   }
 
   /** end of input: close every flow and flush what reassembly still holds */

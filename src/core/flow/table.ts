@@ -24,6 +24,9 @@ export const FLOW_LIMITS = {
 }
 export type FlowLimits = typeof FLOW_LIMITS
 
+/** buckets of the IPv4 flow index at most (2^22: 32 MB of pointers at a 2M-flow cap) */
+const MAX_BUCKETS = 1 << 22
+
 /** Canonical key: the same for both directions of a conversation. */
 export function flowKey(proto: number, src: string, srcPort: number, dst: string, dstPort: number): string {
   if (src < dst || (src === dst && srcPort <= dstPort)) return proto + '|' + src + '|' + srcPort + '|' + dst + '|' + dstPort
@@ -35,7 +38,7 @@ export interface FlowBase {
   key: string
   proto: number
   /**
-   * IPv4 TCP/UDP flows are found by their tuple as numbers (no string is built per packet):
+   * IPv4 flows are found by their tuple as numbers (ports 0 for protocols without ports) (no string is built per packet):
    * the end with the lower (address, port) is `lo`. Set by {@link FlowTable.setV4Tuple}.
    */
   v4: boolean
@@ -69,10 +72,14 @@ export interface LruList {
  * are due, and a flow changing class moves to the tail of its new list.
  */
 export class FlowTable<F extends FlowBase> {
-  /** flows other than IPv4 TCP/UDP, by key */
+  /** flows other than IPv4, by key */
   private readonly flows = new Map<string, F>()
-  /** IPv4 TCP/UDP flows: seeded hash of the tuple -> chain of flows (compared field by field) */
-  private readonly flows4 = new Map<number, F>()
+  /**
+   * IPv4 flows: a fixed array of buckets (twice the flow cap, a power of two), each the
+   * head of a chain through `hashNext`, indexed by a seeded hash of the tuple. A Map here cost a
+   * hash-table entry per new flow and a deleted slot per ended one (V8 rehashes to drop them).
+   */
+  private readonly buckets4: (F | null)[]
   private count4 = 0
   /** per-table random seed: bucket collisions cannot be aimed from outside */
   private readonly seed = (Math.random() * 0x7fffffff) | 0
@@ -89,7 +96,10 @@ export class FlowTable<F extends FlowBase> {
     hashMask = 0x3fffffff,
   ) {
     this.maxFlows = Math.max(1, maxFlows)
-    this.hashMask = hashMask
+    let n = 16
+    while (n < this.maxFlows * 2 && n < MAX_BUCKETS) n *= 2
+    this.hashMask = Math.min(hashMask, n - 1)
+    this.buckets4 = new Array<F | null>(this.hashMask + 1).fill(null)
   }
 
   get size(): number {
@@ -100,7 +110,7 @@ export class FlowTable<F extends FlowBase> {
     return this.flows.get(key)
   }
 
-  /** the IPv4 TCP/UDP flow of (proto, a:ap <-> b:bp), either direction; addresses as 32-bit numbers (signed or not, used alike) */
+  /** the IPv4 flow of (proto, a:ap <-> b:bp), either direction; addresses as 32-bit numbers (signed or not, used alike) */
   get4(proto: number, a: number, ap: number, b: number, bp: number): F | undefined {
     let lo = a
     let hi = b
@@ -110,7 +120,7 @@ export class FlowTable<F extends FlowBase> {
       hi = a
       ports = (bp << 16) | ap
     }
-    let f = this.flows4.get(this.hash4(proto, lo, hi, ports)) as FlowBase | null | undefined
+    let f = this.buckets4[this.hash4(proto, lo, hi, ports)] as FlowBase | null
     while (f) {
       if (f.v4lo === lo && f.v4hi === hi && f.v4ports === ports && f.proto === proto) return f as F
       f = f.hashNext
@@ -183,8 +193,8 @@ export class FlowTable<F extends FlowBase> {
     }
     if (flow.v4) {
       const h = this.hash4(flow.proto, flow.v4lo, flow.v4hi, flow.v4ports)
-      flow.hashNext = this.flows4.get(h) ?? null
-      this.flows4.set(h, flow)
+      flow.hashNext = this.buckets4[h]
+      this.buckets4[h] = flow
       this.count4++
     } else {
       this.flows.set(flow.key, flow)
@@ -219,7 +229,7 @@ export class FlowTable<F extends FlowBase> {
       l.count = 0
     }
     this.flows.clear()
-    this.flows4.clear()
+    this.buckets4.fill(null)
     this.count4 = 0
     for (const f of all) {
       f.hashNext = null
@@ -231,7 +241,7 @@ export class FlowTable<F extends FlowBase> {
 
   *values(): IterableIterator<F> {
     yield* this.flows.values()
-    for (const head of this.flows4.values()) {
+    for (const head of this.buckets4) {
       for (let f: FlowBase | null = head; f; f = f.hashNext) yield f as F
     }
   }
@@ -251,11 +261,10 @@ export class FlowTable<F extends FlowBase> {
 
   private remove4(flow: F): void {
     const h = this.hash4(flow.proto, flow.v4lo, flow.v4hi, flow.v4ports)
-    const head = this.flows4.get(h)
-    if (head === undefined) return
+    const head = this.buckets4[h]
+    if (head === null) return
     if (head === flow) {
-      if (flow.hashNext) this.flows4.set(h, flow.hashNext as F)
-      else this.flows4.delete(h)
+      this.buckets4[h] = flow.hashNext as F | null
     } else {
       let p: FlowBase = head
       while (p.hashNext && p.hashNext !== flow) p = p.hashNext

@@ -397,7 +397,7 @@ export class PacketDecoder {
     p.etherType = 0
     p.srcMacOffset = -1
     p.dstMacOffset = -1
-    p.vlanIds.length = 0
+    if (p.vlanIds.length !== 0) p.vlanIds.length = 0
     p.sllPacketType = -1
     p.loopbackFamily = -1
     p.net = 'none'
@@ -459,7 +459,8 @@ export class PacketDecoder {
     p.payloadOffset = 0
     p.payloadLength = 0
     p.truncated = false
-    p.anomalies.length = 0
+    // (the length setter is a builtin call: skip it in the common case of nothing to clear)
+    if (p.anomalies.length !== 0) p.anomalies.length = 0
     p._src = null
     p._dst = null
     p._payload = null
