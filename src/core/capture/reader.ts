@@ -314,12 +314,18 @@ abstract class ChunkedReader {
     this.eof = false
   }
 
+  // Plain byte reads: callers only read inside what fill() made available, and Buffer's
+  // readUInt32LE/BE (bounds checks, argument validation) cost more than the bytes per record.
   protected u16(o: number): number {
-    return this.le ? this.buf.readUInt16LE(o) : this.buf.readUInt16BE(o)
+    const b = this.u8
+    return this.le ? b[o] | (b[o + 1] << 8) : (b[o] << 8) | b[o + 1]
   }
 
   protected u32(o: number): number {
-    return this.le ? this.buf.readUInt32LE(o) : this.buf.readUInt32BE(o)
+    const b = this.u8
+    return this.le
+      ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000
+      : b[o] * 0x1000000 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3])
   }
 
   protected err(code: CaptureErrorCode, offset: number, what: string, detail?: string): CaptureError {
