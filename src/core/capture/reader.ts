@@ -40,9 +40,40 @@ export interface CaptureRecord {
   /** 0 for pcap; the pcapng Interface ID within the current section */
   interfaceId: number
   /** view into the reader's buffer, valid only until the next next() call */
-  data: Uint8Array
+  readonly data: Uint8Array
+  /**
+   * the reader's buffer and where the record starts in it (`data` is
+   * `buffer.subarray(offset, offset + capturedLength)`): a consumer that can work on a range
+   * decodes the record where it lies, without a view per record
+   */
+  readonly buffer: Uint8Array
+  readonly offset: number
   capturedLength: number
   originalLength: number
+}
+
+/** The reader's one record object: the `data` view is only built when someone asks for it. */
+class Record implements CaptureRecord {
+  tsUs = 0
+  linktype = 0
+  interfaceId = 0
+  buffer: Uint8Array = new Uint8Array(0)
+  offset = 0
+  capturedLength = 0
+  originalLength = 0
+  private view: Uint8Array | null = null
+
+  get data(): Uint8Array {
+    return (this.view ??= this.buffer.subarray(this.offset, this.offset + this.capturedLength))
+  }
+
+  /** point at the next record */
+  at(buffer: Uint8Array, offset: number, capturedLength: number): void {
+    this.buffer = buffer
+    this.offset = offset
+    this.capturedLength = capturedLength
+    this.view = null
+  }
 }
 
 export type CaptureErrorCode = 'bad_magic' | 'truncated' | 'unknown_linktype' | 'corrupt' | 'io'
@@ -223,9 +254,7 @@ abstract class ChunkedReader {
   protected readonly maxRecord: number
   protected readonly maxBuffer: number
   protected readonly onAnomaly: AnomalySink
-  protected readonly rec: CaptureRecord = {
-    tsUs: 0, linktype: 0, interfaceId: 0, data: new Uint8Array(0), capturedLength: 0, originalLength: 0,
-  }
+  protected readonly rec = new Record()
   private eof = false
   private failed: CaptureError | null = null
   private closed = false
@@ -425,8 +454,7 @@ class PcapReader extends ChunkedReader implements CaptureReader {
     const d = this.pos + PCAP_RECORD_HEADER
     const rec = this.rec
     rec.tsUs = sec * 1e6 + (this.nanos ? Math.floor(frac / 1000) : frac)
-    rec.data = this.u8.subarray(d, d + caplen)
-    rec.capturedLength = caplen
+    rec.at(this.u8, d, caplen)
     rec.originalLength = origlen
     this.pos += need
     if (caplen > origlen) this.checkLengths(at, caplen, origlen)
@@ -682,8 +710,7 @@ class PcapngReader extends ChunkedReader implements CaptureReader {
     this.lastTsUs = rec.tsUs
     rec.linktype = f.linktype
     rec.interfaceId = id
-    rec.data = this.u8.subarray(p + 28, p + 28 + caplen)
-    rec.capturedLength = caplen
+    rec.at(this.u8, p + 28, caplen)
     rec.originalLength = origlen
     if (caplen > origlen) this.checkLengths(at, caplen, origlen)
     return rec
@@ -702,8 +729,7 @@ class PcapngReader extends ChunkedReader implements CaptureReader {
     rec.tsUs = this.lastTsUs
     rec.linktype = f.linktype
     rec.interfaceId = 0
-    rec.data = this.u8.subarray(p + 12, p + 12 + caplen)
-    rec.capturedLength = caplen
+    rec.at(this.u8, p + 12, caplen)
     rec.originalLength = origlen
     return rec
   }

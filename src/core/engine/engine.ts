@@ -293,17 +293,20 @@ export class Engine {
     }
   }
 
-  /** one captured frame; `data` may be reused by the caller after return */
-  processFrame(data: Uint8Array, linktype: number, tsUs: number): void {
+  /**
+   * one captured frame: `data`, or `data[start, end)` (a record in a capture reader's buffer);
+   * the bytes may be reused by the caller after return
+   */
+  processFrame(data: Uint8Array, linktype: number, tsUs: number, start = 0, end = data.length): void {
     this.stats.packets++
-    this.stats.bytes += data.length
+    this.stats.bytes += end - start
     this.advanceClock(tsUs)
     const pl = this.placement
     pl.flow = null
     pl.streamOffset = -1
     pl.payloadLength = 0
     pl.heldFragment = false
-    const pkt = this.decoder.decode(data, linktype)
+    const pkt = this.decoder.decode(data, linktype, start, end)
     this.handleDecoded(pkt)
   }
 

@@ -78,7 +78,7 @@ export function replayFile(file: string, opts: ReplayOptions): ReplayFileResult 
         }
         continue
       }
-      engine.processFrame(rec.data, rec.linktype, rec.tsUs)
+      engine.processFrame(rec.buffer, rec.linktype, rec.tsUs, rec.offset, rec.offset + rec.capturedLength)
     }
   } catch (err) {
     if (err instanceof CaptureError) result.error = err.message

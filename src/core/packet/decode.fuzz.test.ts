@@ -141,6 +141,54 @@ describe('decoder fuzzing', () => {
     }), {numRuns: Math.max(200, Math.floor(RUNS / 50))})
   })
 
+  it('a frame decoded where it lies in a bigger buffer (a capture reader\'s chunk) decodes as its own copy does', () => {
+    // what a replay does: decode(chunk, lt, start, end). Bytes around the frame are random, so a
+    // read past `end` or before `start` shows as a difference.
+    const OFFSETS = ['networkOffset', 'srcMacOffset', 'dstMacOffset', 'ipOffset', 'ipEnd', 'ipPayloadOffset', 'fragDataOffset',
+      'l4Offset', 'tcpOptionsOffset', 'payloadOffset', 'icmpEmbeddedOffset'] as const
+    const SCALARS = ['etherType', 'sllPacketType', 'loopbackFamily', 'net', 'ipVersion', 'ipHeaderLength', 'ipTotalLength', 'proto',
+      'ttl', 'tos', 'flowLabel', 'ipv6ExtHeaderCount', 'isFragment', 'hasFragmentHeader', 'fragId', 'fragOffset', 'moreFragments',
+      'dontFragment', 'fragNextHeader', 'unfragmentableLength', 'prevNextHeaderOffset', 'fragDataLength', 'l4', 'l4HeaderLength',
+      'srcPort', 'dstPort', 'seq', 'ack', 'tcpFlags', 'window', 'urgentPointer', 'tcpChecksum', 'tcpOptionsLength', 'mss',
+      'windowScale', 'sackPermitted', 'sackBlocks', 'hasTimestamp', 'tsVal', 'tsEcr', 'udpLength', 'udpChecksum', 'icmpType',
+      'icmpCode', 'icmpId', 'icmpSeq', 'payloadLength', 'truncated'] as const
+    const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+    const view = (p: DecodedPacket, start: number): Record<string, unknown> => {
+      const v: Record<string, unknown> = {}
+      for (const k of SCALARS) v[k] = p[k]
+      // offsets index the buffer: relative to the frame's start they must agree (-1 and unset 0 stay)
+      for (const k of OFFSETS) v[k] = p[k] >= start ? p[k] - start : p[k]
+      const a = p.arp
+      v.arp = [a.op, a.senderMac, a.senderIp, a.targetMac, a.targetIp]
+      Object.assign(v, {
+        anomalies: [...p.anomalies], vlan: [...p.vlanIds], src: p.src, dst: p.dst, srcMac: p.srcMac, dstMac: p.dstMac,
+        payload: hex(p.payload), ipHeader: hex(p.ipHeader), fragData: hex(p.fragData), tcpOptions: hex(p.tcpOptions),
+        ipDatagram: hex(p.ipDatagram), ipSum: ipv4HeaderChecksumOk(p), l4Sum: l4ChecksumOk(p),
+      })
+      return v
+    }
+    const own = new PacketDecoder()
+    const inPlace = new PacketDecoder()
+    const seeds = seedFrames()
+    const next = rng(0xb0f5)
+    const runs = Math.max(2000, Math.floor(RUNS / 20))
+    for (let i = 0; i < runs; i++) {
+      const seed = seeds[next() % seeds.length]
+      const frame = Uint8Array.from(seed.data.subarray(0, next() % (seed.data.length + 1)))
+      for (let k = next() % 4; k > 0 && frame.length > 0; k--) frame[next() % frame.length] ^= 1 << (next() & 7)
+      const before = 1 + (next() % 64)
+      const chunk = new Uint8Array(before + frame.length + 1 + (next() % 256))
+      for (let k = 0; k < chunk.length; k++) chunk[k] = next() & 0xff
+      chunk.set(frame, before)
+      const lt = (i & 7) === 0 ? LINKTYPES[next() % LINKTYPES.length] : seed.linktype
+      const want = view(own.decode(frame, lt), 0)
+      const got = inPlace.decode(chunk, lt, before, before + frame.length)
+      checkBounded(got, before + frame.length)
+      expect(got.frameStart).toBe(before)
+      expect(view(got, before), `lt=${lt} frame=${hex(frame)}`).toEqual(want)
+    }
+  })
+
   it('non-Uint8Array input is treated as empty data', () => {
     const dec = new PacketDecoder()
     const p = dec.decode(null as unknown as Uint8Array, LINKTYPE.ETHERNET)

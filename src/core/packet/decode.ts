@@ -134,8 +134,13 @@ export class ArpInfo {
  * while the frame's bytes are unchanged.
  */
 export class DecodedPacket {
-  /** the frame (or datagram) that was decoded */
+  /**
+   * the buffer holding the frame (or datagram) that was decoded: the frame is
+   * `frame[frameStart, frameEnd)` and every offset below is an index into `frame`
+   */
   frame: Uint8Array = EMPTY
+  frameStart = 0
+  frameEnd = 0
   linktype = 0
 
   // ---- link layer
@@ -297,7 +302,7 @@ export class DecodedPacket {
   get ipHeader(): Uint8Array {
     if (this.ipOffset < 0 || this.ipVersion === 0) return EMPTY
     const len = this.ipVersion === 6 && this.hasFragmentHeader ? this.unfragmentableLength : this.ipHeaderLength
-    return this.frame.subarray(this.ipOffset, Math.min(this.ipOffset + len, this.frame.length))
+    return this.frame.subarray(this.ipOffset, Math.min(this.ipOffset + len, this.frameEnd))
   }
 
   /** the fragment's data (view), empty when not a fragment */
@@ -344,6 +349,8 @@ function r32(b: Uint8Array, o: number): number {
 export class PacketDecoder {
   /** the single reused result object */
   readonly packet = new DecodedPacket()
+  /** end (exclusive) of the frame being decoded in its buffer: the bound of every length check */
+  private end = 0
   private readonly maxVlanTags: number
   private readonly maxExtHeaders: number
   private readonly maxAnomalies: number
@@ -356,20 +363,25 @@ export class PacketDecoder {
     this.onAnomaly = options.onAnomaly
   }
 
-  /** Decodes a captured frame of the given link type. Never throws. */
-  decode(frame: Uint8Array, linktype: number): DecodedPacket {
-    const p = this.reset(frame, linktype)
+  /**
+   * Decodes a captured frame of the given link type: `frame`, or `frame[start, end)` (a record
+   * inside a capture reader's buffer, decoded where it lies: offsets in the result index `frame`).
+   * Never throws.
+   */
+  decode(frame: Uint8Array, linktype: number, start = 0, end = -1): DecodedPacket {
+    const p = this.reset(frame, linktype, start, end)
     frame = p.frame
+    const o = p.frameStart
     try {
       switch (linktype) {
-        case LINKTYPE.ETHERNET: this.ethernet(frame); break
+        case LINKTYPE.ETHERNET: this.ethernet(frame, o); break
         case LINKTYPE.NULL:
-        case LINKTYPE.LOOP: this.loopback(frame, linktype === LINKTYPE.LOOP); break
-        case LINKTYPE.RAW: this.rawIp(frame, 0); break
-        case LINKTYPE.IPV4: this.network(frame, ETHERTYPE.IPV4, 0); break
-        case LINKTYPE.IPV6: this.network(frame, ETHERTYPE.IPV6, 0); break
-        case LINKTYPE.LINUX_SLL: this.sll(frame); break
-        case LINKTYPE.LINUX_SLL2: this.sll2(frame); break
+        case LINKTYPE.LOOP: this.loopback(frame, o, linktype === LINKTYPE.LOOP); break
+        case LINKTYPE.RAW: this.rawIp(frame, o); break
+        case LINKTYPE.IPV4: this.network(frame, ETHERTYPE.IPV4, o); break
+        case LINKTYPE.IPV6: this.network(frame, ETHERTYPE.IPV6, o); break
+        case LINKTYPE.LINUX_SLL: this.sll(frame, o); break
+        case LINKTYPE.LINUX_SLL2: this.sll2(frame, o); break
         default: this.anomaly('link.unsupported_linktype', false)
       }
     } catch {
@@ -382,16 +394,19 @@ export class PacketDecoder {
   decodeIp(datagram: Uint8Array): DecodedPacket {
     const p = this.reset(datagram, LINKTYPE.RAW)
     try {
-      this.rawIp(p.frame, 0)
+      this.rawIp(p.frame, p.frameStart)
     } catch {
       this.anomaly('decode.internal_error', false)
     }
     return p
   }
 
-  private reset(frame: Uint8Array, linktype: number): DecodedPacket {
+  private reset(frame: Uint8Array, linktype: number, start = 0, end = -1): DecodedPacket {
     const p = this.packet
     p.frame = frame instanceof Uint8Array ? frame : EMPTY
+    const len = p.frame.length
+    p.frameEnd = this.end = end < 0 || end > len ? len : end
+    p.frameStart = start < 0 ? 0 : start > p.frameEnd ? p.frameEnd : start
     p.linktype = linktype
     p.networkOffset = -1
     p.etherType = 0
@@ -500,24 +515,24 @@ export class PacketDecoder {
    * |     EtherType (2)     |  payload ...
    * +-----------------------+
    */
-  private ethernet(b: Uint8Array): void {
+  private ethernet(b: Uint8Array, o: number): void {
     const p = this.packet
-    if (b.length < 14) {
+    if (this.end - o < 14) {
       this.anomaly('link.truncated', true)
       return
     }
-    p.dstMacOffset = 0
-    p.srcMacOffset = 6
-    const type = r16(b, 12)
+    p.dstMacOffset = o
+    p.srcMacOffset = o + 6
+    const type = r16(b, o + 12)
     if (type < 0x0600) {
       // 802.3 length field: LLC/SNAP frame (STP, CDP, ...), not IP
       p.etherType = type
-      p.networkOffset = 14
+      p.networkOffset = o + 14
       p.net = 'other'
-      this.setPayload(14, b.length)
+      this.setPayload(o + 14, this.end)
       return
     }
-    this.network(b, type, 14)
+    this.network(b, type, o + 14)
   }
 
   /*
@@ -531,16 +546,16 @@ export class PacketDecoder {
    * |  Protocol type (2)        |
    * +---------------------------+
    */
-  private sll(b: Uint8Array): void {
+  private sll(b: Uint8Array, o: number): void {
     const p = this.packet
-    if (b.length < 16) {
+    if (this.end - o < 16) {
       this.anomaly('link.truncated', true)
       return
     }
-    p.sllPacketType = r16(b, 0)
-    const arphrd = r16(b, 2)
-    if (r16(b, 4) === 6) p.srcMacOffset = 6
-    this.cookedProtocol(b, arphrd, r16(b, 14), 16)
+    p.sllPacketType = r16(b, o)
+    const arphrd = r16(b, o + 2)
+    if (r16(b, o + 4) === 6) p.srcMacOffset = o + 6
+    this.cookedProtocol(b, arphrd, r16(b, o + 14), o + 16)
   }
 
   /*
@@ -556,15 +571,15 @@ export class PacketDecoder {
    * |  Link-layer address (8)   |
    * +---------------------------+
    */
-  private sll2(b: Uint8Array): void {
+  private sll2(b: Uint8Array, o: number): void {
     const p = this.packet
-    if (b.length < 20) {
+    if (this.end - o < 20) {
       this.anomaly('link.truncated', true)
       return
     }
-    p.sllPacketType = b[10]
-    if (b[11] === 6) p.srcMacOffset = 12
-    this.cookedProtocol(b, r16(b, 8), r16(b, 0), 20)
+    p.sllPacketType = b[o + 10]
+    if (b[o + 11] === 6) p.srcMacOffset = o + 12
+    this.cookedProtocol(b, r16(b, o + 8), r16(b, o), o + 20)
   }
 
   private cookedProtocol(b: Uint8Array, arphrd: number, protocol: number, off: number): void {
@@ -574,7 +589,7 @@ export class PacketDecoder {
       p.etherType = protocol
       p.networkOffset = off
       p.net = 'other'
-      this.setPayload(off, b.length)
+      this.setPayload(off, this.end)
       return
     }
     this.network(b, protocol, off)
@@ -587,31 +602,31 @@ export class PacketDecoder {
    * |  Address family (4)       |  2 = AF_INET, 24/28/30 = AF_INET6 (BSD variants)
    * +---------------------------+
    */
-  private loopback(b: Uint8Array, networkOrderFirst: boolean): void {
+  private loopback(b: Uint8Array, o: number, networkOrderFirst: boolean): void {
     const p = this.packet
-    if (b.length < 4) {
+    if (this.end - o < 4) {
       this.anomaly('link.truncated', true)
       return
     }
-    const le = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0
-    const be = r32(b, 0)
+    const le = (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0
+    const be = r32(b, o)
     const first = networkOrderFirst ? be : le
     const second = networkOrderFirst ? le : be
     const fam = loopFamilyEthertype(first) !== 0 ? first : second
     p.loopbackFamily = fam
     const type = loopFamilyEthertype(fam)
     if (type === 0) {
-      p.networkOffset = 4
+      p.networkOffset = o + 4
       p.net = 'other'
-      this.setPayload(4, b.length)
+      this.setPayload(o + 4, this.end)
       this.anomaly('link.unknown_family', false)
       return
     }
-    this.network(b, type, 4)
+    this.network(b, type, o + 4)
   }
 
   private rawIp(b: Uint8Array, off: number): void {
-    if (b.length <= off) {
+    if (this.end <= off) {
       this.anomaly('ip.truncated', true)
       return
     }
@@ -622,7 +637,7 @@ export class PacketDecoder {
       const p = this.packet
       p.networkOffset = off
       p.net = 'other'
-      this.setPayload(off, b.length)
+      this.setPayload(off, this.end)
       this.anomaly('ip.bad_version', false)
     }
   }
@@ -635,11 +650,11 @@ export class PacketDecoder {
         p.etherType = type
         p.networkOffset = off
         p.net = 'other'
-        this.setPayload(off, b.length)
+        this.setPayload(off, this.end)
         this.anomaly('vlan.too_many_tags', false, true)
         return
       }
-      if (off + 4 > b.length) {
+      if (off + 4 > this.end) {
         this.anomaly('vlan.truncated', true)
         return
       }
@@ -654,7 +669,7 @@ export class PacketDecoder {
     else if (type === ETHERTYPE.ARP) this.arp(b, off)
     else {
       p.net = 'other'
-      this.setPayload(off, b.length)
+      this.setPayload(off, this.end)
       this.anomaly('link.unknown_ethertype', false)
     }
   }
@@ -674,19 +689,19 @@ export class PacketDecoder {
     const p = this.packet
     const a = p.arp
     p.net = 'arp'
-    if (off + 8 > b.length) {
+    if (off + 8 > this.end) {
       this.anomaly('arp.truncated', true)
       return
     }
     a.hardwareType = r16(b, off)
     a.protocolType = r16(b, off + 2)
     a.op = r16(b, off + 6)
-    this.setPayload(off + 8, b.length)
+    this.setPayload(off + 8, this.end)
     if (a.hardwareType !== 1 || a.protocolType !== 0x0800 || b[off + 4] !== 6 || b[off + 5] !== 4) {
       this.anomaly('arp.unsupported', false)
       return
     }
-    if (off + 28 > b.length) {
+    if (off + 28 > this.end) {
       this.anomaly('arp.truncated', true)
       return
     }
@@ -720,7 +735,7 @@ export class PacketDecoder {
     const p = this.packet
     p.net = 'ipv4'
     p.ipOffset = off
-    const avail = b.length - off
+    const avail = this.end - off
     if (avail > 0 && b[off] >> 4 !== 4) {
       this.anomaly('ipv4.bad_version', false)
       return
@@ -746,7 +761,7 @@ export class PacketDecoder {
     p.proto = proto
     p.fragNextHeader = proto
     p.unfragmentableLength = ihl
-    p.ipEnd = Math.min(b.length, off + 20)
+    p.ipEnd = Math.min(this.end, off + 20)
     if ((ff & 0x8000) !== 0) this.anomaly('ipv4.reserved_flag', false)
     if (ihl < 20) {
       this.anomaly('ipv4.bad_header_length', false)
@@ -761,9 +776,9 @@ export class PacketDecoder {
       return
     }
     let end = off + total
-    if (end > b.length) {
+    if (end > this.end) {
       this.anomaly('ipv4.truncated', true)
-      end = b.length
+      end = this.end
     }
     p.ipEnd = end
     const start = off + ihl
@@ -809,11 +824,11 @@ export class PacketDecoder {
     const p = this.packet
     p.net = 'ipv6'
     p.ipOffset = off
-    if (b.length > off && b[off] >> 4 !== 6) {
+    if (this.end > off && b[off] >> 4 !== 6) {
       this.anomaly('ipv6.bad_version', false)
       return
     }
-    if (b.length - off < 40) {
+    if (this.end - off < 40) {
       this.anomaly('ipv6.truncated', true)
       return
     }
@@ -825,13 +840,13 @@ export class PacketDecoder {
     let nh = b[off + 6]
     p.ipTotalLength = 40 + plen
     let end = off + 40 + plen
-    if (plen === 0 && nh === IPPROTO.HOPOPTS && b.length > off + 40) {
+    if (plen === 0 && nh === IPPROTO.HOPOPTS && this.end > off + 40) {
       // RFC 2675 jumbogram: the length is in a hop-by-hop option; use what was captured
       this.anomaly('ipv6.jumbogram', false)
-      end = b.length
-    } else if (end > b.length) {
+      end = this.end
+    } else if (end > this.end) {
       this.anomaly('ipv6.truncated', true)
-      end = b.length
+      end = this.end
     }
     p.ipEnd = end
     let cur = off + 40
@@ -1155,7 +1170,7 @@ function loopFamilyEthertype(fam: number): number {
 export function ipv4HeaderChecksumOk(pkt: DecodedPacket): boolean {
   if (pkt.ipVersion !== 4 || pkt.ipHeaderLength < 20) return false
   const end = pkt.ipOffset + pkt.ipHeaderLength
-  if (end > pkt.frame.length) return false
+  if (end > pkt.frameEnd) return false
   return internetChecksum(pkt.frame, pkt.ipOffset, end) === 0
 }
 
