@@ -26,6 +26,9 @@ export interface RuleJudgeOptions {
 }
 
 export class RuleJudge implements PduJudge {
+  /** signature ids already hashed: one entry per rule of the set at most */
+  private readonly sids = new Map<CompiledRule, number>()
+
   constructor(
     private readonly engine: () => Engine,
     private readonly rules: RuleSet,
@@ -34,21 +37,22 @@ export class RuleJudge implements PduJudge {
 
   judge(pdu: Pdu, flow: EngineFlow, emit: (ev: EveEvent) => void): void {
     const matches = this.rules.evaluate(pdu)
-    for (const m of matches) {
+    for (let i = 0; i < matches.length; i++) {
+      const m = matches[i]
       const shadow = this.opts.shadow?.(m.rule) ?? false
-      const ev: EveAlertEvent = {
-        ...this.engine().flowCommon(flow, this.engine().now),
-        event_type: 'alert',
-        alert: {
-          action: m.action === 'log' || shadow ? 'allowed' : 'blocked',
-          gid: 1,
-          signature_id: signatureId(m.rule.id),
-          rev: m.rule.rev,
-          signature: `${m.rule.id} ${m.rule.title}`,
-          category: 'Attempted Administrator Privilege Gain',
-          severity: SEVERITY[m.rule.severity],
-          metadata: {cve: m.rule.cves, evidence: [`${m.evidence.field}: ${m.evidence.value}`]},
-        },
+      const engine = this.engine()
+      // flowCommon gives a fresh object: the alert's keys follow its own (no copy of it)
+      const ev = engine.flowCommon(flow, engine.now) as EveAlertEvent
+      ev.event_type = 'alert'
+      ev.alert = {
+        action: m.action === 'log' || shadow ? 'allowed' : 'blocked',
+        gid: 1,
+        signature_id: this.signatureIdOf(m.rule),
+        rev: m.rule.rev,
+        signature: `${m.rule.id} ${m.rule.title}`,
+        category: 'Attempted Administrator Privilege Gain',
+        severity: SEVERITY[m.rule.severity],
+        metadata: {cve: m.rule.cves, evidence: [`${m.evidence.field}: ${m.evidence.value}`]},
       }
       ev.patchpoint = {
         action: m.action,
@@ -61,5 +65,14 @@ export class RuleJudge implements PduJudge {
       emit(ev)
       this.opts.onMatch?.(m, pdu, flow)
     }
+  }
+
+  private signatureIdOf(rule: CompiledRule): number {
+    let sid = this.sids.get(rule)
+    if (sid === undefined) {
+      sid = signatureId(rule.id)
+      this.sids.set(rule, sid)
+    }
+    return sid
   }
 }

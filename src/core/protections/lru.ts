@@ -1,28 +1,27 @@
 /**
- * A bounded map in least-recently-used order: a Map for lookup and an intrusive doubly linked
- * list for the order, so touching and evicting are O(1) and the Map never sees a delete+set per
+ * Bounded maps in least-recently-used order: an index for lookup and an intrusive doubly linked
+ * list for the order, so touching and evicting are O(1) and the index never sees a delete+set per
  * touch (V8's ordered hash tables keep deleted slots until they rehash, and iterating from the
  * front to find the oldest entry then walks over every one of them).
+ *
+ * TupleLru is indexed by three 32-bit integers (an IPv4 tuple: no key text per lookup) in an
+ * open-addressing table, or by text (IPv6).
  */
 
-/** What an entry carries for the list. */
-export interface LruEntry<K> {
-  lruKey: K
-  lruPrev: LruEntry<K> | null
-  lruNext: LruEntry<K> | null
+/** The list links an entry carries. */
+export interface LruLinks {
+  lruPrev: LruLinks | null
+  lruNext: LruLinks | null
 }
 
-export class LruMap<K, E extends LruEntry<K>> {
-  private readonly map = new Map<K, E>()
+/** The order alone: the oldest entry at the head, the most recent at the tail. */
+export class LruList<E extends LruLinks> {
   private head: E | null = null
   private tail: E | null = null
+  private count = 0
 
   get size(): number {
-    return this.map.size
-  }
-
-  get(key: K): E | undefined {
-    return this.map.get(key)
+    return this.count
   }
 
   /** move to the recent end */
@@ -32,18 +31,18 @@ export class LruMap<K, E extends LruEntry<K>> {
     this.append(e)
   }
 
-  /** add (the caller made room first when it must) */
-  set(e: E): void {
-    this.map.set(e.lruKey, e)
+  /** add at the recent end */
+  protected link(e: E): void {
     this.append(e)
+    this.count++
   }
 
-  /** remove and return the least recently used entry */
-  evictOldest(): E | null {
+  /** take the least recently used entry off the list */
+  protected unlinkOldest(): E | null {
     const e = this.head
     if (e === null) return null
     this.unlink(e)
-    this.map.delete(e.lruKey)
+    this.count--
     return e
   }
 
@@ -61,5 +60,125 @@ export class LruMap<K, E extends LruEntry<K>> {
     if (this.tail) this.tail.lruNext = e
     else this.head = e
     this.tail = e
+  }
+}
+
+/** A TupleLru entry: its key is (k0, k1, k2) when `text` is null, else `text`. */
+export interface TupleEntry extends LruLinks {
+  k0: number
+  k1: number
+  k2: number
+  text: string | null
+}
+
+/** First slot count of a TupleLru's table (it doubles while more than half full). */
+export const TUPLE_TABLE_INITIAL_SLOTS = 64
+
+/** n empty slots in a packed array (`new Array(n)` is holey: every read would check for a hole) */
+function emptySlots<E>(n: number): (E | undefined)[] {
+  const a: (E | undefined)[] = []
+  for (let i = 0; i < n; i++) a.push(undefined)
+  return a
+}
+
+/** seeded: the keys are addresses and ports a sender chooses, so probe runs cannot be aimed */
+function tupleHash(seed: number, a: number, b: number, c: number): number {
+  let h = Math.imul(a ^ seed, 0x9e3779b1) ^ Math.imul(b, 0x85ebca6b) ^ Math.imul(c ^ (seed >>> 7), 0xc2b2ae35)
+  h ^= h >>> 15
+  h = Math.imul(h, 0x27d4eb2f)
+  return h ^ (h >>> 13)
+}
+
+/**
+ * An LRU keyed by three integers (stored as int32: pass `x | 0`) or by text. The integer index is
+ * open addressing with linear probing and backward-shift deletion; it holds at most as many
+ * entries as the list (the owner evicts before it adds, so its cap bounds the table too).
+ */
+export class TupleLru<E extends TupleEntry> extends LruList<E> {
+  private readonly byText = new Map<string, E>()
+  private slots: (E | undefined)[] = emptySlots<E>(TUPLE_TABLE_INITIAL_SLOTS)
+  private keys = new Int32Array(TUPLE_TABLE_INITIAL_SLOTS * 3)
+  private mask = TUPLE_TABLE_INITIAL_SLOTS - 1
+  private used = 0
+  /** per-table random seed of the hash */
+  private readonly seed = (Math.random() * 0x7fffffff) | 0
+
+  get4(a: number, b: number, c: number): E | undefined {
+    const keys = this.keys
+    const mask = this.mask
+    for (let i = tupleHash(this.seed, a, b, c) & mask; ; i = (i + 1) & mask) {
+      const e = this.slots[i]
+      if (e === undefined) return undefined
+      if (keys[i * 3] === a && keys[i * 3 + 1] === b && keys[i * 3 + 2] === c) return e
+    }
+  }
+
+  getText(key: string): E | undefined {
+    return this.byText.get(key)
+  }
+
+  /** add (the key is not present; the caller made room first when it must) */
+  set(e: E): void {
+    if (e.text !== null) this.byText.set(e.text, e)
+    else {
+      if ((this.used + 1) * 2 > this.slots.length) this.grow()
+      this.insert(e)
+      this.used++
+    }
+    this.link(e)
+  }
+
+  /** remove and return the least recently used entry */
+  evictOldest(): E | null {
+    const e = this.unlinkOldest()
+    if (e === null) return null
+    if (e.text !== null) this.byText.delete(e.text)
+    else this.remove(e)
+    return e
+  }
+
+  private insert(e: E): void {
+    const mask = this.mask
+    let i = tupleHash(this.seed, e.k0, e.k1, e.k2) & mask
+    while (this.slots[i] !== undefined) i = (i + 1) & mask
+    this.slots[i] = e
+    this.keys[i * 3] = e.k0
+    this.keys[i * 3 + 1] = e.k1
+    this.keys[i * 3 + 2] = e.k2
+  }
+
+  private remove(e: E): void {
+    const mask = this.mask
+    const slots = this.slots
+    let i = tupleHash(this.seed, e.k0, e.k1, e.k2) & mask
+    while (slots[i] !== e) {
+      if (slots[i] === undefined) return
+      i = (i + 1) & mask
+    }
+    slots[i] = undefined
+    this.used--
+    // backward shift: move later entries of the probe run into the hole when their home slot allows
+    for (let j = (i + 1) & mask; slots[j] !== undefined; j = (j + 1) & mask) {
+      const x = slots[j]!
+      const home = tupleHash(this.seed, x.k0, x.k1, x.k2) & mask
+      // x stays when its home lies cyclically in (i, j]
+      const stays = i <= j ? home > i && home <= j : home > i || home <= j
+      if (stays) continue
+      slots[i] = x
+      this.keys[i * 3] = x.k0
+      this.keys[i * 3 + 1] = x.k1
+      this.keys[i * 3 + 2] = x.k2
+      slots[j] = undefined
+      i = j
+    }
+  }
+
+  private grow(): void {
+    const old = this.slots
+    const n = old.length * 2
+    this.slots = emptySlots<E>(n)
+    this.keys = new Int32Array(n * 3)
+    this.mask = n - 1
+    for (const e of old) if (e !== undefined) this.insert(e)
   }
 }

@@ -26,7 +26,7 @@ import type {AnomalyReport} from '../events/anomaly.js'
 import type {Pdu} from '../analyzers/types.js'
 import type {EngineFlow, ProtectionReport} from '../engine/engine.js'
 import type {ProtectionsConfig} from './config.js'
-import {LruMap, type LruEntry} from './lru.js'
+import {TupleLru, type LruLinks, type TupleEntry} from './lru.js'
 
 /** TCP flows watched for incomplete requests at once (the rest are not watched; reported). */
 export const MAX_WATCHED_FLOWS = 65_536
@@ -41,36 +41,59 @@ export interface RateOptions {
   maxWatchedFlows?: number
 }
 
-/** Token bucket state, kept as plain numbers in the entries (no object per bucket). */
-interface ServiceEntry extends LruEntry<string> {
-  reqTokens: number
-  reqUs: number
-  connTokens: number
-  connUs: number
-  authTokens: number
-  authUs: number
-  authFailures: number
+/**
+ * Token bucket state, kept as plain numbers in the entries (no object per bucket). Entries are
+ * class instances, not object literals: their number fields change representation (whole ->
+ * fractional tokens, addresses beyond V8's small-integer range), and in profiles of a replay
+ * building them as literals cost several times as much as constructing them.
+ */
+class ServiceEntry implements TupleEntry {
+  lruPrev: LruLinks | null = null
+  lruNext: LruLinks | null = null
+  authFailures = 0
   /** packet time of the last rate report for this service (reports are at most one per REPORT_EVERY_US) */
-  reportedUs: number
-  /** the tick in which the entry last moved to the recent end of its LRU map */
-  touchedTick: number
+  reportedUs = -Infinity
+
+  constructor(
+    readonly k0: number,
+    readonly k1: number,
+    readonly k2: number,
+    readonly text: string | null,
+    public reqTokens: number,
+    public reqUs: number,
+    public connTokens: number,
+    public connUs: number,
+    public authTokens: number,
+    public authUs: number,
+    /** the tick in which the entry last moved to the recent end of its LRU map */
+    public touchedTick: number,
+  ) {}
 }
 
-interface SourceEntry extends LruEntry<string | number> {
-  connTokens: number
-  connUs: number
+class SourceEntry implements TupleEntry {
+  lruPrev: LruLinks | null = null
+  lruNext: LruLinks | null = null
+  readonly k1 = 0
+  readonly k2 = 0
   /** slow flows counted during the current tick */
-  slow: number
-  slowTick: number
-  reportedUs: number
-  touchedTick: number
+  slow = 0
+  slowTick = 0
+  reportedUs = -Infinity
+
+  constructor(
+    readonly k0: number,
+    readonly text: string | null,
+    public connTokens: number,
+    public connUs: number,
+    public touchedTick: number,
+  ) {}
 }
 
-interface FlowState {
-  svc: ServiceEntry
-  src: SourceEntry
+class FlowState {
   /** packet time since which the toserver direction has had a pending unit (0 = none seen) */
-  pendingSinceUs: number
+  pendingSinceUs = 0
+
+  constructor(readonly svc: ServiceEntry, readonly src: SourceEntry) {}
 }
 
 /** Refill then take one token; returns false when the bucket was empty (the limit is crossed). */
@@ -81,10 +104,10 @@ function take(tokens: number, lastUs: number, nowUs: number, perSecond: number, 
 }
 
 export class RateProtection {
-  /** by client . server . port . proto (IPv4: a six-unit binary string, see stateOf) */
-  private readonly services = new LruMap<string, ServiceEntry>()
-  /** by client address: a number for IPv4, the text for IPv6 */
-  private readonly sources = new LruMap<string | number, SourceEntry>()
+  /** by client, server, port and protocol (IPv4: three integers, see stateOf; IPv6: text) */
+  private readonly services = new TupleLru<ServiceEntry>()
+  /** by client address (IPv4: the address as an integer; IPv6: its text) */
+  private readonly sources = new TupleLru<SourceEntry>()
   private readonly watched = new Set<EngineFlow>()
   private readonly maxWatched: number
   private tickNo = 0
@@ -183,6 +206,7 @@ export class RateProtection {
     const timeoutUs = s.head_timeout_s * 1e6
     const tick = this.tickNo
     // pass 1: update pending state, count slow flows per source
+    let over = false
     for (const flow of this.watched) {
       if (flow.ended) {
         this.watched.delete(flow)
@@ -204,9 +228,10 @@ export class RateProtection {
         st.src.slowTick = tick
         st.src.slow = 0
       }
-      st.src.slow++
+      if (++st.src.slow >= s.max_per_source) over = true
     }
-    // pass 2: flag every slow flow of a source at or over the limit
+    // pass 2 (only when some source reached the limit): flag every slow flow of such a source
+    if (!over) return
     for (const flow of this.watched) {
       const st = flow.protection as FlowState | null
       if (!st || st.pendingSinceUs === 0 || nowUs - st.pendingSinceUs < timeoutUs) continue
@@ -222,12 +247,13 @@ export class RateProtection {
     let st = flow.protection as FlowState | null
     if (st) return st
     const v4 = flow.family === 4
-    const client = v4 ? flow.clientAddr4 : flow.clientIp
-    // IPv4: six UTF-16 units (addresses in halves, port, protocol), no number-to-text per flow
-    const svcKey = v4
-      ? String.fromCharCode(flow.clientAddr4 >>> 16, flow.clientAddr4 & 0xffff, flow.serverAddr4 >>> 16, flow.serverAddr4 & 0xffff, flow.serverPort, flow.proto)
-      : `${flow.clientIp}|${flow.serverIp}|${flow.proto}|${flow.serverPort}`
-    let svc = this.services.get(svcKey)
+    // IPv4: keys are integers (no text per flow): client, server, port and protocol as (port << 8 | proto)
+    const c4 = v4 ? flow.clientAddr4 | 0 : 0
+    const s4 = v4 ? flow.serverAddr4 | 0 : 0
+    const pp = v4 ? (flow.serverPort << 8) | flow.proto : 0
+    const svcText = v4 ? null : `${flow.clientIp}|${flow.serverIp}|${flow.proto}|${flow.serverPort}`
+    const srcText = v4 ? null : flow.clientIp
+    let svc = svcText === null ? this.services.get4(c4, s4, pp) : this.services.getText(svcText)
     if (svc) {
       // LRU order only needs to be right to the second: move an entry at most once per tick
       if (svc.touchedTick !== this.tickNo) {
@@ -236,35 +262,28 @@ export class RateProtection {
       }
     } else {
       const c = this.cfg
-      svc = {
-        reqTokens: c.request_rate.burst, reqUs: flow.startUs,
-        connTokens: c.connection_rate.burst, connUs: flow.startUs,
-        authTokens: c.auth_failures.max, authUs: flow.startUs, authFailures: 0, reportedUs: -Infinity, touchedTick: this.tickNo,
-        lruKey: svcKey, lruPrev: null, lruNext: null,
-      }
+      const t0 = flow.startUs
+      svc = new ServiceEntry(c4, s4, pp, svcText, c.request_rate.burst, t0, c.connection_rate.burst, t0, c.auth_failures.max, t0, this.tickNo)
       if (this.services.size >= this.cfg.max_sources) this.evict(this.services, report)
       this.services.set(svc)
     }
-    let src = this.sources.get(client)
+    let src = srcText === null ? this.sources.get4(c4, 0, 0) : this.sources.getText(srcText)
     if (src) {
       if (src.touchedTick !== this.tickNo) {
         src.touchedTick = this.tickNo
         this.sources.touch(src)
       }
     } else {
-      src = {
-        connTokens: this.cfg.connection_rate.per_source_burst, connUs: flow.startUs, slow: 0, slowTick: 0, reportedUs: -Infinity, touchedTick: this.tickNo,
-        lruKey: client, lruPrev: null, lruNext: null,
-      }
+      src = new SourceEntry(c4, srcText, this.cfg.connection_rate.per_source_burst, flow.startUs, this.tickNo)
       if (this.sources.size >= this.cfg.max_sources) this.evict(this.sources, report)
       this.sources.set(src)
     }
-    st = {svc, src, pendingSinceUs: 0}
+    st = new FlowState(svc, src)
     flow.protection = st
     return st
   }
 
-  private evict(map: LruMap<string, ServiceEntry> | LruMap<string | number, SourceEntry>, report: ProtectionReport): void {
+  private evict(map: TupleLru<ServiceEntry> | TupleLru<SourceEntry>, report: ProtectionReport): void {
     map.evictOldest()
     this.limit(report, 'protection.table_full', this.cfg.max_sources)
   }

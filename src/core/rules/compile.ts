@@ -5,7 +5,7 @@
  * can point at file:line:col.
  */
 import {RE2JS} from 're2js'
-import {mayMatch, requiredLiterals} from './regex-literals.js'
+import {fixedSuffixLength, mayMatch, requiredLiterals} from './regex-literals.js'
 import type {Direction, FieldValue, Fields} from '../analyzers/types.js'
 import {foldLatin1} from './aho.js'
 import {ConditionError, parseCondition} from './condition.js'
@@ -44,11 +44,23 @@ export interface CompiledMatcher {
   res: RE2JS[]
   /** per regex: what every match contains (see requiredLiterals; checked before running it) */
   musts: string[][][]
+  /**
+   * per regex `P$` whose matches all have one length L (see fixedSuffixLength): L and `^(?:P)$`,
+   * run on the value's last L characters instead; 0 and null for every other regex
+   */
+  tailLens: number[]
+  tails: (RE2JS | null)[]
   bounds: Bound[]
   count?: Bound[]
   exists?: boolean
   /** `sqli: true` holds on values the SQL injection detector flags (`false`: on values it does not) */
   sqli?: boolean
+  /**
+   * nocase string operators: per string, an ASCII character other than a letter that it contains
+   * (no character lowercases to one, so a value without any of them cannot match and is not
+   * lowercased); undefined when some string has none
+   */
+  needChars?: string[]
 }
 
 export interface CompiledSelection {
@@ -135,7 +147,7 @@ function compileMatcher(m: MatcherDoc, path: Path, problems: CompileProblem[]): 
     else tfs.push(fn)
   })
   const nocase = m.nocase === true
-  const cm: CompiledMatcher = {fields, prefixes, transformNames, transforms: tfs, nocase, op: 'none', strs: [], res: [], musts: [], bounds: []}
+  const cm: CompiledMatcher = {fields, prefixes, transformNames, transforms: tfs, nocase, op: 'none', strs: [], res: [], musts: [], tailLens: [], tails: [], bounds: []}
   const ops: string[] = []
   for (const op of STR_OPS) {
     const v = m[op]
@@ -146,6 +158,10 @@ function compileMatcher(m: MatcherDoc, path: Path, problems: CompileProblem[]): 
       const l = toLatin1(String(s))
       return nocase ? l.toLowerCase() : l
     })
+  }
+  if (nocase && cm.strs.length > 0) {
+    const need = cm.strs.map((x) => [...x].find((c) => c < '\x80' && !/[a-z]/i.test(c)))
+    if (need.every((c) => c !== undefined)) cm.needChars = need as string[]
   }
   if (m.regex !== undefined) {
     ops.push('regex')
@@ -158,8 +174,12 @@ function compileMatcher(m: MatcherDoc, path: Path, problems: CompileProblem[]): 
         return
       }
       try {
-        cm.res.push(RE2JS.compile(src, (nocase ? RE2JS.CASE_INSENSITIVE : 0) | RE2JS.DOTALL))
+        const flags = (nocase ? RE2JS.CASE_INSENSITIVE : 0) | RE2JS.DOTALL
+        cm.res.push(RE2JS.compile(src, flags))
         cm.musts.push(requiredLiterals(src, nocase))
+        const tail = tailRegex(src, flags)
+        cm.tailLens.push(tail?.length ?? 0)
+        cm.tails.push(tail?.re ?? null)
       } catch (e) {
         problems.push({path: p, message: `regex does not compile under RE2: ${(e as Error).message}`})
       }
@@ -192,6 +212,17 @@ function compileMatcher(m: MatcherDoc, path: Path, problems: CompileProblem[]): 
   if (ops.length === 0 && m.count === undefined) problems.push({path, message: 'a matcher needs an operator (equals, contains, startswith, endswith, regex, length, gt/gte/lt/lte/eq, count, exists, sqli)'})
   if (cm.op === 'exists' && cm.count !== undefined) problems.push({path, message: '`exists` cannot be combined with `count`'})
   return cm
+}
+
+/** the anchored form of a fixed-length `P$` regex (see CompiledMatcher.tails), if it has one */
+function tailRegex(src: string, flags: number): {length: number; re: RE2JS} | undefined {
+  const length = fixedSuffixLength(src)
+  if (length === undefined) return undefined
+  try {
+    return {length, re: RE2JS.compile(`^(?:${src.slice(0, -1)})$`, flags)}
+  } catch {
+    return undefined
+  }
 }
 
 function compileSelection(name: string, s: SelectionDoc, path: Path, problems: CompileProblem[]): CompiledSelection {
@@ -353,12 +384,29 @@ function testValue(m: CompiledMatcher, fv: FieldValue): boolean {
     case 'length':
       return satisfies(s.length, m.bounds)
     case 'regex':
-      for (let i = 0; i < m.res.length; i++) if (mayMatch(s, m.musts[i]) && m.res[i].test(s)) return true
+      for (let i = 0; i < m.res.length; i++) {
+        if (!mayMatch(s, m.musts[i])) continue
+        const tl = m.tailLens[i]
+        if (tl === 0) {
+          if (m.res[i].test(s)) return true
+        } else if (s.length >= tl) {
+          // fewer than tl characters cannot hold a match of tl characters
+          if (noSurrogates(s, s.length - tl) ? m.tails[i]!.test(s.slice(s.length - tl)) : m.res[i].test(s)) return true
+        }
+      }
       return false
     case 'sqli':
       return isSqli(s) === m.sqli
   }
-  if (m.nocase) s = s.toLowerCase()
+  if (m.nocase) {
+    const need = m.needChars
+    if (need !== undefined) {
+      let possible = false
+      for (let i = 0; i < need.length && !possible; i++) possible = s.includes(need[i])
+      if (!possible) return false
+    }
+    s = s.toLowerCase()
+  }
   const strs = m.strs
   for (let i = 0; i < strs.length; i++) {
     const x = strs[i]
@@ -378,6 +426,12 @@ function testValue(m: CompiledMatcher, fv: FieldValue): boolean {
     }
   }
   return false
+}
+
+/** no UTF-16 surrogate from `from` to the end: there, characters and code points (what RE2 counts) agree */
+function noSurrogates(s: string, from: number): boolean {
+  for (let i = from; i < s.length; i++) if ((s.charCodeAt(i) & 0xf800) === 0xd800) return false
+  return true
 }
 
 /**
@@ -431,6 +485,19 @@ function visit(name: string, entry: FieldValue | FieldValue[]): void {
   }
 }
 
+/** visit a field whose name starts with one of the current matcher's prefixes */
+function visitPrefixed(e: FieldValue | FieldValue[], k: string): void {
+  const w = walk
+  if (w.stop) return
+  const prefixes = w.m.prefixes
+  for (let i = 0; i < prefixes.length; i++) {
+    if (k.startsWith(prefixes[i])) {
+      visit(k, e)
+      return
+    }
+  }
+}
+
 /** Does matcher `m` hold on `fields`? Satisfying values are appended to `collect` when given. */
 export function evalMatcher(m: CompiledMatcher, fields: Fields, collect?: MatchedValue[], limit?: LimitHook): boolean {
   const w = walk
@@ -444,17 +511,8 @@ export function evalMatcher(m: CompiledMatcher, fields: Fields, collect?: Matche
     const e = fields.get(m.fields[i])
     if (e !== undefined) visit(m.fields[i], e)
   }
-  if (m.prefixes.length > 0 && !w.stop) {
-    for (const [k, e] of fields) {
-      if (w.stop) break
-      for (let i = 0; i < m.prefixes.length; i++) {
-        if (k.startsWith(m.prefixes[i])) {
-          visit(k, e)
-          break
-        }
-      }
-    }
-  }
+  // forEach with a module-level callback: iterating entries with for...of allocates a pair per field
+  if (m.prefixes.length > 0 && !w.stop) fields.forEach(visitPrefixed)
   w.collect = undefined
   w.limit = undefined
   if (m.count !== undefined) return satisfies(w.hits, m.count)

@@ -47,6 +47,9 @@ interface Bucket {
   prefixes: string[]
 }
 
+/** what curFields holds between PDUs (no PDU's fields kept alive, no Map per PDU) */
+const EMPTY_FIELDS: Pdu['fields'] = new Map()
+
 const NO_MATCHES: readonly Match[] = Object.freeze([]) as readonly Match[]
 
 /** Printable excerpt: printable ASCII kept, other bytes as \xHH, bounded. */
@@ -71,8 +74,20 @@ export class RuleSet {
   private readonly maxBuckets: number
   private readonly maxMatches: number
   private cache = new Int8Array(16)
-  private curFields: Pdu['fields'] = new Map()
+  private curFields: Pdu['fields'] = EMPTY_FIELDS
   private curRule: CompiledRule | undefined
+  /** the bucket runPrefilter scans (read by scanPrefixed) */
+  private curBucket: Bucket | undefined
+  /** scans a field whose name starts with one of the current bucket's prefixes (a bound callback: no pair per field) */
+  private readonly scanPrefixed = (e: FieldValue | FieldValue[], k: string): void => {
+    const b = this.curBucket!
+    for (let i = 0; i < b.prefixes.length; i++) {
+      if (k.startsWith(b.prefixes[i])) {
+        this.scanEntry(b.ac!, b.found, e)
+        return
+      }
+    }
+  }
   private readonly onLimit: (field: string) => void
 
   constructor(rules: readonly CompiledRule[], opts: RuleSetOptions = {}) {
@@ -162,14 +177,9 @@ export class RuleSet {
       if (e !== undefined) this.scanEntry(ac, found, e)
     }
     if (b.prefixes.length > 0) {
-      for (const [k, e] of fields) {
-        for (let i = 0; i < b.prefixes.length; i++) {
-          if (k.startsWith(b.prefixes[i])) {
-            this.scanEntry(ac, found, e)
-            break
-          }
-        }
-      }
+      this.curBucket = b
+      fields.forEach(this.scanPrefixed)
+      this.curBucket = undefined
     }
   }
 
@@ -228,7 +238,7 @@ export class RuleSet {
       out.push(this.buildMatch(rule, pdu))
     }
     this.curRule = undefined
-    this.curFields = new Map()
+    this.curFields = EMPTY_FIELDS
     return out ?? (NO_MATCHES as Match[])
   }
 

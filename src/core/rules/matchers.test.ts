@@ -1,8 +1,9 @@
 import {describe, it, expect} from 'vitest'
+import fc from 'fast-check'
 import {RE2JS} from 're2js'
 import {RuleSet} from './engine.js'
 import {ruleFromYaml, pduOf} from './testing.js'
-import {compileRule} from './compile.js'
+import {compileRule, evalMatcher} from './compile.js'
 import type {RuleDoc} from './types.js'
 
 const hit = (detect: string, fields: Parameters<typeof pduOf>[0], condition = 's') =>
@@ -84,5 +85,33 @@ describe('matcher operators', () => {
     vals.push('needle')
     expect(set.evaluate(pduOf({h: vals})).length).toBe(0)
     expect(anomalies).toContain('rules.values_per_matcher')
+  })
+})
+
+describe('nocase string operators', () => {
+  it('agree with comparing lowercased text, with and without a non-letter to look for first', () => {
+    // rule strings are latin1 (compile turns others into their UTF-8 bytes); values may hold
+    // characters that lowercase to ASCII letters (Kelvin sign, dotted capital I)
+    const latin = ['a', 'B', 'k', 'K', 'É', 'é', '$', '{', ':', '-', '1', ' ', 'i']
+    const needle = fc.string({unit: fc.constantFrom(...latin), minLength: 1, maxLength: 6})
+    const text = fc.string({unit: fc.constantFrom(...latin, '\u212a', '\u0130'), maxLength: 12})
+    const ops = ['equals', 'contains', 'startswith', 'endswith'] as const
+    fc.assert(fc.property(fc.constantFrom(...ops), fc.array(needle, {minLength: 1, maxLength: 3}), fc.array(text, {maxLength: 8}), (op, strs, values) => {
+      const doc = {id: 'T', rev: 1, status: 'test', title: 't', severity: 'low', protocol: 'http', detect: {s: {field: 'f', [op]: strs, nocase: true}}, condition: 's'} as unknown as RuleDoc
+      const m = compileRule(doc).rule!.selections[0].matchers[0]
+      const needles = strs.map((x) => x.toLowerCase())
+      for (const v of values) {
+        const l = v.toLowerCase()
+        const want = needles.some((x) => (op === 'equals' ? l === x : op === 'contains' ? l.includes(x) : op === 'startswith' ? l.startsWith(x) : l.endsWith(x)))
+        expect(evalMatcher(m, new Map([['f', {v}]])), `${op} ${JSON.stringify(strs)} on ${JSON.stringify(v)}`).toBe(want)
+      }
+    }), {numRuns: Number(process.env.PATCHPOINT_FUZZ_RUNS ?? 1000)})
+  })
+
+  it('look for a non-letter only when every string has one', () => {
+    const needs = (strs: string[]) => compileRule({id: 'T', rev: 1, status: 'test', title: 't', severity: 'low', protocol: 'http', detect: {s: {field: 'f', contains: strs, nocase: true}}, condition: 's'} as unknown as RuleDoc).rule!.selections[0].matchers[0].needChars
+    expect(needs(['${jndi:'])).toEqual(['$'])
+    expect(needs(['${jndi:', 'x-y'])).toEqual(['$', '-'])
+    expect(needs(['${jndi:', 'abc'])).toBeUndefined()
   })
 })

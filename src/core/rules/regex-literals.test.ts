@@ -2,8 +2,10 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {fileURLToPath} from 'node:url'
 import {RE2JS} from 're2js'
-import {mayMatch, requiredLiterals} from './regex-literals.js'
+import {fixedSuffixLength, mayMatch, requiredLiterals} from './regex-literals.js'
 import {loadRules} from './engine.js'
+import {compileRule, evalMatcher} from './compile.js'
+import type {RuleDoc} from './types.js'
 
 const runs = (n: number) => Number(process.env.PATCHPOINT_FUZZ_RUNS ?? n)
 const rulesDir = fileURLToPath(new URL('../../../rules/', import.meta.url))
@@ -83,5 +85,38 @@ describe('requiredLiterals', () => {
     expect(checked).toBeGreaterThan(50)
     // most regexes of the pack give a literal to check first
     expect(skipped).toBeLessThan(checked)
+  })
+})
+
+describe('fixedSuffixLength', () => {
+  it('gives the one match length of `P$`, and nothing when lengths vary or P looks around', () => {
+    expect(fixedSuffixLength('\x00{516}$')).toBe(516)
+    expect(fixedSuffixLength('\x00{8}.{4}$')).toBe(12)
+    expect(fixedSuffixLength(String.raw`(?:ab|cd)[x-z]\.\x41\pL$`)).toBe(6)
+    expect(fixedSuffixLength(String.raw`a\\$`)).toBe(2)
+    for (const p of ['ab', String.raw`a\$`, 'a|b$', 'a*$', 'a?$', 'a{2,3}$', 'a{2,}$', '(?:ab|c)$', '^ab$', String.raw`\bab$`, '(?i)ab$', String.raw`a\z$`, '(?P<n>a)$', '$']) {
+      expect(fixedSuffixLength(p), p).toBeUndefined()
+    }
+  })
+
+  it('a matcher running `^(?:P)$` on the last L characters agrees with RE2 on the whole value (random patterns and values)', () => {
+    const atom = fc.constantFrom('a', 'b', '.', '\\x00', '\\d', '[ab]', '[^a]', '(?:ab|ba)', '(a|b)', '\\.', '\\pL', 'a?', 'b*', '^', '\\b', '$', '|')
+    const quant = fc.constantFrom('', '', '{2}', '{3}', '{1,2}', '{2}?')
+    const pattern = fc.array(fc.tuple(atom, quant), {minLength: 1, maxLength: 6}).map((xs) => xs.map(([a, q]) => a + q).join('') + '$')
+    const value = fc.string({unit: fc.constantFrom('a', 'b', 'A', '\x00', '.', '1', '\n', 'é', '\u{1F600}'), maxLength: 40})
+    let fixed = 0
+    fc.assert(fc.property(pattern, fc.boolean(), fc.array(value, {maxLength: 20}), (p, ci, values) => {
+      let re: RE2JS
+      try {
+        re = RE2JS.compile(p, (ci ? RE2JS.CASE_INSENSITIVE : 0) | RE2JS.DOTALL)
+      } catch {
+        return
+      }
+      if (fixedSuffixLength(p) !== undefined) fixed++
+      const doc = {id: 'T', rev: 1, status: 'test', title: 't', severity: 'low', protocol: 'http', detect: {s: {field: 'f', regex: p, nocase: ci}}, condition: 's'} as unknown as RuleDoc
+      const m = compileRule(doc).rule!.selections[0].matchers[0]
+      for (const v of values) expect(evalMatcher(m, new Map([['f', {v}]])), `${p} on ${JSON.stringify(v)}`).toBe(re.test(v))
+    }), {numRuns: runs(2000)})
+    expect(fixed).toBeGreaterThan(100)
   })
 })

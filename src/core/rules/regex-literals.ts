@@ -209,3 +209,107 @@ export function mayMatch(s: string, alts: readonly (readonly string[])[]): boole
   }
   return false
 }
+
+/** Longest fixed match length fixedSuffixLength reports (longer patterns run as they are). */
+export const MAX_FIXED_SUFFIX = 4096
+
+/** escapes after a backslash that match one character (classes, controls, escaped punctuation) */
+const ONE_CHAR_ESCAPES = new Set('dDwWsSntrfva'.split(''))
+
+/**
+ * Length of every match of `p` (in characters), or undefined when matches may differ in length or
+ * `p` uses anything this reader does not know. Assertions (`^`, `$`, `\b`, `\B`, `\A`, `\z`) and
+ * flag groups are refused: the caller relies on a match not looking at its surroundings.
+ */
+function fixedLength(p: string): number | undefined {
+  const parts = branches(p)
+  if (parts === null) return undefined
+  let len: number | undefined
+  for (const b of parts) {
+    const n = branchFixedLength(b)
+    if (n === undefined || (len !== undefined && n !== len)) return undefined
+    len = n
+  }
+  return len
+}
+
+function branchFixedLength(p: string): number | undefined {
+  let total = 0
+  let i = 0
+  while (i < p.length) {
+    const c = p[i]
+    let atom: number
+    if (c === '(') {
+      const j = skipGroup(p, i)
+      if (j < 0) return undefined
+      // a plain or non-capturing group; flags and named groups are refused
+      const inner = p.startsWith('(?:', i) ? p.slice(i + 3, j - 1) : p[i + 1] === '?' ? undefined : p.slice(i + 1, j - 1)
+      const n = inner === undefined ? undefined : fixedLength(inner)
+      if (n === undefined) return undefined
+      atom = n
+      i = j
+    } else if (c === '[') {
+      const j = skipClass(p, i)
+      if (j < 0) return undefined
+      atom = 1
+      i = j
+    } else if (c === '\\') {
+      const e = p[i + 1]
+      if (e === undefined) return undefined
+      if (e === 'x') {
+        if (p[i + 2] === '{') {
+          const k = p.indexOf('}', i + 2)
+          if (k < 0) return undefined
+          i = k + 1
+        } else i += 4
+      } else if (e === 'p' || e === 'P') {
+        if (p[i + 2] === '{') {
+          const k = p.indexOf('}', i + 2)
+          if (k < 0) return undefined
+          i = k + 1
+        } else i += 3
+      } else if (ONE_CHAR_ESCAPES.has(e) || ESCAPED_LITERALS.has(e)) i += 2
+      else return undefined
+      atom = 1
+    } else if (c === '^' || c === '$' || c === ')' || c === '*' || c === '+' || c === '?' || c === '{' || c === '|') {
+      return undefined
+    } else {
+      atom = 1
+      i++
+    }
+    // quantifier: only an exact count keeps the length fixed
+    const q = p[i]
+    if (q === '*' || q === '+' || q === '?') return undefined
+    if (q === '{') {
+      const m = /^\{(\d+)(?:,(\d*))?\}/.exec(p.slice(i, i + 16))
+      if (m === null || (m[2] !== undefined && m[2] !== m[1])) return undefined
+      atom *= Number(m[1])
+      i += m[0].length
+      if (p[i] === '?') i++
+      if (p[i] === '*' || p[i] === '+' || p[i] === '?' || p[i] === '{') return undefined
+    }
+    total += atom
+    if (total > MAX_FIXED_SUFFIX) return undefined
+  }
+  return total
+}
+
+/**
+ * For a pattern `P$` (no multi-line flag) whose every match has the same length L, L: a match
+ * then always covers exactly the last L characters of the text, so `^(?:P)$` run on those alone
+ * gives the same answer, at a fraction of the cost of an unanchored search (a pattern such as
+ * `\x00{516}$` otherwise keeps hundreds of candidate starts alive at every character).
+ * Undefined for every other pattern (flags, assertions inside P, top-level alternation, ...).
+ */
+export function fixedSuffixLength(pattern: string): number | undefined {
+  if (!pattern.endsWith('$')) return undefined
+  const body = pattern.slice(0, -1)
+  // `\$` is a literal dollar: count the backslashes before it
+  let bs = 0
+  for (let i = body.length - 1; i >= 0 && body[i] === '\\'; i--) bs++
+  if (bs % 2 === 1) return undefined
+  const parts = branches(body)
+  if (parts === null || parts.length !== 1) return undefined
+  const n = fixedLength(body)
+  return n !== undefined && n > 0 ? n : undefined
+}

@@ -1,6 +1,6 @@
 import {describe, it, expect} from 'vitest'
 import fc from 'fast-check'
-import {SqliDetector, detectSqli, MAX_TOKENS} from './sqli.js'
+import {SqliDetector, detectSqli, isSqli, MAX_SQLI_MEMO, MAX_SQLI_MEMO_CHARS, MAX_TOKENS} from './sqli.js'
 import {RuleSet} from './engine.js'
 import {pduOf, ruleFromYaml} from './testing.js'
 import {compileRule} from './compile.js'
@@ -83,5 +83,24 @@ describe('the `sqli` matcher operator', () => {
     expect(neg.evaluate(pduOf({'http.args': '1 OR 1=1'})).length).toBe(0)
     const doc = {id: 'X', rev: 1, status: 'test', title: 't', severity: 'low', protocol: 'http', detect: {s: {field: 'http.args', sqli: true, contains: 'x'}}, condition: 's'} as unknown as RuleDoc
     expect(compileRule(doc).problems.map((p) => p.message).join()).toContain('ONE operator')
+  })
+})
+
+describe('isSqli verdict memo', () => {
+  it('gives the detector\'s verdict for repeated, long and more than MAX_SQLI_MEMO distinct values', () => {
+    const attacks = ["1' OR '1'='1", '-1 UNION SELECT 1', "x'; DROP TABLE users--"]
+    const benign = ["O'Brien", 'hello world', 'Mozilla/5.0 (X11; Linux x86_64)']
+    const long = '1 UNION SELECT ' + 'a'.repeat(MAX_SQLI_MEMO_CHARS)
+    for (let round = 0; round < 3; round++) {
+      for (const v of [...attacks, long]) expect(isSqli(v), v.slice(0, 40)).toBe(true)
+      for (const v of benign) expect(isSqli(v), v).toBe(false)
+    }
+    // fill the memo past its cap (it empties and starts over), then ask again
+    for (let i = 0; i <= MAX_SQLI_MEMO + 10; i++) {
+      const v = i % 2 === 0 ? `${i}' OR 'a'='a` : `item ${i}`
+      expect(isSqli(v)).toBe(detectSqli(v).hit)
+    }
+    for (const v of attacks) expect(isSqli(v)).toBe(true)
+    for (const v of benign) expect(isSqli(v)).toBe(false)
   })
 })

@@ -866,7 +866,26 @@ export function detectSqli(value: string): SqliResult {
   return shared.detect(value)
 }
 
+/** Verdicts remembered for isSqli (the same User-Agent, cookie or argument recurs request after request). */
+export const MAX_SQLI_MEMO = 4096
+/** Longest value whose verdict is remembered (longer ones are judged every time). */
+export const MAX_SQLI_MEMO_CHARS = 256
+
+/**
+ * value -> verdict; emptied when full (the detector is pure, so a verdict never goes stale). At
+ * most MAX_SQLI_MEMO keys of MAX_SQLI_MEMO_CHARS: about 1 MB.
+ */
+const memo = new Map<string, boolean>()
+
 /** Boolean form for the rule matcher. */
 export function isSqli(value: string): boolean {
-  return shared.detect(value).hit
+  if (value.length > MAX_SQLI_MEMO_CHARS) return shared.detect(value).hit
+  const known = memo.get(value)
+  if (known !== undefined) return known
+  const hit = shared.detect(value).hit
+  if (memo.size >= MAX_SQLI_MEMO) memo.clear()
+  // keyed by a copy: a value can be a slice of a far larger text (a request body) that the memo
+  // must not keep alive (the concatenation is flattened into a new string before it is sliced)
+  memo.set((' ' + value).slice(1), hit)
+  return hit
 }
