@@ -28,7 +28,9 @@ export class Run extends PatchpointCommand<typeof Run> {
   static override description = `Inline mode (--iface A,B) bridges the two interfaces; the kernel forwards all traffic at
 wire speed except the services listed in the project's policy (.patchpoint/policy.json), which
 nftables diverts into the engine: reassembled, judged by the analyzers and rules, and forwarded,
-fixed in place, held until judged, or dropped (resets to both ends). If the engine dies, the
+fixed in place, held until judged, or dropped (resets to both ends). Frames with one VLAN tag
+(802.1Q or 802.1ad) are diverted and judged alike and keep their tag; QinQ frames (two tags) are
+bridged uninspected. If the engine dies, the
 divert rules expire within a second and the kernel forwards everything (fail-open), unless
 --fail-closed. Needs CAP_NET_ADMIN and CAP_NET_RAW (exit 4 without them).
 
@@ -39,7 +41,9 @@ Policy format (.patchpoint/policy.json):
   {"services": [{"ip": "10.0.0.3", "port": 80, "proto": "tcp", "protocol": "http",
                  "rules": ["PP-SHELLSHOCK"], "action": "drop", "shadow": false}],
    "default_action": "fix"}
-(rules, action, protocol, shadow and default_action are optional.)
+(rules, action, protocol, shadow and default_action are optional; addresses are read in any
+IPv4 or IPv6 form and used as the engine prints them, e.g. FD00:0006::0003 as fd00:6::3; an
+error names the file, the line and the field.)
 
 In a terminal (stdout a TTY, no --json), an interactive dashboard shows the mode, traffic in and
 out with rates, protected flows, actions by type, engine health and the latest events, redrawn

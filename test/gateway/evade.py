@@ -10,7 +10,7 @@ Modes:
              pass the exploit)
 Prints 'RST' if the connection was reset, 'OK' if data came back, 'NONE' otherwise.
 usage: evade.py DST PORT MODE REQUEST_FILE"""
-import sys, random
+import sys, random, threading
 from scapy.all import IP, TCP, Raw, sr1, send, fragment, conf, sniff, AsyncSniffer
 import time
 conf.verb = 0
@@ -25,9 +25,17 @@ if synack is None or not synack.haslayer(TCP):
 ack = synack[TCP].seq + 1
 seq = 1001
 send(ip / TCP(sport=sport, dport=port, flags='A', seq=seq, ack=ack))
-sn = AsyncSniffer(filter=f'tcp and src host {dst} and src port {port} and dst port {sport}', store=True)
+# the sniffer opens its socket (and compiles its filter with tcpdump) in its own thread: send
+# nothing before it listens, or a reset answering the first packets is missed
+listening = threading.Event()
+# on the interface the route to DST takes: conf.iface is lo in a namespace without a default
+# route, where the sniffer saw nothing (every run printed NONE, resets or not)
+iface = conf.route.route(dst)[0]
+sn = AsyncSniffer(iface=iface, filter=f'tcp and src host {dst} and src port {port} and dst port {sport}', store=True,
+                  started_callback=listening.set)
 sn.start()
-time.sleep(0.2)
+listening.wait(10)
+time.sleep(0.05)
 if mode == 'segments':
     for i in range(0, len(req), 3):
         send(ip / TCP(sport=sport, dport=port, flags='PA', seq=seq + i, ack=ack) / Raw(req[i:i + 3]))

@@ -5,7 +5,7 @@ fragment keeps the whole TCP header, as Linux requires since RFC 7112).
 Prints 'RST' if the connection was reset, 'OK' if data came back, 'NONE' otherwise, then the
 flags seen, 'SPORT' and the source port, 'FRAGS' and the number of fragments sent.
 usage: evade6.py DST PORT REQUEST_FILE [FRAGDATA]"""
-import sys, random, time, subprocess
+import sys, random, time, subprocess, threading
 from scapy.all import IPv6, IPv6ExtHdrFragment, TCP, Raw, sr1, send, conf, AsyncSniffer
 conf.verb = 0
 dst, port, reqfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -27,9 +27,13 @@ seq = 1001
 send(ip / TCP(sport=sport, dport=port, flags='A', seq=seq, ack=ack))
 # conf.iface follows the IPv4 routes (none here): sniff where the IPv6 route goes
 iface = conf.route6.route(dst)[0]
-sn = AsyncSniffer(iface=iface, filter=f'ip6 and tcp and src port {port} and dst port {sport}', store=True)
+# send nothing before the sniffer listens (it opens its socket in its own thread)
+listening = threading.Event()
+sn = AsyncSniffer(iface=iface, filter=f'ip6 and tcp and src port {port} and dst port {sport}', store=True,
+                  started_callback=listening.set)
 sn.start()
-time.sleep(0.2)
+listening.wait(10)
+time.sleep(0.05)
 # build the fragments by hand: scapy's fragment6 sizes them by MTU
 whole = bytes(TCP(sport=sport, dport=port, flags='PA', seq=seq, ack=ack) / Raw(req))
 # recompute the checksum against the IPv6 pseudo-header

@@ -248,11 +248,16 @@ export interface PacketPlacement {
   payloadLength: number
   /** the packet was a fragment held by the defragmenter (nothing to forward yet) */
   heldFragment: boolean
+  /**
+   * the packet completed a fragmented datagram: the reassembled datagram (from its IP header;
+   * owned by the reader) the flow and offsets describe, else null
+   */
+  datagram: Uint8Array | null
 }
 
 export class Engine {
   /** valid after each processFrame, until the next */
-  readonly placement: PacketPlacement = {flow: null, fromClient: true, streamOffset: -1, payloadLength: 0, heldFragment: false}
+  readonly placement: PacketPlacement = {flow: null, fromClient: true, streamOffset: -1, payloadLength: 0, heldFragment: false, datagram: null}
   readonly stats: EngineStats = {
     packets: 0, bytes: 0, decodeErrors: 0, truncated: 0, flows: 0, tcpStreams: 0, anomalies: 0,
     alerts: 0, fragments: 0, reassembledDatagrams: 0, flowsEvicted: 0, peakFlows: 0,
@@ -306,6 +311,7 @@ export class Engine {
     pl.streamOffset = -1
     pl.payloadLength = 0
     pl.heldFragment = false
+    pl.datagram = null
     const pkt = this.decoder.decode(data, linktype, start, end)
     this.handleDecoded(pkt)
   }
@@ -348,6 +354,7 @@ export class Engine {
         return
       }
       this.stats.reassembledDatagrams++
+      this.placement.datagram = datagram
       const whole = this.decoder.decodeIp(datagram)
       this.current = whole
       for (const code of whole.anomalies) this.reportAnomaly({type: 'decode', event: code}, null)

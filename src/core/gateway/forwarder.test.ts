@@ -160,6 +160,49 @@ describe('Forwarder (inline decisions)', () => {
     }
     expect(s.forwarder.stats.blockedFlows).toBe(1)
     expect(s.forwarder.fragmentGroups).toBe(0)
+    // the drop ends the session like any other: a reset to each end, at the sequence number it
+    // expects (the server: the request's first byte; the client: the server's next byte)
+    let [clientSeq, serverSeq] = [-1, -1]
+    for (const f of conv) {
+      const p = dec.decode(f.data, LINKTYPE.ETHERNET)
+      if (p.src === CLIENT && p.payloadLength > 0 && clientSeq < 0) [clientSeq, serverSeq] = [p.seq, p.ack]
+    }
+    const resets = (port: FakePort) => port.frames.map((f) => {
+      const p = dec.decode(f, LINKTYPE.ETHERNET)
+      return {rst: (p.tcpFlags & RST) !== 0, src: p.src, dst: p.dst, sport: p.srcPort, dport: p.dstPort, seq: p.seq, ok: l4ChecksumOk(p)}
+    }).filter((r) => r.rst).map(({rst: _r, ...r}) => r)
+    expect(resets(ports[1])[0]).toEqual({src: CLIENT, dst: SERVER, sport: 40007, dport: 80, seq: clientSeq, ok: true})
+    expect(resets(ports[0])[0]).toEqual({src: SERVER, dst: CLIENT, sport: 80, dport: 40007, seq: serverSeq, ok: true})
+  })
+
+  it('IP fragments of an exploit in 802.1ad + 802.1Q tagged frames: the resets keep both tags and their TPIDs', () => {
+    const {s, ports} = session('drop')
+    const conv = tcpConversation({client: CLIENT, server: SERVER, clientPort: 40008, serverPort: 80, toServer: enc(SHELLSHOCK), maxSegment: 2000, seed: 1})
+    const dec = new PacketDecoder()
+    const tagged = (eth: Uint8Array, dg: Uint8Array) => {
+      const f = buildEthernet({src: eth.subarray(6, 12), dst: eth.subarray(0, 6), vlan: [100, 10], etherType: 0x0800}, dg)
+      f[12] = 0x88
+      f[13] = 0xa8
+      return f
+    }
+    const frames: {tsUs: number; data: Uint8Array}[] = []
+    for (const f of conv) {
+      const p = dec.decode(f.data, LINKTYPE.ETHERNET)
+      const eth = f.data.subarray(0, 14)
+      const dgs = p.src === CLIENT && p.payloadLength > 0 ? fragmentIpv4(p.ipDatagram.slice(), 16) : [p.ipDatagram.slice()]
+      for (const dg of dgs) frames.push({tsUs: f.tsUs, data: tagged(eth, dg)})
+    }
+    run(s, frames)
+    expect(s.forwarder.stats.blockedFlows).toBe(1)
+    for (const port of ports) {
+      const rst = port.frames.filter((f) => (dec.decode(f, LINKTYPE.ETHERNET).tcpFlags & RST) !== 0)
+      expect(rst.length).toBeGreaterThanOrEqual(1)
+      for (const f of rst) {
+        expect([...dec.decode(f, LINKTYPE.ETHERNET).vlanIds]).toEqual([100, 10])
+        expect([...f.subarray(12, 14)]).toEqual([0x88, 0xa8])
+        expect([...f.subarray(16, 18)]).toEqual([0x81, 0x00])
+      }
+    }
   })
 
   it('3-byte segments handed over in ONE reused capture buffer (as LivePort does) are held, judged and dropped', () => {
@@ -291,14 +334,19 @@ describe('Forwarder bypass (server->client direction handed to the kernel)', () 
   const ELEMENT = `${SERVER} . 80 . ${CLIENT} . 40000`
   const tick = () => new Promise<void>((r) => setImmediate(r))
 
-  function bypassSession(opts: {limits?: object; rules?: Detection['rules']; policy?: Policy} = {}) {
+  function bypassSession(opts: {limits?: object; rules?: Detection['rules']; policy?: Policy; confirm?: boolean} = {}) {
     const policy: Policy = opts.policy ?? {services: [{ip: SERVER, port: 80, proto: 'tcp', protocol: 'http', action: 'drop'}]}
     const ports = [new FakePort(), new FakePort()] as const
     const events: EveEvent[] = []
     const lines: string[] = []
+    /** confirmed nft lines and their callbacks, as inline mode's nft processes would call them */
+    const confirms: {line: string; done: () => void}[] = []
     const det = opts.rules ? {...detection, rules: opts.rules} : detection
-    const s = new GatewaySession({detection: det, policy, ports, onEvent: (e) => events.push(e), limits: opts.limits, nftWrite: (l) => lines.push(l)})
-    return {s, ports, events, lines}
+    const s = new GatewaySession({
+      detection: det, policy, ports, onEvent: (e) => events.push(e), limits: opts.limits, nftWrite: (l) => lines.push(l),
+      ...(opts.confirm ? {nftConfirm: (line: string, done: () => void) => confirms.push({line, done})} : {}),
+    })
+    return {s, ports, events, lines, confirms}
   }
 
   function frames(toServer: string, toClient: string, clientPort = 40000) {
@@ -437,6 +485,50 @@ describe('Forwarder bypass (server->client direction handed to the kernel)', () 
     await tick()
     expect(lines.join('\n')).toContain(`delete element netdev patchpoint bypass4 { ${ELEMENT} }`)
     expect(s.forwarder.stats.bypassedNow).toBe(0)
+  })
+
+  it('an Upgrade on a bypassed keep-alive flow: the request is held until the kernel confirms the bypass delete, then forwarded', () => {
+    const UPGRADE = 'GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'
+    for (const connect of [false, true]) {
+      const req = connect ? 'CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n' : UPGRADE
+      const {s, ports, confirms} = bypassSession({confirm: true})
+      const first = frames(BENIGN, RESPONSE).slice(0, -3)
+      run(s, first)
+      expect(s.forwarder.stats.bypassedFlows).toBe(1)
+      const c = {src: CLIENT, dst: SERVER, srcPort: 40000, dstPort: 80, srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02'}
+      const cSeq = 1001 + BENIGN.length
+      const t = first[first.length - 1].tsUs
+      run(s, [
+        {tsUs: t + 100, data: buildTcpPacket({...c, seq: cSeq, ack: 500_001 + RESPONSE.length, flags: ACK | PSH, window: 65535, payload: enc(req.slice(0, 10))})},
+        {tsUs: t + 200, data: buildTcpPacket({...c, seq: cSeq + 10, ack: 500_001 + RESPONSE.length, flags: ACK | PSH, window: 65535, payload: enc(req.slice(10))})},
+      ])
+      // the delete is under way; the server has not seen the request (its answer would be bypassed)
+      expect(confirms.map((x) => x.line)).toEqual([expect.stringContaining(`delete element netdev patchpoint bypass4 { ${ELEMENT} }`)])
+      expect(stream(ports[1].frames).bytes).toBe(BENIGN)
+      expect(s.forwarder.stats.bypassedNow).toBe(0)
+      expect(s.forwarder.stats.unbypassWaits).toBe(1)
+      confirms[0].done()
+      expect(stream(ports[1].frames).bytes).toBe(BENIGN + req)
+      expect(s.forwarder.stats.heldNow).toBe(0)
+      expect(s.forwarder.stats.blockedFlows).toBe(0)
+    }
+  })
+
+  it('an unconfirmed bypass delete holds the Upgrade request no longer than the hold timeout', () => {
+    const {s, ports, confirms} = bypassSession({confirm: true})
+    const first = frames(BENIGN, RESPONSE).slice(0, -3)
+    run(s, first)
+    const req = 'GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'
+    const c = {src: CLIENT, dst: SERVER, srcPort: 40000, dstPort: 80, srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02'}
+    const t = first[first.length - 1].tsUs
+    run(s, [{tsUs: t + 100, data: buildTcpPacket({...c, seq: 1001 + BENIGN.length, ack: 500_001 + RESPONSE.length, flags: ACK | PSH, window: 65535, payload: enc(req)})}])
+    expect(confirms.length).toBe(1)
+    expect(stream(ports[1].frames).bytes).toBe(BENIGN)
+    s.forwarder.sweep(t + 100 + s.forwarder.limits.holdTimeoutUs + 1)
+    expect(stream(ports[1].frames).bytes).toBe(BENIGN + req)
+    // a late confirmation changes nothing
+    confirms[0].done()
+    expect(stream(ports[1].frames).bytes).toBe(BENIGN + req)
   })
 
   it('is bounded: at bypassFlows the next flows stay in the engine', () => {

@@ -33,7 +33,10 @@
  * kernel forwarded) are never judged: copies seen leaving the client's port prove the kernel
  * forwards them (from that sequence number on, the server-side copies are discarded); anything
  * else is forwarded (a duplicate at worst, never a loss). The element is refreshed while the
- * flow lives and deleted when it ends or is blocked. FIN, SYN and RST are never bypassed.
+ * flow lives and deleted when it ends or is blocked. FIN, SYN and RST are never bypassed. A
+ * request that leaves the protocol (CONNECT, Upgrade: `eligible` turns false) ends the bypass
+ * before it goes out: the client's bytes are held until the kernel confirms the delete
+ * (`BypassHooks.confirm`), so the server's answer (101, 200) and what follows reach the engine.
  */
 import type {Pdu} from '../analyzers/types.js'
 import type {Engine, EngineFlow} from '../engine/engine.js'
@@ -106,6 +109,13 @@ export interface BypassHooks {
   eligible(flow: EngineFlow): boolean
   /** an nft command for the bypass set (the caller batches them; never blocks) */
   write(line: string): void
+  /**
+   * Run an nft command and call `done` once the kernel applied it (or failed to; never blocks).
+   * Used to end the bypass of a flow that asked to leave its protocol (CONNECT, Upgrade): its
+   * request is held until the kernel stops forwarding the responses itself, or the server's
+   * answer (101, 200) would pass the engine by. Absent: `write` and no wait.
+   */
+  confirm?(line: string, done: () => void): void
 }
 
 export interface ForwarderOptions {
@@ -146,6 +156,8 @@ export interface BypassStats {
   bypassForwarded: number
   /** frames of a bypassed direction discarded (the kernel forwarded them) */
   bypassDiscarded: number
+  /** bypass ends (CONNECT, Upgrade) whose client bytes were held until the kernel confirmed */
+  unbypassWaits: number
 }
 
 /** counters of units larger than holdUnitBytes (part of Forwarder.stats) */
@@ -205,6 +217,8 @@ interface FlowState {
   bypassKey: number
   /** the server's IPv4 address as an unsigned number */
   bypassServer: number
+  /** the bypass delete of a flow leaving its protocol is not confirmed yet: client bytes are held */
+  unbypassPending: boolean
 }
 
 interface FragGroup {
@@ -225,7 +239,7 @@ export class Forwarder {
   readonly stats: ForwarderStats & BypassStats & HoldStats = {
     framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, held: 0, heldNow: 0, heldBytesNow: 0, fixedFrames: 0,
     droppedFrames: 0, blockedFlows: 0, resetsSent: 0, holdOverflows: 0, holdTimeouts: 0, duplicatesDiscarded: 0,
-    fragmentsHeld: 0, bypassedFlows: 0, bypassedNow: 0, bypassForwarded: 0, bypassDiscarded: 0,
+    fragmentsHeld: 0, bypassedFlows: 0, bypassedNow: 0, bypassForwarded: 0, bypassDiscarded: 0, unbypassWaits: 0,
     releasedEarly: 0, fixTooLate: 0,
   }
   readonly limits: GatewayLimits
@@ -234,6 +248,8 @@ export class Forwarder {
   private readonly decoder = new PacketDecoder()
   /** decodes held frames (never the current packet's decoder: its result is still in use) */
   private readonly decoder2 = new PacketDecoder()
+  /** decodes the reassembled datagram of a completed fragment group (wholePacket) */
+  private readonly decoder3 = new PacketDecoder()
   /** by the engine's flow object (identity: no key text per flow; a flow replaced in the engine's table ends, and sweep drops its state) */
   private readonly flows = new Map<EngineFlow, FlowState>()
   private readonly frags = new Map<string, FragGroup>()
@@ -315,16 +331,27 @@ export class Forwarder {
       }
     }
     if (block && !gf.blocked) {
-      this.block(gf, pkt, group === null, inPort, blockNote)
+      // a completed fragment group: the resets answer the reassembled segment (the last
+      // fragment carries no TCP header)
+      const rp = group === null ? pkt : this.wholePacket(frame, pkt, pl.datagram)
+      this.block(gf, rp ?? pkt, d, rp !== null, pl.streamOffset, inPort, blockNote)
       return
     }
     if (gf.blocked) {
       st.droppedFrames++
-      if (group === null && pkt.l4 === 'tcp' && (pkt.tcpFlags & RST) === 0 && gf.resets < this.limits.resetsPerFlow) {
-        gf.resets++
-        this.sendReset(pkt, 'to-source', inPort)
+      if (flow.proto === 6 && gf.resets < this.limits.resetsPerFlow) {
+        const rp = group === null ? pkt : this.wholePacket(frame, pkt, pl.datagram)
+        if (rp !== null && rp.l4 === 'tcp' && (rp.tcpFlags & RST) === 0) {
+          gf.resets++
+          this.sendReset(rp, 'to-source', inPort)
+        }
       }
       return
+    }
+    if (d === 0 && gf.bypass === 1 && !this.opts.bypass!.eligible(flow)) {
+      // this request asked to leave the protocol (CONNECT, Upgrade): the kernel must stop
+      // forwarding the responses before the server sees the request (see unbypassPending)
+      this.endBypass(gf)
     }
     if (flow.proto === 17) {
       // one datagram = one unit, judged during processFrame
@@ -437,12 +464,15 @@ export class Forwarder {
       flow, blocked: false, unjudged: false, held: [[], []], heldLen: [0, 0], fwd: [[], []], fwdMerged: false, heldBytes: 0, heldCount: 0,
       maxHeldEnd: [-1, -1], edits: [[], []], resets: 0,
       bypass: 0, clientSide: -1, bypassSeen: false, bypassSeq: 0, bypassRefreshUs: 0, bypassElement: '', bypassKey: 0, bypassServer: 0,
+      unbypassPending: false,
     }
     this.flows.set(flow, gf)
     return gf
   }
 
   private pendingOf(gf: FlowState, d: 0 | 1): number {
+    // every client byte waits for the kernel to stop bypassing the responses
+    if (d === 0 && gf.unbypassPending) return 0
     if (gf.unjudged) return -1
     const flow = gf.flow
     if (!flow.detectDone) return 0
@@ -563,6 +593,8 @@ export class Forwarder {
    * send anything afterwards. Fail-closed blocks the flow instead.
    */
   private timeout(gf: FlowState): void {
+    // a bypass delete never confirmed: stop waiting for it (fail-open, like any hold timeout)
+    gf.unbypassPending = false
     if (gf.flow.detectDone) {
       this.report(gf.flow, {type: 'limit', event: 'gateway.hold_timeout', detail: {
         held_bytes: gf.heldBytes, held_packets: gf.heldCount, fail_closed: this.failClosed,
@@ -635,14 +667,17 @@ export class Forwarder {
   }
 
   /**
-   * Block a flow on the current packet: resets to its sender (answering this packet) and to
-   * the receiver (in the sender's name, at the first byte it has not received: the first held
-   * segment of that direction, else this one), held frames discarded.
+   * Block a flow on the current packet (`pkt`: the reassembled segment when the packet completed
+   * a fragmented datagram; `usable` false when there is none to answer): resets to its sender
+   * (answering this packet) and to the receiver (in the sender's name, at the first byte it has
+   * not received: the first held segment of direction d, else this one), held frames discarded.
+   * `so` is the stream offset of pkt's payload (-1 unknown): a held fragmented datagram has no
+   * frame to answer, so its reset is this packet's with the sequence number moved back to it.
    */
-  private block(gf: FlowState, pkt: DecodedPacket, usable: boolean, inPort: number, note: string): void {
-    const d = pkt.srcPort === gf.flow.clientPort && pkt.src === gf.flow.clientIp ? 0 : 1
+  private block(gf: FlowState, pkt: DecodedPacket, d: 0 | 1, usable: boolean, so: number, inPort: number, note: string): void {
     const first = gf.held[d][0]
-    if (usable && pkt.l4 === 'tcp') this.sendReset(pkt, 'to-source', inPort)
+    const tcp = usable && pkt.l4 === 'tcp'
+    if (tcp) this.sendReset(pkt, 'to-source', inPort)
     gf.blocked = true
     this.endBypass(gf)
     this.stats.blockedFlows++
@@ -650,11 +685,31 @@ export class Forwarder {
     if (first?.frame) {
       const p = this.decoder2.decode(first.frame, this.linktype)
       this.sendReset(p, 'to-destination', first.outPort)
-    } else if (usable && pkt.l4 === 'tcp') {
-      this.sendReset(pkt, 'to-destination', 1 - inPort)
+    } else if (tcp) {
+      if (first !== undefined && first.so >= 0 && so >= first.so) {
+        // this packet's bytes start (so - first.so) after the first byte the receiver lacks
+        const seq = pkt.seq
+        pkt.seq = (seq - (so - first.so)) >>> 0
+        this.sendReset(pkt, 'to-destination', 1 - inPort)
+        pkt.seq = seq
+      } else this.sendReset(pkt, 'to-destination', 1 - inPort)
     }
     this.discardHeld(gf)
     this.report(gf.flow, {type: 'applayer', event: 'gateway.flow_blocked', detail: {reason: note}})
+  }
+
+  /**
+   * The segment a completed fragment group carried, decoded as one frame (the current frame's
+   * link header, VLAN tags included, in front of the reassembled datagram), so resets can answer
+   * it; null when there is no datagram. Valid until the next call.
+   */
+  private wholePacket(frame: Uint8Array, pkt: DecodedPacket, datagram: Uint8Array | null): DecodedPacket | null {
+    if (datagram === null || pkt.ipOffset < 0) return null
+    const f = new Uint8Array(pkt.ipOffset + datagram.length)
+    f.set(frame.subarray(0, pkt.ipOffset))
+    f.set(datagram, pkt.ipOffset)
+    const p = this.decoder3.decode(f, this.linktype)
+    return p.ipVersion === 0 || p.isFragment ? null : p
   }
 
   /** fail-closed block with no current packet: reset from the first held frame */
@@ -735,7 +790,11 @@ export class Forwarder {
     this.opts.bypass!.write(bypassAddLine(gf.bypassElement))
   }
 
-  /** the flow ends, is blocked or needs its responses again: the kernel stops bypassing it */
+  /**
+   * The flow ends, is blocked or needs its responses again: the kernel stops bypassing it. A flow
+   * that lives on (it needs its responses again) holds its client bytes until the kernel
+   * confirms the delete (BypassHooks.confirm; the hold timeout bounds the wait).
+   */
   private endBypass(gf: FlowState): void {
     if (gf.bypass !== 1) return
     gf.bypass = 2
@@ -746,12 +805,29 @@ export class Forwarder {
       if (i >= 0) list.splice(i, 1)
       if (list.length === 0) this.bypassed.delete(gf.bypassKey)
     }
-    this.opts.bypass?.write(bypassDeleteLine(gf.bypassElement))
+    const hooks = this.opts.bypass
+    const line = bypassDeleteLine(gf.bypassElement)
+    if (hooks?.confirm === undefined || gf.blocked || gf.flow.ended) {
+      hooks?.write(line)
+      return
+    }
+    gf.unbypassPending = true
+    this.stats.unbypassWaits++
+    hooks.confirm(line, () => {
+      if (!gf.unbypassPending) return
+      gf.unbypassPending = false
+      if (this.flows.get(gf.flow) === gf) this.releaseJudged(gf)
+    })
   }
 
   private sendReset(pkt: DecodedPacket, dir: 'to-source' | 'to-destination', port: number): void {
     const rst = buildTcpReset(pkt, dir)
     if (rst === null) return
+    const tags = pkt.vlanIds.length
+    if (tags > 0 && pkt.linktype === LINKTYPE.ETHERNET && pkt.networkOffset === 14 + 4 * tags && rst.length >= 14 + 4 * tags) {
+      // the tags as they came (TPID 0x88a8/0x9100 of an outer tag, priority bits), not 0x8100
+      rst.set(pkt.frame.subarray(12, 12 + 4 * tags), 12)
+    }
     this.stats.resetsSent++
     this.send(rst, port)
   }

@@ -183,10 +183,16 @@ describe('Forwarder over IPv6: fragments to an unprotected port of a protected h
     expect(s.forwarder.stats.blockedFlows).toBe(0)
   })
 
-  it('an exploit is judged by the default rules and dropped', () => {
+  it('an exploit is judged by the default rules and dropped: no fragment reaches the server, both ends get a reset', () => {
     const {s, ports} = session('drop')
     run(s, fragmentsOnly(SHELLSHOCK, 42001))
-    expect(ports[1].frames.length).toBe(0)
+    const dec = new PacketDecoder()
+    const sent = (i: 0 | 1) => ports[i].frames.map((f) => {
+      const p = dec.decode(f, LINKTYPE.ETHERNET)
+      return {rst: (p.tcpFlags & RST) !== 0, fragment: p.isFragment, payload: p.payloadLength, ok: l4ChecksumOk(p), src: p.src}
+    })
+    expect(sent(1)).toEqual([{rst: true, fragment: false, payload: 0, ok: true, src: CLIENT}])
+    expect(sent(0)).toEqual([{rst: true, fragment: false, payload: 0, ok: true, src: SERVER}])
     expect(s.forwarder.stats.blockedFlows).toBe(1)
   })
 })

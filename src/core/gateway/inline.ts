@@ -5,6 +5,7 @@
  * returns a handle to reload (SIGHUP) and stop (SIGINT/SIGTERM) it; teardown removes the table,
  * the veth pairs, the bridge if we created it, and restores the ports' offloads and admin state.
  */
+import {execFile} from 'node:child_process'
 import type {Detection} from '../engine/detection.js'
 import type {EngineOptions} from '../engine/engine.js'
 import type {EveEvent} from '../events/eve.js'
@@ -21,6 +22,13 @@ import type {GatewayLimits} from './forwarder.js'
 export const MAX_DYNAMIC_SERVICES = 1024
 /** sweep of held units, fragments and ended flows */
 export const SWEEP_MS = 250
+/**
+ * confirmed nft commands running at once (bypass ends of flows leaving HTTP: each an `nft -f -`
+ * process); past this a line goes through the long-lived child unconfirmed
+ */
+export const MAX_NFT_CONFIRMS = 32
+/** an nft process that has not finished after this long is taken as done (the line was written) */
+export const NFT_CONFIRM_TIMEOUT_MS = 2000
 
 export interface InlineOptions {
   ifaces: string[]
@@ -46,28 +54,14 @@ export interface InlineHandle {
 }
 
 /**
- * The policy with every address in the engine's text form (RFC 5952 for IPv6), so the per-service
- * judge, whose keys are compared with the flows' printed addresses, finds `FD00:6:0::3` as
- * `fd00:6::3`. Addresses that do not parse are left as they are (the loader rejects them).
+ * `opts.policy` comes from the policy loader (policy.ts), which writes every address in the
+ * engine's text form: the per-service judge, the host policies and the nftables sets all compare
+ * it with the flows' printed addresses as it is.
  */
-export function canonicalPolicy(policy: Policy): Policy {
-  let changed = false
-  const canon = <T extends {ip: string}>(e: T): T => {
-    const ip = canonicalIp(e.ip)
-    if (ip === null || ip === e.ip) return e
-    changed = true
-    return {...e, ip}
-  }
-  const services = policy.services.map(canon)
-  const hosts = policy.hosts?.map(canon)
-  return changed ? {...policy, services, ...(hosts ? {hosts} : {})} : policy
-}
-
 export function startInline(opts: InlineOptions): InlineHandle {
   requirePrivileges()
   const host = new HostNet()
   host.validate(opts.ifaces, opts.force === true, opts.bridge)
-  opts.policy = canonicalPolicy(opts.policy)
   if (opts.policy.services.length === 0) {
     throw new UserError('the policy protects no service: nothing to divert', {code: 'POLICY_EMPTY', suggestion: 'add services to .patchpoint/policy.json'})
   }
@@ -81,6 +75,8 @@ export function startInline(opts: InlineOptions): InlineHandle {
   let setup: BridgeSetup | null = null
   let sweep: NodeJS.Timeout | null = null
   let stopped = false
+  /** nftConfirm processes running */
+  let confirms = 0
   /** the capture filter of the sets; its limit is said once per distinct count */
   let toldOmitted = 0
   const filterOf = (s: DivertSets) => captureFilter(s, (n) => {
@@ -99,6 +95,23 @@ export function startInline(opts: InlineOptions): InlineHandle {
     engine: opts.engine,
     // bypass elements of flows whose responses nothing needs (batched by the session)
     nftWrite: (line) => nft.write(line),
+    // the end of a bypass a request waits for (CONNECT, Upgrade): an nft process of its own,
+    // done when it exits (the kernel has applied the line)
+    nftConfirm: (line, done) => {
+      if (confirms >= MAX_NFT_CONFIRMS || stopped) {
+        nft.write(line)
+        done()
+        return
+      }
+      confirms++
+      const child = execFile('nft', ['-f', '-'], {timeout: NFT_CONFIRM_TIMEOUT_MS}, (err) => {
+        confirms--
+        if (err) nft.write(line)
+        done()
+      })
+      child.stdin?.on('error', () => {})
+      child.stdin?.end(line + '\n')
+    },
     onDynamicService: (svc) => {
       const ip = canonicalIp(svc.ip)
       if (ip === null || dynamic.length >= MAX_DYNAMIC_SERVICES) return
@@ -159,7 +172,7 @@ export function startInline(opts: InlineOptions): InlineHandle {
     },
     ports,
     reload(next, detection) {
-      const policy = canonicalPolicy(next)
+      const policy = next
       opts.policy = policy
       session.reload(detection.rules, policy)
       sets = divertSets([...policy.services, ...dynamic])

@@ -1,6 +1,6 @@
 import {describe, it, expect} from 'vitest'
 import {execFileSync} from 'node:child_process'
-import {ALIVE_TIMEOUT_MS, ENGINE_STALL_MS, MAX_IFNAME, NFT_FAMILY, NFT_TABLE, REFRESH_MS, SYN_DIVERT_PER_SECOND, addElementLine, canonicalIp, divertSets, divertVeths, refreshLine, rulesetScript, setLines} from './nft.js'
+import {ALIVE_TIMEOUT_MS, ENGINE_STALL_MS, MAX_IFNAME, NFT_FAMILY, NFT_TABLE, REFRESH_MS, SYN_DIVERT_PER_SECOND, addElementLine, canonicalIp, divertSets, divertVeths, refreshLine, rulesetScript, setLines, vlanDivertRule} from './nft.js'
 
 const has = (cmd: string): boolean => {
   try {
@@ -125,6 +125,14 @@ describe('nftables divert script', () => {
     }
   })
 
+  it('VLAN-tagged frames (802.1Q, 802.1ad) enter the same divert chains by the protocol inside the tag, behind @alive', () => {
+    const chains = chainsOf(rulesetScript(sets, {ports: ['ga', 'gb']}))
+    for (const i of [0, 1]) {
+      expect(chains[`in${i}`]).toContain(vlanDivertRule(i))
+      expect(vlanDivertRule(i)).toMatch(new RegExp(`^ether type \\{ 8021q, 8021ad \\} meta protocol @alive meta protocol vmap \\{ ip : jump divert4_${i}, ip6 : jump divert6_${i} \\}$`))
+    }
+  })
+
   it('divertVeths: named after the port, at most 15 characters, distinct for long names with one prefix', () => {
     expect(divertVeths('ga')).toEqual({kernel: 'ga-ppk', engine: 'ga-ppe'})
     expect(divertVeths('enp3s0f1')).toEqual({kernel: 'enp3s0f1-ppk', engine: 'enp3s0f1-ppe'})
@@ -162,7 +170,7 @@ describe('nftables divert script', () => {
     const gated = (chain: string, depth = 0): boolean => {
       const from = Object.entries(chains).filter(([, list]) => list.some((r) => new RegExp(`(jump|goto) ${chain}\\b`).test(r)))
       return depth < 4 && from.length > 0 && from.every(([n, list]) => /^in\d$/.test(n)
-        ? list.every((r) => !r.includes(`jump ${chain}`) || r.startsWith('ether type @alive '))
+        ? list.every((r) => !r.includes(`jump ${chain}`) || r.startsWith('ether type @alive ') || r.includes(' meta protocol @alive '))
         : gated(n, depth + 1))
     }
     let diverts = 0

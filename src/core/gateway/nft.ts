@@ -182,6 +182,19 @@ function divertRules(v6: boolean, dev: string, i: number): string {
 }
 
 /**
+ * VLAN-tagged frames (802.1Q, or an 802.1ad S-tag), one rule in each port's `in` chain. At the
+ * ingress hook the kernel has already moved the outermost tag out of the frame (skb metadata):
+ * `ether type` still reads the tag's TPID (nft rebuilds the tag for link-layer loads), but the
+ * network header and `meta protocol` are those of the frame inside the tag, so the same divert
+ * chains (tuple sets, pure ACKs, SYN limit, bypass) apply to it unchanged. The capture socket
+ * on the veth pair sees the frame as the kernel holds it (BPF on the untagged bytes) and libpcap
+ * hands it up with the tag put back; the engine decodes it, and re-injects it tag and all.
+ */
+export function vlanDivertRule(i: number): string {
+  return `ether type { 8021q, 8021ad } meta protocol @alive meta protocol vmap { ip : jump divert4_${i}, ip6 : jump divert6_${i} }`
+}
+
+/**
  * The whole table, as an `nft -f` script (replaces any table left by an earlier run). `ports`
  * are the bridge ports; their veth pairs (divertVeths) must exist (nft resolves `fwd to` and the
  * hooks' devices when it loads the script).
@@ -197,6 +210,7 @@ export function rulesetScript(sets: DivertSets, opts: {failClosed?: boolean; por
     return `  chain in${i} {
     ${hook(port, 'accept')}
     ether type @alive ether type vmap { ip : jump divert4_${i}, ip6 : jump divert6_${i} }
+    ${vlanDivertRule(i)}
   }
   chain divert4_${i} {
 ${divertRules(false, v.kernel, i)}

@@ -7,12 +7,15 @@
  *                  "rules": ["PP-SHELLSHOCK"], "action": "drop", "shadow": false}],
  *    "default_action": "fix"}
  *
- * The loader validates every field and names file and field on error (a UserError, exit 2).
+ * The loader validates every field and names file, line and field on error (a UserError, exit
+ * 2), and writes every address in the engine's text form (RFC 5952 for IPv6: `FD00:0006::0003`
+ * is `fd00:6::3`), so every consumer (the engine's per-service judge and host policies, the
+ * nftables sets, `protect`, status output) compares the same text the engine prints for flows.
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import net from 'node:net'
 import {UserError} from '../errors.js'
+import {formatIp, parseIp} from '../packet/address.js'
 import type {Action} from '../rules/types.js'
 import {DEFRAG_POLICIES, type DefragPolicy} from '../flow/defrag-policy.js'
 import type {TcpOverlapPolicy} from '../flow/tcp.js'
@@ -73,12 +76,29 @@ export function policyPath(projectStateDir: string): string {
   return path.join(projectStateDir, POLICY_FILE)
 }
 
-function fail(file: string, field: string, msg: string): never {
-  throw new UserError(`${file}: ${field}: ${msg}`, {code: 'POLICY_INVALID', suggestion: 'fix the policy file (see `patchpoint run --help` for its format)'})
+/** the line (1-based) of a field path such as `services[2].ip` in the source text, if known */
+export type LineOf = (field: string) => number | undefined
+
+function failAt(file: string, lineOf: LineOf | undefined, field: string, msg: string): never {
+  const line = lineOf?.(field)
+  throw new UserError(`${file}${line === undefined ? '' : `:${line}`}: ${field}: ${msg}`, {
+    code: 'POLICY_INVALID', suggestion: 'fix the policy file (see `patchpoint run --help` for its format)',
+  })
 }
 
-/** Validate a parsed policy; `file` names the source in errors. Throws UserError. */
-export function validatePolicy(value: unknown, file: string): Policy {
+/**
+ * An address as the engine prints it, or null: IPv4 dotted quad (no leading zeros: `010.0.0.3`
+ * is octal to some parsers and decimal to others) or IPv6 in any RFC 4291 form, no zone id.
+ */
+export function normalizeIp(ip: string): string | null {
+  const b = parseIp(ip)
+  return b === null ? null : formatIp(b)
+}
+
+/** Validate a parsed policy; `file` (and `lineOf`, its lines) name the source in errors. Throws UserError. */
+export function validatePolicy(value: unknown, file: string, lineOf?: LineOf): Policy {
+  // annotated, so that TypeScript narrows after each call
+  const fail: (f: string, field: string, msg: string) => never = (f, field, msg) => failAt(f, lineOf, field, msg)
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(file, '(top)', 'must be an object')
   const obj = value as Record<string, unknown>
   for (const k of Object.keys(obj)) if (k !== 'services' && k !== 'default_action' && k !== 'hosts') fail(file, k, 'unknown field (expected services, default_action, hosts)')
@@ -97,10 +117,11 @@ export function validatePolicy(value: unknown, file: string): Policy {
     for (const k of Object.keys(e)) {
       if (!['ip', 'port', 'proto', 'protocol', 'rules', 'action', 'shadow', 'rule_actions', 'rpc_program', 'dcerpc_interface'].includes(k)) fail(file, `${at}.${k}`, 'unknown field')
     }
-    if (typeof e.ip !== 'string' || net.isIP(e.ip) === 0) fail(file, `${at}.ip`, `must be an IPv4 or IPv6 address, got ${JSON.stringify(e.ip)}`)
+    const ip = typeof e.ip === 'string' ? normalizeIp(e.ip) : null
+    if (ip === null) fail(file, `${at}.ip`, `must be an IPv4 or IPv6 address, got ${JSON.stringify(e.ip)}`)
     if (typeof e.port !== 'number' || !Number.isInteger(e.port) || e.port < 1 || e.port > 65535) fail(file, `${at}.port`, `must be an integer 1-65535, got ${JSON.stringify(e.port)}`)
     if (e.proto !== 'tcp' && e.proto !== 'udp') fail(file, `${at}.proto`, `must be "tcp" or "udp", got ${JSON.stringify(e.proto)}`)
-    const svc: ServicePolicy = {ip: e.ip, port: e.port, proto: e.proto}
+    const svc: ServicePolicy = {ip, port: e.port, proto: e.proto}
     if (e.protocol !== undefined) {
       if (typeof e.protocol !== 'string' || !/^[a-z0-9-]{1,32}$/.test(e.protocol)) fail(file, `${at}.protocol`, 'must be an analyzer name such as "http"')
       svc.protocol = e.protocol
@@ -136,7 +157,7 @@ export function validatePolicy(value: unknown, file: string): Policy {
       svc.dcerpc_interface = e.dcerpc_interface
     }
     const key = serviceKey(svc.ip, svc.port, svc.proto)
-    if (seen.has(key)) fail(file, at, `duplicate service ${svc.ip} ${svc.proto}/${svc.port}`)
+    if (seen.has(key)) fail(file, at, `duplicate service ${svc.ip} ${svc.proto}/${svc.port}${e.ip !== ip ? ` (written ${JSON.stringify(e.ip)})` : ''}`)
     seen.add(key)
     out.services.push(svc)
   })
@@ -148,11 +169,12 @@ export function validatePolicy(value: unknown, file: string): Policy {
       if (typeof h !== 'object' || h === null || Array.isArray(h)) fail(file, at, 'must be an object')
       const e = h as Record<string, unknown>
       for (const k of Object.keys(e)) if (!['ip', 'os', 'defrag', 'tcp'].includes(k)) fail(file, `${at}.${k}`, 'unknown field')
-      if (typeof e.ip !== 'string' || net.isIP(e.ip) === 0) fail(file, `${at}.ip`, `must be an IPv4 or IPv6 address, got ${JSON.stringify(e.ip)}`)
+      const ip = typeof e.ip === 'string' ? normalizeIp(e.ip) : null
+      if (ip === null) fail(file, `${at}.ip`, `must be an IPv4 or IPv6 address, got ${JSON.stringify(e.ip)}`)
       if (e.os !== undefined && typeof e.os !== 'string') fail(file, `${at}.os`, 'must be a string')
       if (!DEFRAG_POLICIES.includes(e.defrag as DefragPolicy)) fail(file, `${at}.defrag`, `must be one of ${DEFRAG_POLICIES.join(', ')}`)
       if (!TCP_OVERLAP.includes(e.tcp as TcpOverlapPolicy)) fail(file, `${at}.tcp`, `must be one of ${TCP_OVERLAP.join(', ')}`)
-      const hp: HostNetPolicy = {ip: e.ip, defrag: e.defrag as DefragPolicy, tcp: e.tcp as TcpOverlapPolicy}
+      const hp: HostNetPolicy = {ip, defrag: e.defrag as DefragPolicy, tcp: e.tcp as TcpOverlapPolicy}
       if (typeof e.os === 'string') hp.os = e.os
       return hp
     })
@@ -165,12 +187,12 @@ export function serviceKey(ip: string, port: number, proto: 'tcp' | 'udp' | numb
   return `${p}|${ip}|${port}`
 }
 
-/** Read and validate a policy file. Throws UserError naming the file (and the field). */
+/** Read and validate a policy file (addresses normalised). Throws UserError naming the file, line and field. */
 export function loadPolicy(file: string): Policy {
   let text: string
   try {
     const st = fs.statSync(file)
-    if (st.size > MAX_POLICY_BYTES) fail(file, '(file)', `larger than ${MAX_POLICY_BYTES} bytes`)
+    if (st.size > MAX_POLICY_BYTES) failAt(file, undefined, '(file)', `larger than ${MAX_POLICY_BYTES} bytes`)
     text = fs.readFileSync(file, 'utf8')
   } catch (err) {
     if (err instanceof UserError) throw err
@@ -183,7 +205,92 @@ export function loadPolicy(file: string): Policy {
   try {
     parsed = JSON.parse(text)
   } catch (err) {
-    fail(file, '(json)', (err as Error).message)
+    const msg = (err as Error).message
+    const pos = /at position (\d+)/.exec(msg)
+    const line = pos ? lineAt(text, Number(pos[1])) : undefined
+    failAt(file, () => line, '(json)', msg)
   }
-  return validatePolicy(parsed, file)
+  return validatePolicy(parsed, file, (field) => fieldLine(text, field))
+}
+
+function lineAt(text: string, pos: number): number {
+  let line = 1
+  for (let i = 0; i < pos && i < text.length; i++) if (text.charCodeAt(i) === 10) line++
+  return line
+}
+
+/**
+ * The line of a field path (`services[2].ip`, `default_action`) in JSON text, or of its nearest
+ * enclosing value present (a missing field is reported at its object): a scan of the text that
+ * records where each value starts. Only run on an error. Undefined when the text does not scan.
+ */
+export function fieldLine(text: string, field: string): number | undefined {
+  const lines = new Map<string, number>()
+  let i = 0
+  let line = 1
+  const ws = () => {
+    for (; i < text.length; i++) {
+      const c = text[i]
+      if (c === '\n') line++
+      else if (c !== ' ' && c !== '\t' && c !== '\r') break
+    }
+  }
+  const str = (): string => {
+    const start = i
+    i++
+    for (; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++
+    i++
+    return JSON.parse(text.slice(start, i)) as string
+  }
+  const value = (p: string, depth: number): void => {
+    ws()
+    if (!lines.has(p)) lines.set(p, line)
+    if (depth > 64) throw new Error('too deep')
+    const c = text[i]
+    if (c === '{') {
+      i++
+      ws()
+      if (text[i] === '}') {
+        i++
+        return
+      }
+      for (;;) {
+        ws()
+        const keyLine = line
+        const key = str()
+        const kp = p === '' ? key : `${p}.${key}`
+        lines.set(kp, keyLine)
+        ws()
+        i++ // ':'
+        value(kp, depth + 1)
+        ws()
+        if (text[i++] !== ',') return
+      }
+    } else if (c === '[') {
+      i++
+      ws()
+      if (text[i] === ']') {
+        i++
+        return
+      }
+      for (let n = 0; ; n++) {
+        value(`${p}[${n}]`, depth + 1)
+        ws()
+        if (text[i++] !== ',') return
+      }
+    } else if (c === '"') str()
+    else while (i < text.length && !/[\s,\]}]/.test(text[i])) i++
+  }
+  try {
+    value('', 0)
+  } catch {
+    return undefined
+  }
+  for (let f = field; ; ) {
+    const l = lines.get(f)
+    if (l !== undefined) return l
+    const cut = Math.max(f.lastIndexOf('.'), f.lastIndexOf('['))
+    if (cut <= 0) return lines.get('')
+    f = f.slice(0, cut)
+  }
 }

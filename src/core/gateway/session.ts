@@ -35,6 +35,11 @@ export interface GatewaySessionOptions {
    * bypassed (Forwarder); writes are batched once per event-loop turn
    */
   nftWrite?: (line: string) => void
+  /**
+   * nft commands whose completion matters (BypassHooks.confirm): `done` once the kernel applied
+   * the line; absent, such lines go through nftWrite and nothing waits
+   */
+  nftConfirm?: (line: string, done: () => void) => void
   /** protocols whose responses may be bypassed (default BYPASS_PROTOCOLS) */
   bypassProtocols?: readonly string[]
 }
@@ -106,9 +111,11 @@ export class GatewaySession {
     })
     this.engine = engine
     const write = opts.nftWrite
+    const confirm = opts.nftConfirm
     const bypass: BypassHooks | undefined = write === undefined ? undefined : {
       eligible: (flow) => this.bypassable(flow),
       write: (line) => this.queueNft(line, write),
+      ...(confirm === undefined ? {} : {confirm: (line: string, done: () => void) => confirm(line, done)}),
     }
     fwd = new Forwarder({engine, ports: opts.ports, onEvent: opts.onEvent, failClosed: opts.failClosed, limits: opts.limits, bypass})
     this.forwarder = fwd

@@ -1,7 +1,7 @@
 import {describe, it, expect} from 'vitest'
 import {UserError} from '../errors.js'
 import {divertVeths, type Exec} from './nft.js'
-import {HostNet} from './system.js'
+import {DIVERT_VLAN_HEADROOM, HostNet} from './system.js'
 
 interface FakeLink {
   kind?: string
@@ -67,7 +67,7 @@ function fakeHost(links: Record<string, FakeLink>, failOn?: (args: readonly stri
 const port = (mtu = 1500): FakeLink => ({up: false, mtu, offloads: {tx: true, tso: true, gso: true, gro: true}})
 
 describe('HostNet: bridge and divert veth pairs', () => {
-  it('creates one pair per port (ports MTU, offloads off, up), and teardown leaves the host as found', () => {
+  it('creates one pair per port (ports MTU plus VLAN headroom, offloads off, up), and teardown leaves the host as found', () => {
     const links: Record<string, FakeLink> = {ga: port(1500), gb: port(9000)}
     const before = JSON.parse(JSON.stringify(links)) as Record<string, FakeLink>
     const h = fakeHost(links)
@@ -79,8 +79,8 @@ describe('HostNet: bridge and divert veth pairs', () => {
         expect(links[dev], dev).toBeDefined()
         expect(links[dev].kind).toBe('veth')
         expect(links[dev].up).toBe(true)
-        // the largest port MTU: frames of either port cross either pair
-        expect(links[dev].mtu).toBe(9000)
+        // the largest port MTU: frames of either port cross either pair, with their VLAN tags
+        expect(links[dev].mtu).toBe(9000 + DIVERT_VLAN_HEADROOM)
         expect(links[dev].offloads).toEqual({tx: false, tso: false, gso: false, gro: false})
         expect(h.calls).toContain(`ip link set dev ${dev} addrgenmode none`)
         expect(h.calls).toContain(`sysctl -q -w net/ipv6/conf/${dev}/disable_ipv6=1`)

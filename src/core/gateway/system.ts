@@ -11,6 +11,12 @@ const CAP_NET_ADMIN = 12
 const CAP_NET_RAW = 13
 /** offload features turned off on each port (see shared NOTES: partial checksums, super-frames) */
 export const OFFLOADS = ['tx', 'tso', 'gso', 'gro'] as const
+/**
+ * bytes the divert pairs' MTU exceeds the ports': the engine sends tagged frames with their tags
+ * in the frame, and a packet socket lets a frame pass the MTU by one 802.1Q tag only (not an
+ * 802.1ad tag, not two tags): a full-size 802.1ad frame was refused (EMSGSIZE) and lost
+ */
+export const DIVERT_VLAN_HEADROOM = 8
 const OFFLOAD_NAMES: Record<string, string> = {
   tx: 'tx-checksumming', tso: 'tcp-segmentation-offload', gso: 'generic-segmentation-offload', gro: 'generic-receive-offload',
 }
@@ -183,8 +189,9 @@ export class HostNet {
         if (p.master !== name) this.exec('ip', ['link', 'set', p.name, 'master', name])
         this.exec('ip', ['link', 'set', p.name, 'up'])
       }
-      // frames of either port cross either pair (A's frames enter A's pair, leave through B's)
-      const mtu = Math.max(...infos.map((l) => l.mtu ?? 1500))
+      // frames of either port cross either pair (A's frames enter A's pair, leave through B's);
+      // room for VLAN tags in the frames the engine sends (DIVERT_VLAN_HEADROOM)
+      const mtu = Math.max(...infos.map((l) => l.mtu ?? 1500)) + DIVERT_VLAN_HEADROOM
       for (const p of ifaces) {
         const v = divertVeths(p)
         done.veths.push(v)
@@ -199,7 +206,7 @@ export class HostNet {
   }
 
   /**
-   * One divert pair: MTU of the ports, offloads off as on the ports, no IPv6 (no link-local
+   * One divert pair: MTU of the ports plus DIVERT_VLAN_HEADROOM, offloads off as on the ports, no IPv6 (no link-local
    * address, so neither end sends neighbour discovery: what the engine end sends leaves through
    * a port), both ends up. A pair of the same name (a killed run's) is replaced.
    */
