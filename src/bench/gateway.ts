@@ -16,6 +16,9 @@
  *  - peak RSS of the gateway under a SYN flood from random spoofed sources (hping3
  *    --rand-source, bounded to PATCHPOINT_BENCH_FLOOD_S seconds), with legitimate curl sessions
  *    to the protected port running during it (all must succeed).
+ * PATCHPOINT_BENCH_PARTS (open, protected, wrk, smtp, proxy, flood; comma-separated, default all)
+ * runs only some of them; every round's ratio is printed (the machine is shared: single rounds
+ * vary widely). PATCHPOINT_BENCH_NODE_ARGS passes node options to the gateways (e.g. --cpu-prof).
  * Needs iperf3, wrk, hping3, nginx, curl, python3, nftables, ethtool (Debian packages).
  * Namespaces are named `ppd-<role>-<id>` (unique per run: parallel benches and tests do not collide).
  */
@@ -37,6 +40,17 @@ export const FLOOD_SECONDS = Number(process.env.PATCHPOINT_BENCH_FLOOD_S ?? 10)
 /** longest wait for the gateway to say it is ready */
 export const GATEWAY_START_MS = 120_000
 const RUNS = Math.max(1, Number(process.env.PATCHPOINT_BENCH_RUNS ?? 3))
+/** extra node options of the gateway processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), space-separated */
+const NODE_ARGS = (process.env.PATCHPOINT_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+/** the parts of the bench, all by default; PATCHPOINT_BENCH_PARTS=open,smtp runs only those */
+export const BENCH_PARTS = ['open', 'protected', 'wrk', 'smtp', 'proxy', 'flood'] as const
+export type BenchPart = (typeof BENCH_PARTS)[number]
+/** the parts named in `env` (comma-separated; unknown names ignored), all when empty */
+export function benchParts(env: string | undefined): ReadonlySet<BenchPart> {
+  const names = (env ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  const picked = BENCH_PARTS.filter((p) => names.includes(p))
+  return new Set(picked.length > 0 ? picked : BENCH_PARTS)
+}
 const OFFLOADS_OFF = 'tx off tso off gso off gro off'
 const PORT_HTTP = 80
 const PORT_HTTP_OPEN = 8080
@@ -270,7 +284,7 @@ interface Gateway {
 
 async function startGateway(lab: BenchLab, args: string[], ns: string): Promise<Gateway> {
   let out = ''
-  const proc = lab.spawn(ns, [process.execPath, bin, 'run', ...args, '--events', '-', '--stats-interval', '2', '--no-dashboard'])
+  const proc = lab.spawn(ns, [process.execPath, ...NODE_ARGS, bin, 'run', ...args, '--events', '-', '--stats-interval', '2', '--no-dashboard'])
   proc.stdout!.on('data', (d: Buffer) => {
     out = (out + d.toString()).slice(-20_000)
   })
@@ -341,6 +355,7 @@ function row(what: string, base: string, val: string, ratio: number, target: str
 export async function benchGateway(): Promise<string> {
   const skip = gatewayBenchSkipReason()
   if (skip) return `### Inline gateway\n\nskipped: ${skip}\n`
+  const parts = benchParts(process.env.PATCHPOINT_BENCH_PARTS)
   const lab = new BenchLab()
   const rows: string[] = []
   const notes: string[] = []
@@ -380,27 +395,29 @@ export async function benchGateway(): Promise<string> {
     let idleRss = NaN
     let legit: [number, number] = [0, 0]
     // proxy mode in the server's namespace, next to nginx; the client reaches both over the bridge
-    const proxy = await startGateway(lab, ['--proxy', `${SERVER_IP}:${PORT_PROXY}=${SERVER_IP}:${PORT_HTTP}`], lab.server)
+    const proxy = parts.has('proxy') ? await startGateway(lab, ['--proxy', `${SERVER_IP}:${PORT_PROXY}=${SERVER_IP}:${PORT_HTTP}`], lab.server) : null
     try {
       for (let i = 0; i < RUNS; i++) {
         lab.bareBridge(true)
         await waitReachable(lab)
-        bareIperf.push(lab.iperf(PORT_IPERF_OPEN))
-        bareWrk.push(lab.wrk(PORT_HTTP))
-        bareSmtp.push(lab.smtp(PORT_SMTP))
-        directWrk.push(lab.wrk(PORT_HTTP))
-        proxyWrk.push(lab.wrk(PORT_PROXY))
+        if (parts.has('open') || parts.has('protected')) bareIperf.push(lab.iperf(PORT_IPERF_OPEN))
+        if (parts.has('wrk')) bareWrk.push(lab.wrk(PORT_HTTP))
+        if (parts.has('smtp')) bareSmtp.push(lab.smtp(PORT_SMTP))
+        if (parts.has('proxy')) {
+          directWrk.push(lab.wrk(PORT_HTTP))
+          proxyWrk.push(lab.wrk(PORT_PROXY))
+        }
         lab.bareBridge(false)
 
         const gw = await startGateway(lab, ['--iface', 'ga,gb', '--policy', policy, '--project', project], lab.gw)
         try {
           await waitReachable(lab)
           idleRss = gw.peakRssMb()
-          openIperf.push(lab.iperf(PORT_IPERF_OPEN))
-          protIperf.push(lab.iperf(PORT_IPERF_PROT))
-          protWrk.push(lab.wrk(PORT_HTTP))
-          protSmtp.push(lab.smtp(PORT_SMTP))
-          if (i === RUNS - 1) {
+          if (parts.has('open')) openIperf.push(lab.iperf(PORT_IPERF_OPEN))
+          if (parts.has('protected')) protIperf.push(lab.iperf(PORT_IPERF_PROT))
+          if (parts.has('wrk')) protWrk.push(lab.wrk(PORT_HTTP))
+          if (parts.has('smtp')) protSmtp.push(lab.smtp(PORT_SMTP))
+          if (i === RUNS - 1 && parts.has('flood')) {
             // SYN flood from random spoofed sources to the protected port, bounded by `timeout`
             const flood = lab.spawn(lab.client, ['timeout', '-s', 'INT', String(FLOOD_SECONDS), 'hping3', '-S', '-p', String(PORT_HTTP), '--flood', '--rand-source', SERVER_IP])
             let floodErr = ''
@@ -420,19 +437,23 @@ export async function benchGateway(): Promise<string> {
         }
       }
     } finally {
-      await proxy.stop()
+      await proxy?.stop()
     }
 
     /** median of the per-round ratios */
     const ratio = (xs: number[], base: number[]) => median(xs.map((x, i) => (base[i] > 0 ? x / base[i] : 0)))
-    rows.push(row('iperf3, unprotected port through the gateway', fmtRate(median(bareIperf)), fmtRate(median(openIperf)), ratio(openIperf, bareIperf), '>= 0.95'))
-    rows.push(row('iperf3, protected port (TCP stream through the engine)', fmtRate(median(bareIperf)), fmtRate(median(protIperf)), ratio(protIperf, bareIperf), ''))
-    rows.push(row('wrk, 1 MB file, protected HTTP', `${median(bareWrk).toFixed(1)} req/s`, `${median(protWrk).toFixed(1)} req/s`, ratio(protWrk, bareWrk), '>= 0.6'))
-    rows.push(row('SMTP, mails with a 1 MB body, protected port', `${median(bareSmtp).toFixed(1)} mails/s`, `${median(protSmtp).toFixed(1)} mails/s`, ratio(protSmtp, bareSmtp), '>= 0.5'))
-    rows.push(row('wrk, 1 MB file, `run --proxy` vs nginx direct', `${median(directWrk).toFixed(1)} req/s`, `${median(proxyWrk).toFixed(1)} req/s`, ratio(proxyWrk, directWrk), ''))
-    notes.push(`gateway RSS: ${idleRss.toFixed(0)} MB at start, peak ${floodRss.toFixed(0)} MB after the flood (target <= 300 MB)`)
-    notes.push(`legitimate curl sessions to the protected port during the flood: ${legit[0]} succeeded, ${legit[1]} failed`)
-    notes.push(`rounds: ${RUNS} (ratio = median of per-round ratios, bare and gateway measured back to back), ${BENCH_SECONDS} s each; raw: bare iperf3 ${bareIperf.map(fmtRate).join(', ')}; ` +
+    if (parts.has('open')) rows.push(row('iperf3, unprotected port through the gateway', fmtRate(median(bareIperf)), fmtRate(median(openIperf)), ratio(openIperf, bareIperf), '>= 0.95'))
+    if (parts.has('protected')) rows.push(row('iperf3, protected port (TCP stream through the engine)', fmtRate(median(bareIperf)), fmtRate(median(protIperf)), ratio(protIperf, bareIperf), ''))
+    if (parts.has('wrk')) rows.push(row('wrk, 1 MB file, protected HTTP', `${median(bareWrk).toFixed(1)} req/s`, `${median(protWrk).toFixed(1)} req/s`, ratio(protWrk, bareWrk), '>= 0.6'))
+    if (parts.has('smtp')) rows.push(row('SMTP, mails with a 1 MB body, protected port', `${median(bareSmtp).toFixed(1)} mails/s`, `${median(protSmtp).toFixed(1)} mails/s`, ratio(protSmtp, bareSmtp), '>= 0.5'))
+    if (parts.has('proxy')) rows.push(row('wrk, 1 MB file, `run --proxy` vs nginx direct', `${median(directWrk).toFixed(1)} req/s`, `${median(proxyWrk).toFixed(1)} req/s`, ratio(proxyWrk, directWrk), ''))
+    if (parts.has('flood')) {
+      notes.push(`gateway RSS: ${idleRss.toFixed(0)} MB at start, peak ${floodRss.toFixed(0)} MB after the flood (target <= 300 MB)`)
+      notes.push(`legitimate curl sessions to the protected port during the flood: ${legit[0]} succeeded, ${legit[1]} failed`)
+    }
+    const spread = (name: string, xs: number[], base: number[]) => xs.length === 0 ? '' : `${name} ${xs.map((x, i) => (base[i] > 0 ? x / base[i] : 0).toFixed(3)).join(', ')}; `
+    notes.push(`per-round ratios: ${spread('unprotected', openIperf, bareIperf)}${spread('protected iperf3', protIperf, bareIperf)}${spread('wrk', protWrk, bareWrk)}${spread('smtp', protSmtp, bareSmtp)}${spread('proxy', proxyWrk, directWrk)}`)
+    notes.push(`rounds: ${RUNS} (ratio = median of per-round ratios, bare and gateway measured back to back), ${BENCH_SECONDS} s each; parts: ${[...parts].join(', ')}; raw: bare iperf3 ${bareIperf.map(fmtRate).join(', ')}; ` +
       `unprotected ${openIperf.map(fmtRate).join(', ')}; protected ${protIperf.map(fmtRate).join(', ')}; ` +
       `wrk bare ${bareWrk.map((x) => x.toFixed(0)).join(', ')}, protected ${protWrk.map((x) => x.toFixed(0)).join(', ')}, ` +
       `direct ${directWrk.map((x) => x.toFixed(0)).join(', ')}, proxy ${proxyWrk.map((x) => x.toFixed(0)).join(', ')}; ` +

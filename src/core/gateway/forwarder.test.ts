@@ -7,7 +7,7 @@ import {LINKTYPE} from '../packet/linktype.js'
 import {engineDetection, type Detection} from '../engine/detection.js'
 import type {EveEvent} from '../events/eve.js'
 import {GatewaySession} from './session.js'
-import {addRange, applyEdits, rangesCover, rangesOverlap, GATEWAY_LIMITS, type GatewayLimits} from './forwarder.js'
+import {addRange, applyEdits, rangesCover, rangesOverlap, FRAME_BUFFER_BYTES, FRAME_BUFFERS_SPARE, GATEWAY_LIMITS, type GatewayLimits, type GatewayPort} from './forwarder.js'
 import type {Policy} from './policy.js'
 import {frameView} from './live.js'
 import {BENIGN, FakePort, RESPONSE, SHELLSHOCK, enc, gatewaySession, runFrames} from '../../../test/support/gateway.js'
@@ -57,6 +57,35 @@ describe('Forwarder (inline decisions)', () => {
     expect(s.forwarder.stats.heldNow).toBe(0)
     expect(s.forwarder.stats.held).toBeGreaterThan(0) // the request head was held until judged
     expect(s.forwarder.stats.resetsSent).toBe(0)
+  })
+
+  it('held frames go out intact from recycled buffers: a second flow holds its segments in the first flow\'s buffers', () => {
+    /** keeps a copy of each frame and the buffer it came in */
+    class RecordingPort implements GatewayPort {
+      frames: Uint8Array[] = []
+      buffers: ArrayBufferLike[] = []
+      send(frame: Uint8Array): void {
+        this.frames.push(frame.slice())
+        this.buffers.push(frame.buffer)
+      }
+    }
+    const ports = [new RecordingPort(), new RecordingPort()] as const
+    const s = new GatewaySession({detection, policy: {services: [{ip: SERVER, port: 80, proto: 'tcp', action: 'drop'}]}, ports, onEvent: () => {}})
+    const held = (from: number) => new Set(ports[1].buffers.slice(from).filter((b) => b.byteLength === FRAME_BUFFER_BYTES))
+    run(s, tcpConversation({client: CLIENT, server: SERVER, clientPort: 40000, serverPort: 80, toServer: enc(BENIGN), toClient: enc(RESPONSE), maxSegment: 7, seed: 3}))
+    const first = held(0)
+    const mark = ports[1].buffers.length
+    run(s, tcpConversation({client: CLIENT, server: SERVER, clientPort: 40001, serverPort: 80, toServer: enc(BENIGN), toClient: enc(RESPONSE), maxSegment: 7, seed: 3}))
+    const second = held(mark)
+    // the request head was held segment by segment (7 bytes each) until judged
+    expect(first.size).toBeGreaterThan(5)
+    expect(second.size).toBe(first.size)
+    for (const b of second) expect(first.has(b)).toBe(true)
+    expect(first.size).toBeLessThanOrEqual(FRAME_BUFFERS_SPARE)
+    // and every byte arrived as sent, in both flows
+    expect(stream(ports[1].frames.slice(0, mark)).bytes).toBe(BENIGN)
+    expect(stream(ports[1].frames.slice(mark)).bytes).toBe(BENIGN)
+    expect(s.forwarder.stats.heldNow).toBe(0)
   })
 
   it('drop: the exploit never reaches the server, both ends get a reset, later packets discarded', () => {

@@ -99,7 +99,18 @@ export const GATEWAY_LIMITS = {
 
 export type GatewayLimits = typeof GATEWAY_LIMITS
 
+/**
+ * Held frames are copied into buffers of this size, which are recycled once the frame went out
+ * (a held SMTP or HTTP body segment is copied, held until the next segment and sent: a fresh
+ * buffer per segment cost an allocation, zeroing and garbage collection each). It holds a
+ * 1500-byte MTU frame with a VLAN tag; longer frames get a buffer of their own.
+ */
+export const FRAME_BUFFER_BYTES = 1536
+/** spare frame buffers kept for reuse (at most FRAME_BUFFER_BYTES each: 768 KB) */
+export const FRAME_BUFFERS_SPARE = 512
+
 export interface GatewayPort {
+  /** `frame` is only valid during the call (the forwarder reuses its buffer): copy it to keep it */
   send(frame: Uint8Array): void
 }
 
@@ -256,6 +267,8 @@ export class Forwarder {
   /** bypassed flows by client IPv4 address * 65536 + client port (exact in a double) */
   private readonly bypassed = new Map<number, FlowState[]>()
   private readonly collected: Collected[] = []
+  /** frame buffers of held frames that went out, for the next held frames (FRAME_BUFFERS_SPARE) */
+  private readonly spare: ArrayBuffer[] = []
   private readonly linktype: number
   private nowUs = 0
   failClosed: boolean
@@ -539,7 +552,7 @@ export class Forwarder {
       return
     }
     const h: Held = {
-      frame: group === null ? copy(frame) : null, group, outPort, so, end, payloadOff, len, bytes, tsUs: this.nowUs,
+      frame: group === null ? this.copyFrame(frame) : null, group, outPort, so, end, payloadOff, len, bytes, tsUs: this.nowUs,
     }
     gf.held[d].push(h)
     gf.heldBytes += bytes
@@ -643,6 +656,21 @@ export class Forwarder {
     }
     if (h.len > 0 && h.so >= 0) this.forwarded(gf, d, h.so, h.end)
     this.sendAny(h.frame!, h.group, h.outPort)
+    if (h.frame !== null) this.recycle(h.frame)
+  }
+
+  /** a copy of a frame to hold, in a recycled buffer when it fits one */
+  private copyFrame(frame: Uint8Array): Uint8Array {
+    if (frame.length > FRAME_BUFFER_BYTES) return copy(frame)
+    const out = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(FRAME_BUFFER_BYTES), 0, frame.length)
+    out.set(frame)
+    return out
+  }
+
+  /** a held frame went out (ports do not keep it): its buffer serves the next held frame */
+  private recycle(frame: Uint8Array): void {
+    const b = frame.buffer
+    if (b instanceof ArrayBuffer && b.byteLength === FRAME_BUFFER_BYTES && this.spare.length < FRAME_BUFFERS_SPARE) this.spare.push(b)
   }
 
   private unhold(gf: FlowState, h: Held): void {

@@ -19,7 +19,8 @@ export const SNAPLEN = 65_535
 
 interface CapHandle {
   open(device: string, filter: string, bufSize: number, buffer: Buffer): string
-  send(buffer: Buffer, length?: number): void
+  /** any Uint8Array: the binding takes an ArrayBufferView (node::Buffer::HasInstance) */
+  send(buffer: Uint8Array, length?: number): void
   close(): void
   on(event: 'packet', fn: (nbytes: number, truncated: boolean) => void): void
   removeAllListeners(event?: string): void
@@ -83,7 +84,8 @@ export class LivePort implements GatewayPort {
     const h = this.handle
     if (!h) return
     try {
-      h.send(Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), frame.byteLength)
+      // the view itself: no Buffer object per frame sent
+      h.send(frame, frame.byteLength)
     } catch {
       this.sendErrors++
     }

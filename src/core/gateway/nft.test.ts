@@ -1,6 +1,8 @@
 import {describe, it, expect} from 'vitest'
 import {execFileSync} from 'node:child_process'
-import {ALIVE_TIMEOUT_MS, ENGINE_STALL_MS, MAX_IFNAME, NFT_FAMILY, NFT_TABLE, REFRESH_MS, SYN_DIVERT_PER_SECOND, addElementLine, canonicalIp, divertSets, divertVeths, refreshLine, rulesetScript, setLines, vlanDivertRule} from './nft.js'
+import {ACK, PSH, SYN} from '../packet/decode.js'
+import {buildEthernet, buildTcpPacket, buildUdpPacket, fragmentIpv4, fragmentIpv6} from '../packet/encode.js'
+import {ALIVE_TIMEOUT_MS, ENGINE_STALL_MS, MAX_IFNAME, NFT_FAMILY, NFT_TABLE, REFRESH_MS, SYN_DIVERT_PER_SECOND, UNPROTECTED_TCP4_NFT, addElementLine, canonicalIp, divertSets, divertVeths, refreshLine, rulesetScript, setLines, tcpPorts4, vlanDivertRule} from './nft.js'
 
 const has = (cmd: string): boolean => {
   try {
@@ -11,6 +13,7 @@ const has = (cmd: string): boolean => {
   }
 }
 const canNft = process.getuid?.() === 0 && has('nft') && has('ip')
+const canInject = canNft && has('python3')
 
 /** chain name -> its rules (one per line, without the base chain's `type ... policy` line) */
 function chainsOf(script: string): Record<string, string[]> {
@@ -105,6 +108,34 @@ describe('nftables divert script', () => {
     expect(chainsOf(s).tcp4s_1.at(-1)).toBe('fwd to "gb-ppk"')
     expect(s).toContain(`delete table netdev ${NFT_TABLE}`)
     expect(s).not.toContain('table bridge')
+  })
+
+  it('unprotected IPv4 TCP leaves the ingress chain first: ports, then tuples, TCP and no fragment only, accept only', () => {
+    const two = divertSets([{ip: '10.0.0.3', port: 80, proto: 'tcp'}, {ip: '10.0.0.5', port: 80, proto: 'tcp'}, {ip: '10.0.0.3', port: 25, proto: 'tcp'}, {ip: '10.0.0.4', port: 53, proto: 'udp'}])
+    expect(tcpPorts4(two.tcp4)).toEqual(['80', '25'])
+    const s = rulesetScript(two, {ports: ['ga', 'gb']})
+    expect(s).toContain('set tports4 { type inet_service; elements = { 80, 25 } }')
+    for (const chain of ['in0', 'in1']) {
+      const rules = chainsOf(s)[chain]
+      // the fast rules come before the alive rule, so they are what most frames cost
+      expect(rules.slice(0, 2)).toEqual([...UNPROTECTED_TCP4_NFT])
+      expect(rules[2]).toMatch(/^ether type @alive /)
+    }
+    for (const r of UNPROTECTED_TCP4_NFT) {
+      expect(r).toMatch(/^ip frag-off & 0x3fff == 0 meta l4proto tcp /)
+      expect(r.endsWith(' accept')).toBe(true)
+      expect(r).not.toMatch(/fwd|jump|goto|drop/)
+    }
+    // both directions: a frame to a protected port and a frame from one both fail the rule
+    expect(UNPROTECTED_TCP4_NFT[0]).toContain('tcp dport != @tports4 tcp sport != @tports4')
+    expect(UNPROTECTED_TCP4_NFT[1]).toContain('ip daddr . tcp dport != @tcp4 ip saddr . tcp sport != @tcp4')
+    // the ports set follows the tuples at run time: replaced with them, and with each added tuple
+    const lines = setLines(two)
+    expect(lines).toContain(`flush set netdev ${NFT_TABLE} tports4`)
+    expect(lines).toContain(`add element netdev ${NFT_TABLE} tports4 { 80, 25 }`)
+    expect(setLines(divertSets([])).some((l) => l.includes('tports4 {'))).toBe(false)
+    expect(addElementLine('tcp4', '10.0.0.7 . 2049')).toBe(`add element netdev ${NFT_TABLE} tcp4 { 10.0.0.7 . 2049 }; add element netdev ${NFT_TABLE} tports4 { 2049 }`)
+    expect(addElementLine('udp4', '10.0.0.7 . 2049')).not.toContain('tports4')
   })
 
   it('each port diverts into its own veth pair; the pair forwards back out of the same port; the engine end drops', () => {
@@ -253,6 +284,91 @@ describe.skipIf(!canNft)('nftables divert script, loaded by nft (root)', () => {
       expect(after).toMatch(/elements = \{ fd00:6::4 \. 53 \}/)
       expect(after).toMatch(/ip timeout 1s expires/)
       expect(after).toMatch(/ip6 timeout 1s expires/)
+    } finally {
+      execFileSync('ip', ['netns', 'del', ns])
+    }
+  })
+})
+
+/**
+ * Sends each frame into a port (`tx`, the port's veth peer) and says which came out on the
+ * engine end of the port's divert pair (`rx`): the frames the ruleset diverts.
+ */
+const INJECT_PY = `import socket, sys, select, time
+frames = [bytes.fromhex(l) for l in sys.stdin.read().split()]
+rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+rx.bind((sys.argv[2], 0))
+tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+tx.bind((sys.argv[1], 0))
+for f in frames:
+    tx.send(f)
+got = set()
+end = time.time() + 1.0
+while time.time() < end:
+    r, _, _ = select.select([rx], [], [], 0.1)
+    if r:
+        d = rx.recv(65535)
+        if d in frames:
+            got.add(frames.index(d))
+print(' '.join(str(i) for i in sorted(got)))
+`
+
+describe.skipIf(!canInject)('nftables divert script, frames through the real kernel (root)', () => {
+  it('diverts exactly the protected frames; the unprotected fast path lets the rest through', () => {
+    const ns = `pp6-nfx-${process.pid % 10000}${Math.floor(Math.random() * 1000)}`
+    const C4 = '10.66.0.1'
+    const S4 = '10.66.0.3'
+    const C6 = 'fd00:6::1'
+    const S6 = 'fd00:6::3'
+    const body = new Uint8Array(Buffer.from('EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: y\r\n\r\n'))
+    const eth4 = (dg: Uint8Array) => buildEthernet({etherType: 0x0800}, dg)
+    const eth6 = (dg: Uint8Array) => buildEthernet({etherType: 0x86dd}, dg)
+    const req = buildTcpPacket({src: C4, dst: S4, srcPort: 40000, dstPort: 25, seq: 1, ack: 1, flags: PSH | ACK, payload: body})
+    const other = buildTcpPacket({src: C4, dst: S4, srcPort: 40001, dstPort: 8025, seq: 1, ack: 1, flags: PSH | ACK, payload: body})
+    const frames: [string, Uint8Array][] = [
+      ['to service', req],
+      ['from service', buildTcpPacket({src: S4, dst: C4, srcPort: 25, dstPort: 40000, seq: 7, ack: 9, flags: PSH | ACK, payload: body})],
+      ['bare SYN to service', buildTcpPacket({src: C4, dst: S4, srcPort: 40002, dstPort: 25, flags: SYN})],
+      ['udp to service', buildUdpPacket({src: C4, dst: S4, srcPort: 5000, dstPort: 53, payload: new Uint8Array(12)})],
+      ['first fragment, unprotected port of a protected host', eth4(fragmentIpv4(other.subarray(14), 16)[0])],
+      ['later fragment, unprotected port of a protected host', eth4(fragmentIpv4(other.subarray(14), 16)[2])],
+      ['v6 to service', buildTcpPacket({src: C6, dst: S6, srcPort: 40000, dstPort: 25, seq: 1, ack: 1, flags: PSH | ACK, payload: body})],
+      ['v6 fragment to protected host', eth6(fragmentIpv6(buildTcpPacket({src: C6, dst: S6, srcPort: 40000, dstPort: 8025, payload: body}).subarray(14), 16)[1])],
+      // not diverted
+      ['unprotected port of a protected host', other],
+      ['unprotected, reply direction', buildTcpPacket({src: S4, dst: C4, srcPort: 8025, dstPort: 40001, seq: 5, ack: 2, flags: PSH | ACK, payload: body})],
+      ['protected port of another host', buildTcpPacket({src: C4, dst: '10.66.0.9', srcPort: 40003, dstPort: 25, flags: PSH | ACK, payload: body})],
+      ['from a protected port number of another host', buildTcpPacket({src: '10.66.0.9', dst: C4, srcPort: 25, dstPort: 40003, flags: PSH | ACK, payload: body})],
+      ['pure ACK to service', buildTcpPacket({src: C4, dst: S4, srcPort: 40000, dstPort: 25, seq: 2, ack: 9, flags: ACK})],
+      ['udp, unprotected port', buildUdpPacket({src: C4, dst: S4, srcPort: 5000, dstPort: 54, payload: new Uint8Array(12)})],
+      ['v6 unprotected port', buildTcpPacket({src: C6, dst: S6, srcPort: 40000, dstPort: 8025, flags: PSH | ACK, payload: body})],
+    ]
+    const diverted = frames.slice(0, 8).map(([n]) => n)
+    const sets = divertSets([
+      {ip: S4, port: 25, proto: 'tcp'},
+      {ip: '10.66.0.5', port: 80, proto: 'tcp'},
+      {ip: S4, port: 53, proto: 'udp'},
+      {ip: S6, port: 25, proto: 'tcp'},
+    ])
+    execFileSync('ip', ['netns', 'add', ns])
+    try {
+      const ip = (...args: string[]) => execFileSync('ip', ['-n', ns, ...args])
+      const v = divertVeths('p6ga')
+      ip('link', 'add', 'p6ga', 'type', 'veth', 'peer', 'name', 'p6gax')
+      ip('link', 'add', 'p6gb', 'type', 'veth', 'peer', 'name', 'p6gbx')
+      ip('link', 'add', v.kernel, 'type', 'veth', 'peer', 'name', v.engine)
+      ip('link', 'add', divertVeths('p6gb').kernel, 'type', 'veth', 'peer', 'name', divertVeths('p6gb').engine)
+      for (const dev of ['p6ga', 'p6gax', v.kernel, v.engine]) {
+        ip('link', 'set', 'dev', dev, 'addrgenmode', 'none')
+        ip('link', 'set', dev, 'up')
+      }
+      // fail-closed: the alive elements do not expire while the frames go through
+      execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {input: rulesetScript(sets, {ports: ['p6ga', 'p6gb'], failClosed: true})})
+      const out = execFileSync('ip', ['netns', 'exec', ns, 'python3', '-c', INJECT_PY, 'p6gax', v.engine], {
+        input: frames.map(([, f]) => Buffer.from(f).toString('hex')).join('\n'), encoding: 'utf8', timeout: 20_000,
+      })
+      const got = out.trim().split(' ').filter(Boolean).map((i) => frames[Number(i)][0])
+      expect(got).toEqual(diverted)
     } finally {
       execFileSync('ip', ['netns', 'del', ns])
     }

@@ -82,6 +82,22 @@ const PURE_ACK4_CHAIN = [8, 5, 11, 10, 13, 15, 6, 7, 9, 12, 14].map((doff) => ` 
  */
 export const SYN_DIVERT_PER_SECOND = 10_000
 const NO_PAYLOAD6_CHAIN = [8, 5, 11, 10, 13, 15, 6, 7, 9, 12, 14].map((doff) => `    ip6 length ${4 * doff} tcp doff ${doff} accept`).join('\n')
+/**
+ * The commonest frame on a port, a segment of an unprotected IPv4 TCP flow, leaves the port's
+ * ingress chain after one of these two rules and goes on to the bridge. They accept only frames
+ * the divert chains would accept too: TCP (a UDP or ICMP frame goes on to them), not a fragment
+ * (every fragment of a protected host, the first one included, is diverted by address), and
+ * neither the destination nor the source tuple in `tcp4`. The first rule tests the ports alone
+ * against `tports4` (the ports of `tcp4`, a bitmap: two bit tests), which settles most frames;
+ * the second, the tuples (two hash lookups), settles a port shared with a protected service on
+ * another host. Before, such a frame cost the alive lookup, a verdict-map jump and all six IPv4
+ * divert rules (four hash lookups): about 17% of the CPU the bridge path took in an iperf3
+ * profile, about 9% with the tuple rule alone.
+ */
+export const UNPROTECTED_TCP4_NFT = [
+  'ip frag-off & 0x3fff == 0 meta l4proto tcp tcp dport != @tports4 tcp sport != @tports4 accept',
+  'ip frag-off & 0x3fff == 0 meta l4proto tcp ip daddr . tcp dport != @tcp4 ip saddr . tcp sport != @tcp4 accept',
+] as const
 export const PURE_ACK4_BPF = '(tcp[13] == 0x10 and ip[0] & 0xf == 5 and ip[6:2] & 0x3fff == 0 and ip[2:2] == 20 + ((tcp[12] & 0xf0) >> 2))'
 
 export interface DivertSets {
@@ -146,6 +162,11 @@ export function divertSets(services: readonly Pick<ServicePolicy, 'ip' | 'port' 
   }
 }
 
+/** the ports of `tcp4` elements (`10.0.0.3 . 80` -> `80`), each once: the `tports4` set */
+export function tcpPorts4(tcp4: readonly string[]): string[] {
+  return [...new Set(tcp4.map((e) => e.slice(e.lastIndexOf(' ') + 1)))]
+}
+
 function elements(list: readonly string[]): string {
   return list.length === 0 ? '' : `elements = { ${list.join(', ')} }`
 }
@@ -202,13 +223,14 @@ export function vlanDivertRule(i: number): string {
 export function rulesetScript(sets: DivertSets, opts: {failClosed?: boolean; ports: readonly string[]}): string {
   const alive = opts.failClosed ? 'ip, ip6' : `ip timeout ${ALIVE_TIMEOUT_MS}ms, ip6 timeout ${ALIVE_TIMEOUT_MS}ms`
   const hook = (dev: string, policy: 'accept' | 'drop') => `type filter hook ingress device "${dev}" priority -200; policy ${policy};`
-  // per port: one rule on every frame entering it: while alive, IPv4 and IPv6 frames jump to the
-  // port's divert chains; everything else (most frames) is accepted (goes on to the bridge) after
-  // two lookups instead of walking every divert rule
+  // per port: segments of unprotected IPv4 TCP flows (most frames) are accepted (go on to the
+  // bridge) by the first rule; then, while alive, IPv4 and IPv6 frames jump to the port's divert
+  // chains, and everything else (ARP...) is accepted after the alive lookup
   const chains = opts.ports.map((port, i) => {
     const v = divertVeths(port)
     return `  chain in${i} {
     ${hook(port, 'accept')}
+    ${UNPROTECTED_TCP4_NFT.join('\n    ')}
     ether type @alive ether type vmap { ip : jump divert4_${i}, ip6 : jump divert6_${i} }
     ${vlanDivertRule(i)}
   }
@@ -241,6 +263,7 @@ ${divertRules(true, v.kernel, i)}
 delete table ${NFT_FAMILY} ${NFT_TABLE}
 table ${NFT_FAMILY} ${NFT_TABLE} {
   set tcp4 { type ipv4_addr . inet_service; ${elements(sets.tcp4)} }
+  set tports4 { type inet_service; ${elements(tcpPorts4(sets.tcp4))} }
   set udp4 { type ipv4_addr . inet_service; ${elements(sets.udp4)} }
   set hosts4 { type ipv4_addr; ${elements(sets.hosts4)} }
   set tcp6 { type ipv6_addr . inet_service; ${elements(sets.tcp6)} }
@@ -270,9 +293,10 @@ export function refreshLine(): string {
 /** Lines replacing the divert sets (SIGHUP, dynamic ports). */
 export function setLines(sets: DivertSets): string[] {
   const out: string[] = []
-  for (const name of SET_NAMES) {
+  const lists: [string, readonly string[]][] = SET_NAMES.map((name) => [name, sets[name]])
+  lists.push(['tports4', tcpPorts4(sets.tcp4)])
+  for (const [name, list] of lists) {
     out.push(`flush set ${NFT_FAMILY} ${NFT_TABLE} ${name}`)
-    const list = sets[name]
     for (let i = 0; i < list.length; i += 256) out.push(`add element ${NFT_FAMILY} ${NFT_TABLE} ${name} { ${list.slice(i, i + 256).join(', ')} }`)
   }
   return out
@@ -297,8 +321,10 @@ export function bypassDeleteLine(element: string): string {
   return `${bypassAddLine(element)}; delete element ${NFT_FAMILY} ${NFT_TABLE} bypass4 { ${element} }`
 }
 
+/** one element added to a divert set (a `tcp4` element's port goes into `tports4` in the same line) */
 export function addElementLine(set: DivertSetName, element: string): string {
-  return `add element ${NFT_FAMILY} ${NFT_TABLE} ${set} { ${element} }`
+  const add = `add element ${NFT_FAMILY} ${NFT_TABLE} ${set} { ${element} }`
+  return set === 'tcp4' ? `${add}; add element ${NFT_FAMILY} ${NFT_TABLE} tports4 { ${tcpPorts4([element])[0]} }` : add
 }
 
 export type Exec = (cmd: string, args: readonly string[], input?: string) => string
