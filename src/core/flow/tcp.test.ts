@@ -242,6 +242,21 @@ describe('PAWS', () => {
     expect(h.events()).toEqual(['tcp.paws_reject'])
   })
 
+  it('a segment that overtook an earlier one does not make the earlier one a PAWS reject (TS.Recent moves in order)', () => {
+    const h = harness()
+    const {c} = handshake(h, 1, 1, true)
+    c(0, 'one-', TCP_ACK, {tsVal: 1002})
+    c(8, 'three', TCP_ACK, {tsVal: 1004})
+    c(4, 'two-', TCP_ACK, {tsVal: 1003})
+    expect(h.srv.text).toBe('one-two-three')
+    expect(h.events()).toEqual([])
+    // an in-order segment older than what was accepted in order is still rejected
+    c(13, 'EVIL', TCP_ACK, {tsVal: 1001})
+    c(13, '!', TCP_ACK, {tsVal: 1005})
+    expect(h.srv.text).toBe('one-two-three!')
+    expect(h.events()).toEqual(['tcp.paws_reject'])
+  })
+
   it('in SYN-SENT ignores a RST whose TSecr was never sent by the SYN sender', () => {
     const h = harness()
     h.s.onSegment(true, seg(10, TCP_SYN, '', {tsVal: 5000, tsEcr: 0}))

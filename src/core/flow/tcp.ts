@@ -685,7 +685,10 @@ export class TcpSession {
       this.anomaly('stream', 'tcp.data_after_fin', {offset: snd.finOff, length: end - Math.max(off, snd.finOff)})
       end = Math.max(off, snd.finOff)
     }
-    if (seg.tsVal !== undefined && (!snd.tsSeen || seqDiff(seg.tsVal >>> 0, snd.lastTsVal) > 0)) {
+    // TS.Recent moves only on a segment that starts at or before the next expected byte (RFC 7323
+    // §4.3, Linux's tcp_replace_ts_recent): a later segment that overtook an earlier one must not
+    // make the earlier one, with its older TSval, look like a PAWS reject the receiver would not do
+    if (seg.tsVal !== undefined && (!snd.tsSeen || (seqDiff(seg.tsVal >>> 0, snd.lastTsVal) > 0 && off <= snd.nextOff))) {
       snd.tsSeen = true
       snd.lastTsVal = seg.tsVal >>> 0
     }
