@@ -100,6 +100,13 @@ export class LineSplitter {
     return this.bufLen > 0 && !this.skipping ? this.lineStart : -1
   }
 
+  /** true when the held, incomplete line is a prefix of `line` (bytes, terminator included) */
+  heldIsPrefixOf(line: readonly number[]): boolean {
+    if (this.bufLen === 0 || this.skipping || this.buf === null || this.bufLen > line.length) return false
+    for (let i = 0; i < this.bufLen; i++) if (this.buf[i] !== line[i]) return false
+    return true
+  }
+
   /** the next n bytes (Infinity: the rest of the stream) are delivered raw to onBytes */
   expectBytes(n: number): void {
     this.bytesLeft = n > 0 ? n : 0

@@ -53,6 +53,9 @@ interface HeaderAcc {
   full: boolean
 }
 
+/** the DATA terminator line, ".\r\n" */
+const DOT_LINE = [46, 13, 10] as const
+
 export class SmtpAnalyzer extends LineAnalyzerBase {
   private readonly limits: SmtpLimits
   private readonly reply: ReplyCollector
@@ -80,6 +83,18 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     super(ctx, 'smtp', l)
     this.limits = l
     this.reply = new ReplyCollector('strict', l)
+  }
+
+  /**
+   * In a message body no line is a unit of its own: only an incomplete line that may still become
+   * the "." terminator (its line completes the data_end unit) is pending. Any other body bytes
+   * can go on at once; holding each segment's partial last line until the next segment arrived
+   * made an inline gateway hold nearly every segment of a mail.
+   */
+  override pendingFrom(dir: Direction): number {
+    const p = super.pendingFrom(dir)
+    if (p >= 0 && dir === 'toserver' && this.state === 'data' && !this.inHeaders && !this.cs.heldIsPrefixOf(DOT_LINE)) return -1
+    return p
   }
 
   protected override unitStart(dir: Direction): number {

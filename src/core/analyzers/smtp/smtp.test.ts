@@ -184,6 +184,32 @@ describe('smtp: attacks (hand-written)', () => {
     expect(a.pendingFrom('toserver')).toBe(0)
   })
 
+  it('pendingFrom in DATA: the header section is pending; in the body only a partial line that may become "."', () => {
+    const a = new SmtpAnalyzer({emit: () => {}, anomaly: () => {}})
+    let at = 0
+    const send = (s: string): void => {
+      a.data('toserver', bytes(s))
+      at += s.length
+    }
+    a.data('toclient', bytes('220 mx ESMTP\r\n'))
+    send('DATA\r\n')
+    a.data('toclient', bytes('354 go\r\n'))
+    const dataStart = at
+    send('Subject: hi\r\nFrom: a')
+    expect(a.pendingFrom('toserver')).toBe(dataStart)
+    send('@b\r\n\r\nbody line one\r\nand a partial li')
+    expect(a.pendingFrom('toserver')).toBe(-1)
+    send('ne\r\n..dot-stuffed')
+    expect(a.pendingFrom('toserver')).toBe(-1)
+    send('\r\n.')
+    expect(a.pendingFrom('toserver')).toBe(at - 1)
+    send('\r')
+    expect(a.pendingFrom('toserver')).toBe(at - 2)
+    send('\nRCPT TO:<x')
+    // the terminator's line completed data_end; the command after it is a unit again
+    expect(a.pendingFrom('toserver')).toBe(at - 'RCPT TO:<x'.length)
+  })
+
   it('malformed reply lines and a reply cut by end of stream are flagged', () => {
     const r = runAnalyzer(smtpAnalyzer, [C('hello\r\n250-a\r\n')])
     expect(r.anomalies.map((a) => a.event)).toEqual(['smtp.invalid_reply', 'smtp.reply_unterminated'])
