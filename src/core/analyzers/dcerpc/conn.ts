@@ -10,6 +10,7 @@
  */
 import type {AnomalySink} from '../../events/anomaly.js'
 import type {AnalyzerContext, Direction, FieldValue, Fields, Pdu} from '../types.js'
+import {latin1} from '../line/text.js'
 import {
   DCERPC_HEADER_LEN,
   INTERFACE_NAMES,
@@ -112,10 +113,6 @@ const EMPTY = new Uint8Array(0)
 
 function sp(v: string | number | bigint, base: number, rel: number, len: number): FieldValue {
   return base < 0 ? {v} : {v, off: base + rel, len}
-}
-
-function latin1(b: Uint8Array, from: number, to: number): string {
-  return to > from ? Buffer.from(b.buffer, b.byteOffset + from, to - from).toString('latin1') : ''
 }
 
 function hex(b: Uint8Array, from: number, to: number): string {

@@ -35,6 +35,7 @@
  *   last-chunk     = 1*("0") [ chunk-ext ] CRLF
  *   chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
  */
+import {latin1} from '../line/text.js'
 
 export const CR = 13
 export const LF = 10
@@ -53,10 +54,8 @@ export function isTchar(c: number): boolean {
   return TCHAR[c] === 1
 }
 
-export function latin1(buf: Uint8Array, start: number, end: number): string {
-  if (end <= start) return ''
-  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1')
-}
+/** latin1 text of a byte range (shared with the line protocols) */
+export {latin1}
 
 export interface HeaderLine {
   /** name as sent (trimmed of whitespace before the colon) */

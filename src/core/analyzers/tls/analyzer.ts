@@ -14,6 +14,7 @@
  * maxResyncBytes, else the direction is given up.
  */
 import type {Analyzer, AnalyzerContext, Direction, FieldValue, Fields, Pdu} from '../types.js'
+import {latin1} from '../line/text.js'
 import {
   CT_ALERT, CT_CHANGE_CIPHER_SPEC, CT_HANDSHAKE, CT_HEARTBEAT, HS_CLIENT_HELLO, HS_SERVER_HELLO, MAX_RECORD_LENGTH,
   RECORD_HEADER_LEN, heartbeatOverflows, parseClientHello, parseHeartbeat, parseServerHello, plausibleRecordHeader,
@@ -577,8 +578,3 @@ function grow(old: Uint8Array | undefined, keep: number, need: number, cap: numb
   return b
 }
 
-function latin1(b: Uint8Array, from: number, to: number): string {
-  let s = ''
-  for (let i = from; i < to; i++) s += String.fromCharCode(b[i])
-  return s
-}
