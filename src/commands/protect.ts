@@ -54,7 +54,7 @@ as file:line:col); 70 internal error.`
   static override flags = {
     all: Flags.boolean({summary: 'Assign the recommended rules to every inventory service that has any.'}),
     rule: Flags.string({summary: 'Rule id to assign (or remove); repeatable. Default: the recommended rules.', multiple: true, helpValue: 'ID'}),
-    action: Flags.option({options: ['fix', 'log', 'drop'] as const, summary: 'What happens on a match (with --rule: for those rules only).'})(),
+    action: Flags.option({options: ['fix', 'log', 'drop'] as const, summary: 'What happens on a match (with --rule: for those rules only; without, experimental rules keep their own action).'})(),
     'default-action': Flags.option({options: ['fix', 'log', 'drop'] as const, summary: "policy.yaml's default action for services that set none."})(),
     shadow: Flags.boolean({summary: 'Log what would have been blocked, change nothing (--no-shadow enforces).', allowNo: true}),
     remove: Flags.boolean({summary: 'Unprotect the given targets (or only the --rule ids of them).'}),

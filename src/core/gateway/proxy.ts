@@ -15,6 +15,7 @@ import {RuleSet} from '../rules/engine.js'
 import {RuleJudge} from '../engine/judge.js'
 import type {CompiledRule} from '../rules/compile.js'
 import type {Action, Match} from '../rules/types.js'
+import {effectiveAction} from './service-judge.js'
 
 /** bytes held per direction while a unit is pending; beyond it the unit passes unjudged (or the connection closes, fail-closed) */
 export const PROXY_HOLD_BYTES = 1024 * 1024
@@ -289,7 +290,7 @@ export class ProxyServer {
   }
 
   private makeJudge(rules: readonly CompiledRule[], action?: Action): RuleJudge {
-    const set = new RuleSet(rules, {actionFor: action ? () => action : undefined})
+    const set = new RuleSet(rules, {actionFor: action ? (r) => effectiveAction(r, undefined, action) : undefined})
     return new RuleJudge(() => this.view as unknown as Engine, set, {
       onMatch: (m, _pdu, flow) => {
         for (const c of this.conns) if (c.flow === flow) c.onMatch(m)

@@ -9,10 +9,23 @@ import type {EveEvent} from '../events/eve.js'
 import {RuleJudge} from '../engine/judge.js'
 import {RuleSet} from '../rules/engine.js'
 import type {CompiledRule} from '../rules/compile.js'
-import type {Match} from '../rules/types.js'
+import type {Action, Match} from '../rules/types.js'
 import {serviceKey, type Policy, type ServicePolicy} from './policy.js'
 
 export type MatchHook = (match: Match, pdu: Pdu, flow: EngineFlow, shadow: boolean) => void
+
+/**
+ * A rule's action on a service: the per-rule override (`protect --rule ID --action`), else the
+ * service's or the policy's blanket action, else the rule's own. An experimental rule keeps its
+ * own action under a blanket action (`protect --all --action drop` must not turn a log-only
+ * heuristic such as PP-EVASION-TCP-PAWS into session kills); only a per-rule override changes it.
+ */
+export function effectiveAction(rule: CompiledRule, perRule: Readonly<Record<string, Action>> | undefined, blanket: Action | undefined): Action {
+  const own = perRule?.[rule.id]
+  if (own !== undefined) return own
+  if (blanket === undefined || rule.status === 'experimental') return rule.action
+  return blanket
+}
 
 export class ServiceJudge implements PduJudge {
   private byService = new Map<string, RuleJudge>()
@@ -39,7 +52,7 @@ export class ServiceJudge implements PduJudge {
       const set = new RuleSet(rules, {
         enabled: ids ? (r) => ids.has(r.id) : undefined,
         // per-rule overrides from `protect --rule ID --action`, then the service's, then the rule's own
-        actionFor: s.rule_actions || action ? (r) => s.rule_actions?.[r.id] ?? action ?? r.action : undefined,
+        actionFor: s.rule_actions || action ? (r) => effectiveAction(r, s.rule_actions, action) : undefined,
       })
       byService.set(serviceKey(s.ip, s.port, s.proto), new RuleJudge(this.engine, set, {
         shadow: () => shadow,
@@ -48,7 +61,7 @@ export class ServiceJudge implements PduJudge {
       services.set(serviceKey(s.ip, s.port, s.proto), s)
     }
     const da = policy.default_action
-    this.fallback = new RuleJudge(this.engine, new RuleSet(rules, {actionFor: da ? () => da : undefined}), {
+    this.fallback = new RuleJudge(this.engine, new RuleSet(rules, {actionFor: da ? (r) => effectiveAction(r, undefined, da) : undefined}), {
       onMatch: (m, pdu, flow) => this.onMatch(m, pdu, flow, false),
     })
     this.byService = byService
