@@ -249,8 +249,8 @@ export interface PacketPlacement {
   /** the packet was a fragment held by the defragmenter (nothing to forward yet) */
   heldFragment: boolean
   /**
-   * the packet completed a fragmented datagram: the reassembled datagram (from its IP header;
-   * owned by the reader) the flow and offsets describe, else null
+   * the packet completed a fragmented datagram: the reassembled datagram (from its IP header; a
+   * buffer the defragmenter built) that the flow and offsets describe, else null
    */
   datagram: Uint8Array | null
 }
