@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import type {ChildProcess} from 'node:child_process'
-import {CLIENT_IP, GatewayLab, SERVER_IP, labSkipReason, waitFor} from './lab.js'
+import {CLIENT_IP, GatewayLab, SERVER_IP, labSkipReason, linesOf, textOf, waitFor} from './lab.js'
 
 const skip = labSkipReason()
 if (skip) console.warn(`skipping the inline gateway suite: ${skip}`)
@@ -28,9 +28,9 @@ describe.skipIf(skip !== null)('patchpoint run --iface (inline, namespaces)', ()
   let eventsFile = ''
   let policy = ''
 
-  const curl = (args: string, timeoutMs = 30_000) => lab.try(lab.client, `curl -sS --max-time ${Math.ceil(timeoutMs / 1000)} ${args}`, timeoutMs + 5000)
-  const access = () => (fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8') : '')
-  const events = () => (fs.existsSync(eventsFile) ? fs.readFileSync(eventsFile, 'utf8').split('\n') : [])
+  const curl = (args: string, timeoutMs = 30_000) => lab.curl(args, timeoutMs)
+  const access = () => textOf(accessLog)
+  const events = () => linesOf(eventsFile)
 
   beforeAll(async () => {
     lab = new GatewayLab()

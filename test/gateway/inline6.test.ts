@@ -11,7 +11,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import type {ChildProcess} from 'node:child_process'
-import {labSkipReason, waitFor} from './lab.js'
+import {labSkipReason, linesOf, textOf, waitFor} from './lab.js'
 import {CLIENT6, GW_PORTS, GatewayLab6, SERVER6} from './lab6.js'
 
 const skip = labSkipReason()
@@ -30,9 +30,9 @@ describe.skipIf(skip !== null)('patchpoint run --iface, IPv6 services (inline, n
   let oneMbSha = ''
   let eventsFile = ''
 
-  const curl = (args: string, timeoutMs = 20_000) => lab.try(lab.client, `curl -6 -g -sS --max-time ${Math.ceil(timeoutMs / 1000)} ${args}`, timeoutMs + 5000)
-  const access = () => (fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8') : '')
-  const events = () => (fs.existsSync(eventsFile) ? fs.readFileSync(eventsFile, 'utf8').split('\n') : [])
+  const curl = (args: string, timeoutMs = 20_000) => lab.curl(args, timeoutMs, '-6 -g')
+  const access = () => textOf(accessLog)
+  const events = () => linesOf(eventsFile)
   const statLines = () => out.split('\n').filter((l) => l.startsWith('stats '))
   /** the forwarder's bytesIn from a stats line printed after `afterLines` stats lines */
   const bytesInAfter = async (afterLines: number): Promise<number> => {

@@ -15,6 +15,16 @@ import path from 'node:path'
 export const CLIENT_IP = '10.0.0.1'
 export const SERVER_IP = '10.0.0.3'
 
+/** a file's text, '' while it does not exist (server logs, event files the gateway writes) */
+export function textOf(file: string): string {
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
+}
+
+/** a file's lines, [] while it does not exist */
+export function linesOf(file: string): string[] {
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n') : []
+}
+
 export function labSkipReason(): string | null {
   if (process.getuid?.() !== 0) return 'the gateway lab needs root (network namespaces, bridge, nftables)'
   for (const c of ['ip', 'nft', 'ethtool', 'nginx', 'curl']) {
@@ -75,6 +85,11 @@ export class GatewayLab {
       const err = e as {status?: number; stdout?: string; stderr?: string}
       return {code: err.status ?? -1, out: `${err.stdout ?? ''}${err.stderr ?? ''}`}
     }
+  }
+
+  /** curl (silent, errors shown) from the client namespace; `flags` go before the arguments (e.g. '-6 -g') */
+  curl(args: string, timeoutMs = 30_000, flags = ''): {code: number; out: string} {
+    return this.try(this.client, `curl ${flags ? `${flags} ` : ''}-sS --max-time ${Math.ceil(timeoutMs / 1000)} ${args}`, timeoutMs + 5000)
   }
 
   spawn(ns: string, argv: string[]): ChildProcess {

@@ -25,6 +25,7 @@ import {
   CLIENT_IP, DROP_IP, FIX_IP, LOG_IP, LAB_PASSWORD, MAIL_DOMAIN, ProtocolsLab, protocolsLabSkipReason, startDovecot, startMariadb,
   startPostfix, startVsftpd, tcpStreams, waitFor, type CapturedStream,
 } from './servers-lab.js'
+import {linesOf, textOf} from './lab.js'
 
 const skip = protocolsLabSkipReason()
 if (skip) console.warn(`skipping the protocols gateway suite: ${skip}`)
@@ -63,9 +64,8 @@ describe.skipIf(skip !== null)('patchpoint run --iface with real SMTP, FTP, IMAP
   let imapHome = ''
   const ftpFile = pseudoRandom(300 * 1024 + 17, 7)
 
-  const gwOut = () => (fs.existsSync(gwLog) ? fs.readFileSync(gwLog, 'utf8') : '')
-  const events = (): Record<string, unknown>[] => (fs.existsSync(eventsFile) ? fs.readFileSync(eventsFile, 'utf8') : '')
-    .split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const gwOut = () => textOf(gwLog)
+  const events = (): Record<string, unknown>[] => linesOf(eventsFile).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
   const alerts = (ip: string, port: number, rule: string) => events().filter((e) => e.event_type === 'alert' && e.dest_ip === ip && e.dest_port === port
     && (e.patchpoint as {rule_id?: string} | undefined)?.rule_id === rule)
   const blocked = (ip: string, port: number) => events().filter((e) => e.event_type === 'anomaly' && e.dest_ip === ip && e.dest_port === port

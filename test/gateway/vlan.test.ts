@@ -11,7 +11,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import type {ChildProcess} from 'node:child_process'
-import {CLIENT_IP, GatewayLab, LAB4, SERVER_IP, labSkipReason, waitFor, type LabTopology} from './lab.js'
+import {CLIENT_IP, GatewayLab, LAB4, SERVER_IP, labSkipReason, linesOf, textOf, waitFor, type LabTopology} from './lab.js'
 
 const skip = labSkipReason()
 if (skip) console.warn(`skipping the VLAN gateway suite: ${skip}`)
@@ -30,9 +30,9 @@ describe.skipIf(skip !== null)('patchpoint run --iface on VLAN-tagged traffic (n
   let eventsFile = ''
   let relays: ChildProcess[] = []
 
-  const curl = (args: string, timeoutMs = 30_000) => lab.try(lab.client, `curl -sS --max-time ${Math.ceil(timeoutMs / 1000)} ${args}`, timeoutMs + 5000)
-  const access = () => (fs.existsSync(accessLog) ? fs.readFileSync(accessLog, 'utf8') : '')
-  const events = () => (fs.existsSync(eventsFile) ? fs.readFileSync(eventsFile, 'utf8').split('\n') : [])
+  const curl = (args: string, timeoutMs = 30_000) => lab.curl(args, timeoutMs)
+  const access = () => textOf(accessLog)
+  const events = () => linesOf(eventsFile)
   const diverted = () => Number(lab.sh(lab.gw, 'cat /sys/class/net/ga-ppe/statistics/rx_packets').trim())
 
   /** both hosts' VLAN ends with `tags` (TPID:VID,...), replacing the previous ones */
