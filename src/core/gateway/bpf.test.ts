@@ -12,15 +12,9 @@ import {ACK, PSH, SYN} from '../packet/decode.js'
 import {MATCH_NOTHING, MAX_FILTER_TERMS, captureFilter} from './bpf.js'
 import {divertSets} from './nft.js'
 import {writeFrames} from '../../../test/support/pcap.js'
+import {hasCommand} from '../lab/netns.js'
 
-const hasTcpdump = (() => {
-  try {
-    execFileSync('sh', ['-c', 'command -v tcpdump'], {stdio: 'ignore'})
-    return true
-  } catch {
-    return false
-  }
-})()
+const hasTcpdump = hasCommand('tcpdump')
 
 const C6 = 'fd00:6::1'
 const S6 = 'fd00:6::3'

@@ -3,17 +3,10 @@ import {execFileSync} from 'node:child_process'
 import {ACK, PSH, SYN} from '../packet/decode.js'
 import {buildEthernet, buildTcpPacket, buildUdpPacket, fragmentIpv4, fragmentIpv6} from '../packet/encode.js'
 import {ALIVE_TIMEOUT_MS, ENGINE_STALL_MS, MAX_IFNAME, NFT_FAMILY, NFT_TABLE, REFRESH_MS, SYN_DIVERT_PER_SECOND, UNPROTECTED_TCP4_NFT, addElementLine, canonicalIp, divertSets, divertVeths, refreshLine, rulesetScript, setLines, tcpPorts4, vlanDivertRule} from './nft.js'
+import {hasCommand} from '../lab/netns.js'
 
-const has = (cmd: string): boolean => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], {stdio: 'ignore'})
-    return true
-  } catch {
-    return false
-  }
-}
-const canNft = process.getuid?.() === 0 && has('nft') && has('ip')
-const canInject = canNft && has('python3')
+const canNft = process.getuid?.() === 0 && hasCommand('nft') && hasCommand('ip')
+const canInject = canNft && hasCommand('python3')
 
 /** chain name -> its rules (one per line, without the base chain's `type ... policy` line) */
 function chainsOf(script: string): Record<string, string[]> {

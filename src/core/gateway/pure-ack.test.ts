@@ -12,15 +12,9 @@ import path from 'node:path'
 import {PURE_ACK4_BPF, PURE_ACK4_NFT, divertSets, rulesetScript} from './nft.js'
 import {captureFilter} from './bpf.js'
 import {writeFrames} from '../../../test/support/pcap.js'
+import {hasCommand} from '../lab/netns.js'
 
-const hasTcpdump = (() => {
-  try {
-    execFileSync('sh', ['-c', 'command -v tcpdump'], {stdio: 'ignore'})
-    return true
-  } catch {
-    return false
-  }
-})()
+const hasTcpdump = hasCommand('tcpdump')
 
 interface Spec {
   flags: number
