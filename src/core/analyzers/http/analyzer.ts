@@ -69,6 +69,7 @@ const S_RESYNC = 8
 const S_TUNNEL = 9
 
 const RESYNC_WINDOW = 32
+const NO_BYTES = new Uint8Array(0)
 
 interface Msg {
   kind: 'request' | 'response'
@@ -89,6 +90,11 @@ interface Msg {
   hole: boolean
   /** flat [decodedStart, absOff, len] triples */
   pieces: number[]
+  /**
+   * the whole body, where it lies in the segment being delivered, when one segment carried all
+   * of a Content-Length body: the message is emitted before that segment's delivery returns
+   */
+  inPlace: Uint8Array | undefined
   chunks: number
   chunkExts: number
   contentType: string
@@ -102,7 +108,8 @@ class Side {
   /** absolute offset of the next byte this side receives */
   pos = 0
   /** head, trailer, chunk-size line or resync bytes being accumulated */
-  buf: Uint8Array = new Uint8Array(512)
+  /** allocated on first use: most heads arrive whole in one segment and are parsed where they lie */
+  buf: Uint8Array = NO_BYTES
   len = 0
   bufStart = 0
   started = false
@@ -152,7 +159,7 @@ export class HttpAnalyzer implements Analyzer {
   private readonly anomalySink: AnomalySink
 
   constructor(ctx: AnalyzerContext, limits: Partial<HttpLimits> = {}) {
-    this.limits = {...HTTP_LIMITS, ...limits}
+    this.limits = limits === HTTP_LIMITS ? HTTP_LIMITS : {...HTTP_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
   }
@@ -331,7 +338,7 @@ export class HttpAnalyzer implements Analyzer {
 
   private grow(side: Side, need: number): void {
     if (side.buf.length >= need) return
-    let size = side.buf.length * 2
+    let size = Math.max(512, side.buf.length * 2)
     while (size < need) size *= 2
     size = Math.max(need, Math.min(size, this.limits.maxHeaderBytes + RESYNC_WINDOW))
     const nb = new Uint8Array(size)
@@ -529,14 +536,33 @@ export class HttpAnalyzer implements Analyzer {
     return n
   }
 
+  /**
+   * The body buffer grows by doubling up to the message's cap: most bodies are small, and a
+   * zero-filled buffer of the full cap per flow cost more than the rest of the body handling.
+   */
+  private growBody(side: Side, m: Msg, need: number): Uint8Array {
+    const old = side.body
+    let size = Math.max(1024, old === undefined ? 0 : old.length * 2)
+    while (size < need) size *= 2
+    const nb = new Uint8Array(Math.min(size, m.cap))
+    if (old !== undefined && m.bodyLen > 0) nb.set(old.subarray(0, m.bodyLen))
+    side.body = nb
+    return nb
+  }
+
   private takeBody(side: Side, m: Msg, chunk: Uint8Array, s: number, e: number, base: number): void {
     if (e <= s) return
     if (m.hole) return
     const room = m.cap - m.bodyLen
     const k = Math.min(room, e - s)
     if (k > 0) {
-      if (side.body === undefined || side.body.length < m.cap) side.body = new Uint8Array(m.cap)
-      side.body.set(chunk.subarray(s, s + k), m.bodyLen)
+      if (m.bodyLen === 0 && k === m.remaining && side.state === S_BODY_LEN) {
+        m.inPlace = chunk.subarray(s, s + k)
+      } else {
+        const need = m.bodyLen + k
+        const body = side.body !== undefined && side.body.length >= need ? side.body : this.growBody(side, m, need)
+        body.set(chunk.subarray(s, s + k), m.bodyLen)
+      }
       const abs = base + s
       const pc = m.pieces
       const last = pc.length - 3
@@ -576,7 +602,7 @@ export class HttpAnalyzer implements Analyzer {
   private newMsg(kind: 'request' | 'response', start: number, headEnd: number, fields: Fields, cap: number): Msg {
     return {
       kind, start, headEnd, fields, split: false, emitted: false, bodyStart: headEnd, remaining: 0,
-      cap, bodyLen: 0, overflow: false, hole: false, pieces: [], chunks: 0, chunkExts: 0, contentType: '', crlf: 0, hasBody: false,
+      cap, bodyLen: 0, overflow: false, hole: false, pieces: [], inPlace: undefined, chunks: 0, chunkExts: 0, contentType: '', crlf: 0, hasBody: false,
     }
   }
 
@@ -841,7 +867,8 @@ export class HttpAnalyzer implements Analyzer {
     m.emitted = true
     const f = m.split ? copyFields(m.fields) : m.fields
     const req = m.kind === 'request'
-    const body = side.body
+    const body = m.inPlace ?? side.body
+    m.inPlace = undefined
     const pre = req ? 'http.body' : 'http.response.body'
     if (m.bodyLen > 0 && body !== undefined) {
       const off = this.bodySpan(m, 0, m.bodyLen)
