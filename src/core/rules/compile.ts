@@ -485,6 +485,63 @@ function visit(name: string, entry: FieldValue | FieldValue[]): void {
   }
 }
 
+/**
+ * The fields of one PDU whose names start with any prefix (`name.*` family) its rules use,
+ * gathered once per PDU by the rule engine (gatherPrefixed), in the Map's order: each family
+ * matcher then walks these few instead of every field of the PDU.
+ */
+const prefixed = {
+  fields: undefined as Fields | undefined,
+  keys: [] as string[],
+  entries: [] as (FieldValue | FieldValue[])[],
+  n: 0,
+  prefixes: [] as readonly string[],
+}
+
+function gatherOne(e: FieldValue | FieldValue[], k: string): void {
+  const g = prefixed
+  const ps = g.prefixes
+  for (let i = 0; i < ps.length; i++) {
+    if (k.startsWith(ps[i])) {
+      g.keys[g.n] = k
+      g.entries[g.n] = e
+      g.n++
+      return
+    }
+  }
+}
+
+/**
+ * Gathers `fields`' entries under any of `prefixes` (which must include every prefix of every
+ * matcher evaluated until releasePrefixed): evalMatcher walks them for these fields. Returns the
+ * count; prefixedKey/prefixedEntry read them.
+ */
+export function gatherPrefixed(fields: Fields, prefixes: readonly string[]): number {
+  const g = prefixed
+  g.fields = fields
+  g.n = 0
+  g.prefixes = prefixes
+  if (prefixes.length > 0) fields.forEach(gatherOne)
+  return g.n
+}
+
+export function prefixedKey(i: number): string {
+  return prefixed.keys[i]
+}
+
+export function prefixedEntry(i: number): FieldValue | FieldValue[] {
+  return prefixed.entries[i]
+}
+
+/** ends a gatherPrefixed: later evaluations walk their fields themselves */
+export function releasePrefixed(): void {
+  const g = prefixed
+  g.fields = undefined
+  // drop the references, so no PDU's values outlive its judgement
+  g.entries.fill(undefined as unknown as FieldValue, 0, g.n)
+  g.n = 0
+}
+
 /** visit a field whose name starts with one of the current matcher's prefixes */
 function visitPrefixed(e: FieldValue | FieldValue[], k: string): void {
   const w = walk
@@ -512,7 +569,14 @@ export function evalMatcher(m: CompiledMatcher, fields: Fields, collect?: Matche
     if (e !== undefined) visit(m.fields[i], e)
   }
   // forEach with a module-level callback: iterating entries with for...of allocates a pair per field
-  if (m.prefixes.length > 0 && !w.stop) fields.forEach(visitPrefixed)
+  if (m.prefixes.length > 0 && !w.stop) {
+    const g = prefixed
+    if (g.fields === fields) {
+      for (let i = 0; i < g.n && !w.stop; i++) visitPrefixed(g.entries[i], g.keys[i])
+    } else {
+      fields.forEach(visitPrefixed)
+    }
+  }
   w.collect = undefined
   w.limit = undefined
   if (m.count !== undefined) return satisfies(w.hits, m.count)

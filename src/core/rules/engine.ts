@@ -12,7 +12,7 @@
 import type {AnomalySink} from '../events/anomaly.js'
 import type {FieldValue, Pdu} from '../analyzers/types.js'
 import {AhoCorasick} from './aho.js'
-import {evalSelection, MAX_VALUES_PER_MATCHER, type CompiledRule} from './compile.js'
+import {evalSelection, gatherPrefixed, MAX_VALUES_PER_MATCHER, prefixedEntry, prefixedKey, releasePrefixed, type CompiledRule} from './compile.js'
 import {computeFix} from './fixes.js'
 import {lintRules, type LintError, type LintOptions} from './lint.js'
 import type {Action, CondNode, Match, MatchedValue} from './types.js'
@@ -44,7 +44,10 @@ interface Bucket {
   ac?: AhoCorasick
   found: Uint8Array
   fields: string[]
+  /** prefixes of the anchor fields (prefilter scan) */
   prefixes: string[]
+  /** prefixes of every matcher of every rule: the PDU's fields under them are gathered once */
+  allPrefixes: string[]
 }
 
 /** what curFields holds between PDUs (no PDU's fields kept alive, no Map per PDU) */
@@ -76,18 +79,6 @@ export class RuleSet {
   private cache = new Int8Array(16)
   private curFields: Pdu['fields'] = EMPTY_FIELDS
   private curRule: CompiledRule | undefined
-  /** the bucket runPrefilter scans (read by scanPrefixed) */
-  private curBucket: Bucket | undefined
-  /** scans a field whose name starts with one of the current bucket's prefixes (a bound callback: no pair per field) */
-  private readonly scanPrefixed = (e: FieldValue | FieldValue[], k: string): void => {
-    const b = this.curBucket!
-    for (let i = 0; i < b.prefixes.length; i++) {
-      if (k.startsWith(b.prefixes[i])) {
-        this.scanEntry(b.ac!, b.found, e)
-        return
-      }
-    }
-  }
   private readonly onLimit: (field: string) => void
 
   constructor(rules: readonly CompiledRule[], opts: RuleSetOptions = {}) {
@@ -133,7 +124,9 @@ export class RuleSet {
         this.opts.anomaly?.({type: 'limit', event: 'rules.prefilter_states', detail: {dropped: ac.dropped.length}})
       }
     }
-    return {rules, anchorIds, ac, found: new Uint8Array(literals.size), fields: [...fields], prefixes: [...prefixes]}
+    const allPrefixes = new Set<string>()
+    for (const r of rules) for (const sel of r.selections) for (const m of sel.matchers) m.prefixes.forEach((p) => allPrefixes.add(p))
+    return {rules, anchorIds, ac, found: new Uint8Array(literals.size), fields: [...fields], prefixes: [...prefixes], allPrefixes: [...allPrefixes]}
   }
 
   private bucketFor(pdu: Pdu): Bucket {
@@ -167,7 +160,8 @@ export class RuleSet {
     }
   }
 
-  private runPrefilter(b: Bucket, pdu: Pdu): void {
+  /** `nPrefixed`: the PDU's fields gathered under the bucket's prefixes (gatherPrefixed) */
+  private runPrefilter(b: Bucket, pdu: Pdu, nPrefixed: number): void {
     const ac = b.ac!
     const found = b.found
     found.fill(0)
@@ -176,10 +170,15 @@ export class RuleSet {
       const e = fields.get(b.fields[i])
       if (e !== undefined) this.scanEntry(ac, found, e)
     }
-    if (b.prefixes.length > 0) {
-      this.curBucket = b
-      fields.forEach(this.scanPrefixed)
-      this.curBucket = undefined
+    if (b.prefixes.length === 0) return
+    for (let i = 0; i < nPrefixed; i++) {
+      const k = prefixedKey(i)
+      for (let j = 0; j < b.prefixes.length; j++) {
+        if (k.startsWith(b.prefixes[j])) {
+          this.scanEntry(ac, found, prefixedEntry(i))
+          break
+        }
+      }
     }
   }
 
@@ -211,7 +210,16 @@ export class RuleSet {
     const b = this.bucketFor(pdu)
     if (b.rules.length === 0) return NO_MATCHES as Match[]
     const usePrefilter = this.prefilter && b.ac !== undefined
-    if (usePrefilter) this.runPrefilter(b, pdu)
+    const nPrefixed = gatherPrefixed(pdu.fields, b.allPrefixes)
+    try {
+      if (usePrefilter) this.runPrefilter(b, pdu, nPrefixed)
+      return this.judgeRules(b, pdu, usePrefilter)
+    } finally {
+      releasePrefixed()
+    }
+  }
+
+  private judgeRules(b: Bucket, pdu: Pdu, usePrefilter: boolean): Match[] {
     let out: Match[] | undefined
     this.curFields = pdu.fields
     for (let ri = 0; ri < b.rules.length; ri++) {
