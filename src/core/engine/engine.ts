@@ -43,7 +43,7 @@ export interface EngineProtections {
   onFlowStart(flow: EngineFlow, report: ProtectionReport): void
   /** every PDU an analyzer emits, before the judge */
   onPdu(pdu: Pdu, flow: EngineFlow, report: ProtectionReport): void
-  /** the first bytes the client sent in this flow were delivered (once per flow) */
+  /** bytes the client sent were delivered (every in-order client chunk: the flow may hold an incomplete request) */
   onClientData(flow: EngineFlow, report: ProtectionReport): void
   /** the once-per-second (packet time) expiry tick */
   tick(nowUs: number, report: ProtectionReport): void
@@ -487,7 +487,7 @@ export class Engine {
   /** in-order bytes of one direction (a TCP stream chunk or a UDP datagram) */
   deliver(flow: EngineFlow, dir: Direction, data: Uint8Array): void {
     const i = dir === 'toserver' ? 0 : 1
-    if (i === 0 && flow.offsets[0] === 0 && data.length > 0) this.opts.protections?.onClientData(flow, this.protectionReport)
+    if (i === 0 && data.length > 0) this.opts.protections?.onClientData(flow, this.protectionReport)
     flow.offsets[i] += data.length
     this.opts.streamTap?.(flow, dir, data)
     if (flow.analyzer) {

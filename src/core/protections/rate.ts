@@ -18,8 +18,8 @@
  * and flow, so a flood costs one event per offending flow.
  *
  * Bounded: source and source+service entries live in LRU maps (lru.ts) of `max_sources` entries each;
- * flows watched for slow requests (TCP flows whose client has sent bytes: a SYN scan's flows never
- * are) are capped at MAX_WATCHED_FLOWS. Per-flow state lives in the flow's `protection` slot. A full table forgets the
+ * flows watched for slow requests (TCP flows whose client sent bytes since a scan last found
+ * nothing pending: a SYN scan's flows never are) are capped at MAX_WATCHED_FLOWS. Per-flow state lives in the flow's `protection` slot. A full table forgets the
  * least recently seen entry and reports `protection.table_full` (type 'limit') once per tick.
  */
 import type {AnomalyReport} from '../events/anomaly.js'
@@ -92,6 +92,8 @@ class SourceEntry implements TupleEntry {
 class FlowState {
   /** packet time since which the toserver direction has had a pending unit (0 = none seen) */
   pendingSinceUs = 0
+  /** in `watched`: the client sent bytes since the last scan found nothing pending */
+  watched = false
 
   constructor(readonly svc: ServiceEntry, readonly src: SourceEntry) {}
 }
@@ -151,11 +153,18 @@ export class RateProtection {
     }
   }
 
-  /** the client sent its first bytes: from now on the flow can hold an incomplete request */
+  /**
+   * The client sent bytes: the flow may now hold an incomplete request, so it is watched until a
+   * scan finds nothing pending (an idle keep-alive flow costs the scans nothing).
+   */
   onClientData(flow: EngineFlow, report: ProtectionReport): void {
     if (!this.cfg.slow_requests.enabled || flow.proto !== 6) return
-    if (this.watched.size < this.maxWatched) this.watched.add(flow)
-    else this.limit(report, 'protection.watched_flows', this.maxWatched)
+    const st = this.stateOf(flow, report)
+    if (st.watched) return
+    if (this.watched.size < this.maxWatched) {
+      this.watched.add(flow)
+      st.watched = true
+    } else this.limit(report, 'protection.watched_flows', this.maxWatched)
   }
 
   onPdu(pdu: Pdu, flow: EngineFlow, report: ProtectionReport): void {
@@ -215,7 +224,10 @@ export class RateProtection {
       const st = flow.protection as FlowState | null
       if (!st) continue
       if (!pendingToServer(flow)) {
+        // nothing pending: unwatched until the client sends again (onClientData)
         st.pendingSinceUs = 0
+        st.watched = false
+        this.watched.delete(flow)
         continue
       }
       if (st.pendingSinceUs === 0) {
