@@ -24,6 +24,8 @@ export interface HarnessOptions {
   end?: boolean
   /** flow addresses handed to the analyzer (default: client 192.0.2.1:40000 -> server 192.0.2.2 on the factory's first port) */
   flow?: FlowInfo
+  /** the rules' field needs (AnalyzerContext.reads; default: every field is read) */
+  reads?: (field: string) => boolean
 }
 
 export function runAnalyzer(factory: AnalyzerFactory, script: readonly ScriptStep[], opts: HarnessOptions = {}): HarnessResult {
@@ -39,6 +41,7 @@ export function runAnalyzer(factory: AnalyzerFactory, script: readonly ScriptSte
     emit: (pdu) => result.pdus.push(pdu),
     anomaly: (a) => result.anomalies.push(a),
     dynamicService: (d) => result.dynamic.push(d),
+    reads: opts.reads,
   })
   const size = opts.chunkSize ?? 0
   for (const step of script) {

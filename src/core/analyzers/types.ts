@@ -67,6 +67,11 @@ export interface AnalyzerContext {
   /** a protocol anomaly (type 'applayer'), e.g. 'http.cl_and_te', 'smtp.line_too_long' */
   anomaly: AnomalySink
   /**
+   * Does any loaded rule read this field? An analyzer may leave out a costly field no rule reads
+   * (asked once per flow; absent: every field is built).
+   */
+  reads?(field: string): boolean
+  /**
    * A port assigned at run time that now carries a known protocol (portmapper GETPORT replies,
    * DCE/RPC endpoint-mapper replies, FTP PASV/EPSV answers): the engine and gateway start
    * inspecting it. `program` names the RPC program or interface UUID.

@@ -52,6 +52,8 @@ export interface EngineProtections {
 /** What the engine asks of the rule layer: judge one PDU. */
 export interface PduJudge {
   judge(pdu: Pdu, flow: EngineFlow, emit: (ev: EveEvent) => void): void
+  /** does any rule read this field? (absent: every field may be read; see AnalyzerContext.reads) */
+  reads?(field: string): boolean
 }
 
 export interface EngineOptions {
@@ -279,8 +281,12 @@ export class Engine {
   /** the packet being processed: anomalies without a flow still name its addresses */
   private current: DecodedPacket | null = null
   private readonly protectionReport: ProtectionReport = (a, flow) => this.reportAnomaly(a, flow)
+  /** the judge's field needs, handed to each analyzer (AnalyzerContext.reads) */
+  private readonly fieldReads: ((field: string) => boolean) | undefined
 
   constructor(private readonly opts: EngineOptions) {
+    const judge = opts.judge
+    this.fieldReads = judge?.reads === undefined ? undefined : (field) => judge.reads!(field)
     this.defrag = new Defragmenter({
       defaultPolicy: opts.defragPolicy ?? 'first',
       policyFor: (dst) => opts.hostPolicy?.(dst)?.defrag,
@@ -539,6 +545,7 @@ export class Engine {
     const protections = this.opts.protections
     flow.analyzer = chosen.create({
       flow: info,
+      reads: this.fieldReads,
       emit: (pdu) => {
         protections?.onPdu(pdu, flow, this.protectionReport)
         judge?.judge(pdu, flow, (ev) => this.emitAlert(ev, flow))

@@ -35,6 +35,10 @@ export class RuleJudge implements PduJudge {
     private readonly opts: RuleJudgeOptions = {},
   ) {}
 
+  reads(field: string): boolean {
+    return this.rules.reads(field)
+  }
+
   judge(pdu: Pdu, flow: EngineFlow, emit: (ev: EveEvent) => void): void {
     const matches = this.rules.evaluate(pdu)
     for (let i = 0; i < matches.length; i++) {

@@ -5,7 +5,8 @@ import {AhoCorasick} from './aho.js'
 import {ruleFromYaml, pduOf} from './testing.js'
 import {fieldsFor} from './fields.js'
 import {packageRulesDir} from './rule-schema.js'
-import type {CompiledRule} from './compile.js'
+import {evalSelection, type CompiledRule} from './compile.js'
+import {evalCondition} from './condition.js'
 
 const RUNS = Number(process.env.PATCHPOINT_FUZZ_RUNS ?? 200)
 
@@ -98,9 +99,20 @@ describe('RuleSet', () => {
       const without = new RuleSet(rules, {prefilter: false})
       for (const f of pdus) {
         const p = pduOf(f)
-        expect(withPf.evaluate(p).map((m) => m.rule.id)).toEqual(without.evaluate(p).map((m) => m.rule.id))
+        const ids = withPf.evaluate(p).map((m) => m.rule.id)
+        expect(ids).toEqual(without.evaluate(p).map((m) => m.rule.id))
+        // and both equal each rule judged alone, its families walked over every field (no gathering)
+        const alone = rules.filter((r) => evalCondition(r.condition, (i) => evalSelection(r.selections[i], p.fields))).map((r) => r.id)
+        expect(ids).toEqual(alone)
       }
     }), {numRuns: RUNS})
+  })
+
+  it('reads: the fields and families its enabled rules match or fix', () => {
+    const r = ruleFromYaml('detect:\n  s: {fields: [a.b, h.*], contains: x}\ncondition: s\nfix:\n  - rename: c.d', {id: 'PP-R-1'})
+    const other = ruleFromYaml('detect:\n  s: {field: z, exists: true}\ncondition: s', {id: 'PP-R-2'})
+    const set = new RuleSet([r, other], {enabled: (x) => x.id === 'PP-R-1'})
+    expect(['a.b', 'h.one', 'h.', 'c.d', 'z', 'a', 'h'].map((f) => set.reads(f))).toEqual([true, true, true, true, false, false, false])
   })
 
   it('fuzz: random PDUs against the pack never throw and matches stay bounded', () => {

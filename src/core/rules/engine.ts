@@ -80,6 +80,9 @@ export class RuleSet {
   private curFields: Pdu['fields'] = EMPTY_FIELDS
   private curRule: CompiledRule | undefined
   private readonly onLimit: (field: string) => void
+  /** every field a matcher or fix of an enabled rule names, and the `name.*` families */
+  private readonly readFields = new Set<string>()
+  private readonly readPrefixes: string[] = []
 
   constructor(rules: readonly CompiledRule[], opts: RuleSetOptions = {}) {
     this.opts = opts
@@ -90,8 +93,24 @@ export class RuleSet {
     let maxSel = 1
     for (const r of this.rules) maxSel = Math.max(maxSel, r.selections.length)
     this.cache = new Int8Array(maxSel)
+    for (const r of this.rules) {
+      for (const sel of r.selections) {
+        for (const m of sel.matchers) {
+          m.fields.forEach((f) => this.readFields.add(f))
+          for (const p of m.prefixes) if (!this.readPrefixes.includes(p)) this.readPrefixes.push(p)
+        }
+      }
+      for (const f of r.fixes) if ('field' in f) this.readFields.add(f.field)
+    }
     const sink = opts.anomaly
     this.onLimit = (field) => sink?.({type: 'limit', event: 'rules.values_per_matcher', detail: {rule: this.curRule?.id ?? '', field, limit: MAX_VALUES_PER_MATCHER}})
+  }
+
+  /** Does an enabled rule read `field` (by name or family)? Analyzers may skip fields no rule reads. */
+  reads(field: string): boolean {
+    if (this.readFields.has(field)) return true
+    for (let i = 0; i < this.readPrefixes.length; i++) if (field.startsWith(this.readPrefixes[i])) return true
+    return false
   }
 
   private buildBucket(protocol: string, kind: string, dir: string): Bucket {

@@ -241,6 +241,21 @@ describe('responses and pairing', () => {
     expect(r.resps.map((p) => [val(p, 'http.status'), val(p, 'http.response.body'), val(p, 'http.response.body.truncated')])).toEqual([[200, 'x'.repeat(10), 1], [404, 'abc', undefined]])
   })
 
+  it('a response body no rule reads is counted, not kept; request bodies stay', () => {
+    const steps = conv([
+      ['>', 'POST /f HTTP/1.1\r\nContent-Length: 7\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\na=1&b=2'],
+      ['<', 'HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello, world'],
+    ])
+    const needs = (reads: ((f: string) => boolean) | undefined, chunkSize = 0) => runAnalyzer(httpAnalyzer, steps, {reads, chunkSize}).pdus
+      .map((p) => [val(p, 'http.body'), vals(p, 'http.args'), val(p, 'http.response.body'), val(p, 'http.response.body.length')])
+    const all = [['a=1&b=2', ['1', '2'], undefined, undefined], [undefined, [], 'hello, world', 12]]
+    expect(needs(undefined)).toEqual(all)
+    expect(needs(() => true, 1)).toEqual(all)
+    const noResponseBody = (f: string) => f !== 'http.response.body'
+    expect(needs(noResponseBody)).toEqual([all[0], [undefined, [], undefined, 12]])
+    expect(needs(noResponseBody, 1)).toEqual([all[0], [undefined, [], undefined, 12]])
+  })
+
   it('response without length runs to the end of the stream', () => {
     const r = run(conv([['>', 'GET / HTTP/1.0\r\n\r\n'], ['<', 'HTTP/1.0 200 OK\r\n\r\nall of it']]))
     expect(val(r.resps[0], 'http.response.body')).toBe('all of it')

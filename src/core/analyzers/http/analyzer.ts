@@ -117,6 +117,8 @@ class Side {
   lineCount = 0
   atLineStart = true
   body: Uint8Array | undefined
+  /** body bytes are kept (a rule reads this side's body field): else only counted */
+  keepBody = true
   msg: Msg | undefined
   ended = false
   constructor(
@@ -162,6 +164,8 @@ export class HttpAnalyzer implements Analyzer {
     this.limits = limits === HTTP_LIMITS ? HTTP_LIMITS : {...HTTP_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
+    // a request body also gives arguments, multipart parts and their anomalies: always kept
+    this.sc.keepBody = ctx.reads?.('http.response.body') ?? true
   }
 
   data(dir: Direction, chunk: Uint8Array): void {
@@ -550,19 +554,24 @@ export class HttpAnalyzer implements Analyzer {
     return nb
   }
 
+  private holdBody(side: Side, m: Msg, chunk: Uint8Array, s: number, k: number): void {
+    if (m.bodyLen === 0 && k === m.remaining && side.state === S_BODY_LEN) {
+      m.inPlace = chunk.subarray(s, s + k)
+      return
+    }
+    const need = m.bodyLen + k
+    const body = side.body !== undefined && side.body.length >= need ? side.body : this.growBody(side, m, need)
+    body.set(chunk.subarray(s, s + k), m.bodyLen)
+  }
+
   private takeBody(side: Side, m: Msg, chunk: Uint8Array, s: number, e: number, base: number): void {
     if (e <= s) return
     if (m.hole) return
     const room = m.cap - m.bodyLen
     const k = Math.min(room, e - s)
     if (k > 0) {
-      if (m.bodyLen === 0 && k === m.remaining && side.state === S_BODY_LEN) {
-        m.inPlace = chunk.subarray(s, s + k)
-      } else {
-        const need = m.bodyLen + k
-        const body = side.body !== undefined && side.body.length >= need ? side.body : this.growBody(side, m, need)
-        body.set(chunk.subarray(s, s + k), m.bodyLen)
-      }
+      // a body no rule reads is only counted (its .length and .truncated fields)
+      if (side.keepBody) this.holdBody(side, m, chunk, s, k)
       const abs = base + s
       const pc = m.pieces
       const last = pc.length - 3
