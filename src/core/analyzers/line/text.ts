@@ -5,11 +5,19 @@
  */
 import type {FieldValue, Fields} from '../types.js'
 
+/**
+ * Node's own latin1 decoder (what Buffer#toString('latin1') runs), called on any Uint8Array: it
+ * takes an ArrayBufferView, so no Buffer object is made per string.
+ */
+const latin1Slice = (Buffer.prototype as unknown as {latin1Slice?: (this: Uint8Array, start: number, end: number) => string}).latin1Slice
+
 /** latin1 string of bytes [from, to) (one char per byte, binary-safe) */
 export function latin1(b: Uint8Array, from = 0, to = b.length): string {
   const n = to - from
   if (n <= 0) return ''
-  if (n > 64) return Buffer.from(b.buffer, b.byteOffset + from, n).toString('latin1')
+  // up to 8 bytes a JS loop is as fast; beyond, each += copied the string so far (measured: a
+  // 48-byte value took 2.4 us char by char, 0.5 us through the decoder)
+  if (n > 8) return latin1Slice !== undefined ? latin1Slice.call(b, from, to) : Buffer.from(b.buffer, b.byteOffset + from, n).toString('latin1')
   let s = ''
   for (let i = from; i < to; i++) s += String.fromCharCode(b[i]!)
   return s
