@@ -67,8 +67,9 @@ export interface AnalyzerContext {
   /** a protocol anomaly (type 'applayer'), e.g. 'http.cl_and_te', 'smtp.line_too_long' */
   anomaly: AnomalySink
   /**
-   * Does any loaded rule read this field? An analyzer may leave out a costly field no rule reads
-   * (asked once per flow; absent: every field is built).
+   * Does any loaded rule read this field (a name, or a family ending in '.': any field of it)? An
+   * analyzer may leave out a costly field no rule reads (absent: every field is built). The same
+   * function for every flow of an engine: an analyzer may remember its answers by it.
    */
   reads?(field: string): boolean
   /**

@@ -113,6 +113,8 @@ describe('RuleSet', () => {
     const other = ruleFromYaml('detect:\n  s: {field: z, exists: true}\ncondition: s', {id: 'PP-R-2'})
     const set = new RuleSet([r, other], {enabled: (x) => x.id === 'PP-R-1'})
     expect(['a.b', 'h.one', 'h.', 'c.d', 'z', 'a', 'h'].map((f) => set.reads(f))).toEqual([true, true, true, true, false, false, false])
+    // families: any field of it read, or a read family inside or around it
+    expect(['a.', 'c.', 'h.x.', 'z.', 'b.'].map((f) => set.reads(f))).toEqual([true, true, true, false, false])
   })
 
   it('fuzz: random PDUs against the pack never throw and matches stay bounded', () => {

@@ -23,6 +23,8 @@ export const MAX_BUCKETS = 4096
 export const MAX_MATCHES_PER_PDU = 64
 /** Longest evidence excerpt (chars, before escaping). */
 export const MAX_EVIDENCE_CHARS = 128
+/** answers RuleSet.reads remembers (the names analyzers ask about) */
+const MAX_READS_CACHE = 1024
 
 export interface RuleSetOptions {
   /** operator override of a rule's default action */
@@ -83,6 +85,7 @@ export class RuleSet {
   /** every field a matcher or fix of an enabled rule names, and the `name.*` families */
   private readonly readFields = new Set<string>()
   private readonly readPrefixes: string[] = []
+  private readonly readsCache = new Map<string, boolean>()
 
   constructor(rules: readonly CompiledRule[], opts: RuleSetOptions = {}) {
     this.opts = opts
@@ -106,11 +109,19 @@ export class RuleSet {
     this.onLimit = (field) => sink?.({type: 'limit', event: 'rules.values_per_matcher', detail: {rule: this.curRule?.id ?? '', field, limit: MAX_VALUES_PER_MATCHER}})
   }
 
-  /** Does an enabled rule read `field` (by name or family)? Analyzers may skip fields no rule reads. */
-  reads(field: string): boolean {
-    if (this.readFields.has(field)) return true
-    for (let i = 0; i < this.readPrefixes.length; i++) if (field.startsWith(this.readPrefixes[i])) return true
-    return false
+  /**
+   * Does an enabled rule read `name`? A field name, or a family ending in '.' (true when a rule
+   * reads any field of it). Analyzers may skip fields no rule reads. Answers are remembered.
+   */
+  reads(name: string): boolean {
+    let r = this.readsCache.get(name)
+    if (r === undefined) {
+      r = this.readPrefixes.some((p) => name.startsWith(p) || (name.endsWith('.') && p.startsWith(name)))
+        || (name.endsWith('.') ? [...this.readFields].some((f) => f.startsWith(name)) : this.readFields.has(name))
+      // names come from analyzer code, not traffic: a few dozen at most
+      if (this.readsCache.size < MAX_READS_CACHE) this.readsCache.set(name, r)
+    }
+    return r
   }
 
   private buildBucket(protocol: string, kind: string, dir: string): Bucket {

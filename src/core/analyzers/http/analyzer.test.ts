@@ -256,6 +256,20 @@ describe('responses and pairing', () => {
     expect(needs(noResponseBody, 1)).toEqual([all[0], [undefined, [], undefined, 12]])
   })
 
+  it('per-header families no rule reads are left out; request header values always stay', () => {
+    const steps = conv([['>', 'GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n'], ['<', 'HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 0\r\n\r\n']])
+    const families = (reads?: (f: string) => boolean) => runAnalyzer(httpAnalyzer, steps, {reads}).pdus.map((p) => [...p.fields.keys()]
+      .filter((k) => /header(_name)?[.s]/.test(k) && !k.endsWith('.count')).sort())
+    expect(families()).toEqual([
+      ['http.header.host', 'http.header.x-a', 'http.header_name.host', 'http.header_name.x-a', 'http.header_names'],
+      ['http.response.header.content-length', 'http.response.header.server', 'http.response.header_names'],
+    ])
+    // a rule set reading none of the optional families (as the rule pack does)
+    const optional = ['http.header_name.', 'http.header_names', 'http.response.header.', 'http.response.header_names']
+    expect(families((f) => !optional.includes(f))).toEqual([['http.header.host', 'http.header.x-a'], []])
+    expect(families((f) => f === 'http.response.header.')).toEqual([['http.header.host', 'http.header.x-a'], ['http.response.header.content-length', 'http.response.header.server']])
+  })
+
   it('response without length runs to the end of the stream', () => {
     const r = run(conv([['>', 'GET / HTTP/1.0\r\n\r\n'], ['<', 'HTTP/1.0 200 OK\r\n\r\nall of it']]))
     expect(val(r.resps[0], 'http.response.body')).toBe('all of it')

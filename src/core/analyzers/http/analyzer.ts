@@ -57,6 +57,40 @@ export const HTTP_LIMITS = {
 
 export type HttpLimits = typeof HTTP_LIMITS
 
+/** Which optional fields the loaded rules read (AnalyzerContext.reads); everything without it. */
+interface HttpNeeds {
+  /** http.response.body */
+  responseBody: boolean
+  /** http.header_name.<name> */
+  headerName: boolean
+  /** http.header_names */
+  headerNames: boolean
+  /** http.response.header.<name> */
+  responseHeader: boolean
+  /** http.response.header_names */
+  responseHeaderNames: boolean
+}
+
+const ALL_NEEDS: HttpNeeds = {responseBody: true, headerName: true, headerNames: true, responseHeader: true, responseHeaderNames: true}
+/** one answer per engine (its reads function), not per flow */
+const needsByReads = new WeakMap<(field: string) => boolean, HttpNeeds>()
+
+function needsOf(reads: ((field: string) => boolean) | undefined): HttpNeeds {
+  if (reads === undefined) return ALL_NEEDS
+  let n = needsByReads.get(reads)
+  if (n === undefined) {
+    n = {
+      responseBody: reads('http.response.body'),
+      headerName: reads('http.header_name.'),
+      headerNames: reads('http.header_names'),
+      responseHeader: reads('http.response.header.'),
+      responseHeaderNames: reads('http.response.header_names'),
+    }
+    needsByReads.set(reads, n)
+  }
+  return n
+}
+
 const S_HEAD = 0
 const S_SKIP_HEAD = 1
 const S_BODY_LEN = 2
@@ -159,13 +193,15 @@ export class HttpAnalyzer implements Analyzer {
   private readonly limits: HttpLimits
   private readonly emitPdu: (pdu: Pdu) => void
   private readonly anomalySink: AnomalySink
+  private readonly needs: HttpNeeds
 
   constructor(ctx: AnalyzerContext, limits: Partial<HttpLimits> = {}) {
     this.limits = limits === HTTP_LIMITS ? HTTP_LIMITS : {...HTTP_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
+    this.needs = needsOf(ctx.reads)
     // a request body also gives arguments, multipart parts and their anomalies: always kept
-    this.sc.keepBody = ctx.reads?.('http.response.body') ?? true
+    this.sc.keepBody = this.needs.responseBody
   }
 
   data(dir: Direction, chunk: Uint8Array): void {
@@ -693,12 +729,21 @@ export class HttpAnalyzer implements Analyzer {
     return f
   }
 
-  /** header fields shared by requests ('http.') and responses ('http.response.') */
+  /**
+   * header fields shared by requests ('http.') and responses ('http.response.'); the per-header
+   * families no loaded rule reads are left out (three fields per header otherwise)
+   */
   private commonHeaderFields(side: Side, f: Fields, h: ParsedHead, d: number, pre: string): void {
-    for (const x of h.headers) {
-      push(f, pre + 'header.' + x.lname, {v: x.value, off: x.valueOff + d, len: x.valueLen})
-      if (side.req) push(f, 'http.header_name.' + x.lname, {v: x.name, off: x.nameOff + d, len: x.nameLen})
-      push(f, pre + 'header_names', {v: x.name, off: x.nameOff + d, len: x.nameLen})
+    const n = this.needs
+    const values = side.req || n.responseHeader
+    const byName = side.req && n.headerName
+    const names = side.req ? n.headerNames : n.responseHeaderNames
+    if (values || byName || names) {
+      for (const x of h.headers) {
+        if (values) push(f, pre + 'header.' + x.lname, {v: x.value, off: x.valueOff + d, len: x.valueLen})
+        if (byName) push(f, 'http.header_name.' + x.lname, {v: x.name, off: x.nameOff + d, len: x.nameLen})
+        if (names) push(f, pre + 'header_names', {v: x.name, off: x.nameOff + d, len: x.nameLen})
+      }
     }
     put(f, pre + 'headers.count', {v: h.headers.length})
     for (const x of h.headers) {
