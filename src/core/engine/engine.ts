@@ -508,10 +508,10 @@ export class Engine {
     const toServer = dir === 'toserver'
     const prev = toServer ? flow.detectToServer : flow.detectToClient
     // undecided flows hold every byte so far (under detectBytes plus one chunk): the analyzer
-    // chosen later must see the stream from its first byte
-    // (a copy: `new Uint8Array(view)`, never `.slice()`, which on a Buffer is a view into the
-    // capture buffer that the next packet overwrites)
-    const seen = prev ? concat(prev, data) : new Uint8Array(data)
+    // chosen later must see the stream from its first byte. `seen` is the caller's view when
+    // nothing was held: it is copied only when kept past this call (`new Uint8Array(view)`, never
+    // `.slice()`, which on a Buffer is a view into the capture buffer that the next packet overwrites)
+    const seen = prev ? concat(prev, data) : data
     if (toServer) flow.detectToServer = seen
     else flow.detectToClient = seen
     const transport = flow.proto === 6 ? 'tcp' : 'udp'
@@ -533,7 +533,13 @@ export class Engine {
           flow.detectToServer = flow.detectToClient = null
           return
         }
-      } else return
+      } else {
+        if (prev === null) {
+          if (toServer) flow.detectToServer = new Uint8Array(data)
+          else flow.detectToClient = new Uint8Array(data)
+        }
+        return
+      }
     }
     flow.detectDone = true
     flow.appProto = chosen.protocol
