@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import type {AnomalyReport} from '../../events/anomaly.js'
 import {bytes} from '../harness.js'
-import {LineSplitter, type LineEvent} from './splitter.js'
+import {LineSplitter, indexOfByte, type LineEvent} from './splitter.js'
 import {fuzzRuns} from './testing.js'
 
 interface Got {
@@ -129,5 +129,26 @@ describe('LineSplitter', () => {
       }),
       {numRuns: fuzzRuns(2000)},
     )
+  })
+
+  it('indexOfByte finds what Uint8Array.prototype.indexOf finds, in views of a larger buffer too (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({maxLength: 200}), fc.nat(200), fc.nat(200), fc.nat(210), fc.constantFrom(10, 13, 0, 255), (all, a, b, from, byte) => {
+        const lo = Math.min(a, b, all.length)
+        const hi = Math.min(Math.max(a, b), all.length)
+        // LFs just outside the view must not be found
+        const view = all.subarray(lo, hi)
+        expect(indexOfByte(view, byte, from)).toBe(view.indexOf(byte, from))
+        expect(indexOfByte(all, byte, from)).toBe(all.indexOf(byte, from))
+      }),
+      {numRuns: fuzzRuns(2000)},
+    )
+    const big = new Uint8Array(4000).fill(10)
+    const mid = big.subarray(1000, 3000).fill(88)
+    expect(indexOfByte(mid, 10, 0)).toBe(-1)
+    mid[1999] = 10
+    expect(indexOfByte(mid, 10, 5)).toBe(1999)
+    expect(indexOfByte(mid, 10, 2000)).toBe(-1)
+    expect(indexOfByte(new Uint8Array(0), 10, 0)).toBe(-1)
   })
 })
