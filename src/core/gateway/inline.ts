@@ -160,7 +160,13 @@ export function startInline(opts: InlineOptions): InlineHandle {
     if (err instanceof UserError) throw err
     throw new UserError(`inline setup failed: ${(err as Error).message.split('\n')[0]}`, {code: 'INLINE_SETUP', cause: err})
   }
-  sweep = setInterval(() => fwd.sweep(Date.now() * 1000), SWEEP_MS)
+  // The sweep runs in the check phase (setImmediate), after the loop's I/O poll: when the gateway
+  // was starved of CPU, timers fire first in the next loop turn, and sweeping then would time out
+  // units whose next segments sat captured but unread in the kernel buffer (an undetected flow's
+  // held bytes would go out unjudged after detectHoldTimeoutUs)
+  sweep = setInterval(() => setImmediate(() => {
+    if (!stopped) fwd.sweep(Date.now() * 1000)
+  }), SWEEP_MS)
 
   return {
     session,
