@@ -94,4 +94,15 @@ describe('event helpers', () => {
       event_type: 'anomaly', anomaly: {type: 'defrag', event: 'ipv4.frag_overlap_conflict', detail: {offset: 8}},
     })
   })
+
+  it('anomalyEvent writes keys in the order of the common section, then event_type and anomaly, and leaves common alone', () => {
+    const common = {timestamp: formatEveTimestamp(0), flow_id: 7, src_ip: '10.0.0.1', dest_ip: '10.0.0.2', proto: 'TCP' as const,
+      src_port: 1, dest_port: 2, app_proto: 'http', pcap_filename: 'x.pcap'}
+    const before = JSON.stringify(common)
+    const ev = anomalyEvent({type: 'applayer', event: 'http.bare_lf'}, common, 'parser')
+    expect(Object.keys(ev)).toEqual([...Object.keys(common), 'event_type', 'anomaly'])
+    expect(ev.anomaly).toEqual({type: 'applayer', event: 'http.bare_lf', layer: 'parser'})
+    expect(JSON.stringify(common)).toBe(before)
+    expect(ev).not.toBe(common)
+  })
 })
