@@ -223,7 +223,13 @@ export class FlowTable<F extends FlowBase> {
 
   /** end every flow (end of capture, shutdown) */
   flush(): void {
-    const all = [...this.values()].sort((a, b) => a.lastUs - b.lastUs)
+    // plain loops in the order of values(): the generator allocated a result per bucket
+    const all: F[] = [...this.flows.values()]
+    const buckets = this.buckets4
+    for (let i = 0; i < buckets.length; i++) {
+      for (let f = buckets[i] as FlowBase | null; f; f = f.hashNext) all.push(f as F)
+    }
+    all.sort((a, b) => a.lastUs - b.lastUs)
     for (const l of this.lists) {
       l.head = l.tail = null
       l.count = 0
