@@ -24,6 +24,19 @@ export const TNS_LIMITS = {
 
 export type TnsLimits = typeof TNS_LIMITS
 
+/** field names `tns.cd.<path>` kept for reuse (the parser interns the paths themselves) */
+const CD_FIELD_NAMES = 1024
+const cdFieldNames = new Map<string, string>()
+
+function cdField(path: string): string {
+  let name = cdFieldNames.get(path)
+  if (name === undefined) {
+    name = `tns.cd.${path}`
+    if (cdFieldNames.size < CD_FIELD_NAMES) cdFieldNames.set(path, name)
+  }
+  return name
+}
+
 export class TnsAnalyzer implements Analyzer {
   readonly protocol = 'tns'
   private readonly limits: TnsLimits
@@ -36,8 +49,8 @@ export class TnsAnalyzer implements Analyzer {
   /** connect data announced by CONNECT, expected in the next client DATA packet */
   private deferredCd = 0
 
-  constructor(ctx: AnalyzerContext, limits: Partial<TnsLimits> = {}) {
-    this.limits = {...TNS_LIMITS, ...limits}
+  constructor(ctx: AnalyzerContext, limits: Partial<TnsLimits> = TNS_LIMITS) {
+    this.limits = limits === TNS_LIMITS ? TNS_LIMITS : {...TNS_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
     this.cs = this.framer('toserver')
@@ -175,7 +188,7 @@ export class TnsAnalyzer implements Analyzer {
     f.set('tns.connect_data.length', {v: to - from})
     const d = parseDescriptor(rec, from, to, this.limits.maxDescriptorDepth, this.limits.maxDescriptorValues)
     for (const v of d.values) {
-      addValue(f, `tns.cd.${v.path}`, {v: latin1(rec, v.start, v.end), off: start + v.start, len: v.end - v.start})
+      addValue(f, cdField(v.path), {v: latin1(rec, v.start, v.end), off: start + v.start, len: v.end - v.start})
     }
     f.set('tns.cd.max_value_length', {v: d.maxValueLength})
     f.set('tns.cd.max_depth', {v: d.maxDepth})

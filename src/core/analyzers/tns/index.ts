@@ -1,6 +1,6 @@
 /** Oracle Net (TNS) analyzer. */
 import type {AnalyzerFactory, Direction} from '../types.js'
-import {TnsAnalyzer, type TnsLimits} from './analyzer.js'
+import {TNS_LIMITS, TnsAnalyzer, type TnsLimits} from './analyzer.js'
 import {TNS_FIELDS} from './fields.js'
 import {looksLikeTnsConnect} from './parser.js'
 
@@ -14,7 +14,7 @@ export function detectTns(dir: Direction, firstBytes: Uint8Array): boolean {
 }
 
 /** a TNS analyzer factory with limits overridden (tests, tuning) */
-export function makeTnsAnalyzer(limits: Partial<TnsLimits> = {}): AnalyzerFactory {
+export function makeTnsAnalyzer(limits: Partial<TnsLimits> = TNS_LIMITS): AnalyzerFactory {
   return {
     protocol: 'tns',
     fields: TNS_FIELDS,

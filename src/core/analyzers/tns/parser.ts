@@ -152,9 +152,54 @@ function lowerKey(b: Uint8Array, from: number, to: number): string {
   return s
 }
 
+/**
+ * Keyword paths are interned in a tree shared by every connection: a node per path seen, found
+ * from its parent by the keyword's bytes (ASCII case folded), so a descriptor of known keywords
+ * builds no key or path string. The tree is bounded (TNS_PATH_NODES in all, TNS_PATH_CHILDREN
+ * under one node); past that, paths are built as strings each time, with the same result.
+ */
+export const TNS_PATH_NODES = 1024
+export const TNS_PATH_CHILDREN = 64
+/** keywords longer than this are never interned */
+const TNS_PATH_KEY_BYTES = 64
+
+interface PathNode {
+  /** lower-cased keyword (empty at the root) */
+  key: string
+  /** dot-joined path of the keywords down to here, wrappers left out */
+  path: string
+  children: PathNode[]
+}
+
+const PATH_ROOT: PathNode = {key: '', path: '', children: []}
+let pathNodes = 0
+
+function sameKey(key: string, b: Uint8Array, from: number, to: number): boolean {
+  if (key.length !== to - from) return false
+  for (let i = from; i < to; i++) {
+    const c = b[i]!
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== key.charCodeAt(i - from)) return false
+  }
+  return true
+}
+
+function childNode(parent: PathNode, b: Uint8Array, from: number, to: number): PathNode {
+  const kids = parent.children
+  for (let i = 0; i < kids.length; i++) if (sameKey(kids[i]!.key, b, from, to)) return kids[i]!
+  const key = lowerKey(b, from, to)
+  const path = WRAPPERS.has(key) ? parent.path : parent.path === '' ? key : `${parent.path}.${key}`
+  const node: PathNode = {key, path, children: []}
+  if (pathNodes < TNS_PATH_NODES && kids.length < TNS_PATH_CHILDREN && to - from <= TNS_PATH_KEY_BYTES) {
+    kids.push(node)
+    pathNodes++
+  }
+  return node
+}
+
 export function parseDescriptor(b: Uint8Array, from: number, to: number, maxDepth: number, maxValues: number): Descriptor {
   const d: Descriptor = {values: [], maxValueLength: 0, maxDepth: 0, malformed: false, reason: ''}
-  const stack: string[] = []
+  // open keywords, innermost last (stack[i] is the node of the first i + 1 keywords)
+  const stack: PathNode[] = []
   const fail = (reason: string): Descriptor => {
     d.malformed = true
     d.reason = reason
@@ -185,7 +230,7 @@ export function parseDescriptor(b: Uint8Array, from: number, to: number, maxDept
     while (ks < ke && ws(b[ks]!)) ks++
     while (ke > ks && ws(b[ke - 1]!)) ke--
     if (ke === ks) return fail('syntax')
-    stack.push(lowerKey(b, ks, ke))
+    stack.push(childNode(stack.length === 0 ? PATH_ROOT : stack[stack.length - 1]!, b, ks, ke))
     if (stack.length > d.maxDepth) d.maxDepth = stack.length
     i = j + 1
     while (i < to && ws(b[i]!)) i++
@@ -204,12 +249,7 @@ export function parseDescriptor(b: Uint8Array, from: number, to: number, maxDept
     let ve = k
     while (ve > i && ws(b[ve - 1]!)) ve--
     if (d.values.length >= maxValues) return fail('values')
-    let path = ''
-    for (const key of stack) {
-      if (WRAPPERS.has(key)) continue
-      path = path === '' ? key : `${path}.${key}`
-    }
-    d.values.push({path, start: i, end: ve})
+    d.values.push({path: stack[stack.length - 1]!.path, start: i, end: ve})
     if (ve - i > d.maxValueLength) d.maxValueLength = ve - i
     stack.pop()
     i = k + 1

@@ -112,6 +112,24 @@ describe('tns: hand-written packets', () => {
     expect(q.values[0]).toEqual({path: 'a', start: 3, end: 8})
   })
 
+  it('descriptor paths: case folded, wrappers left out, the same past the intern caps', () => {
+    const paths = (text: string) => {
+      const d = parseDescriptor(Buffer.from(text), 0, text.length, 16, 256)
+      return d.values.map((v) => [v.path, text.slice(v.start, v.end)])
+    }
+    const cd = '(DESCRIPTION=(ADDRESS_LIST=(ADDRESS=(PROTOCOL=TCP)(Host=db)))(CONNECT_DATA=(SERVICE_NAME=orcl)(cid=(PROGRAM=x))))'
+    const want = [['address.protocol', 'TCP'], ['address.host', 'db'], ['connect_data.service_name', 'orcl'], ['connect_data.cid.program', 'x']]
+    expect(paths(cd)).toEqual(want)
+    // a second parse, other cases: the same paths (now from the interned tree)
+    const lower = '(description=(address_list=(address=(protocol=TCP)(HOST=db)))(connect_data=(Service_Name=ORCL)(CID=(program=X))))'
+    expect(paths(lower)).toEqual([['address.protocol', 'TCP'], ['address.host', 'db'], ['connect_data.service_name', 'ORCL'], ['connect_data.cid.program', 'X']])
+    // more distinct keywords under one node than the tree keeps: each still has its own path
+    const many = Array.from({length: 100}, (_, i) => `(K${i}=v${i})`).join('')
+    const got = paths(`(CONNECT_DATA=${many})`)
+    expect(got).toEqual(Array.from({length: 100}, (_, i) => [`connect_data.k${i}`, `v${i}`]))
+    expect(paths(`(CONNECT_DATA=${many})`)).toEqual(got)
+  })
+
   it('REFUSE text, oversize packet truncated, bad header stops', () => {
     const text = '(DESCRIPTION=(ERR=12514)(VSNNUM=0))'
     const refuse = cat(be16(12 + text.length), [0, 0, 4, 0, 0, 0], [34, 0], be16(text.length), text)
