@@ -10,14 +10,14 @@ export class DcerpcAnalyzer implements Analyzer {
   readonly conn: DcerpcConn
   private readonly pos: Record<Direction, number> = {toserver: 0, toclient: 0}
 
-  constructor(ctx: AnalyzerContext, limits: Partial<DcerpcLimits> = {}) {
+  constructor(ctx: AnalyzerContext, limits: Partial<DcerpcLimits> = DCERPC_LIMITS) {
     const sink = {
       emit: (p: Parameters<AnalyzerContext['emit']>[0]) => ctx.emit(p),
       anomaly: ctx.anomaly,
       dynamicService: ctx.dynamicService,
       serverIp: ctx.flow?.serverIp,
     }
-    this.conn = new DcerpcConn(sink, {...DCERPC_LIMITS, ...limits})
+    this.conn = new DcerpcConn(sink, limits === DCERPC_LIMITS ? DCERPC_LIMITS : {...DCERPC_LIMITS, ...limits})
   }
 
   data(dir: Direction, chunk: Uint8Array): void {

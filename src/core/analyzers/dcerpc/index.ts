@@ -1,7 +1,7 @@
 /** DCE/RPC connection-oriented analyzer (C706 chapter 12, MS-RPCE) over TCP. */
 import type {AnalyzerFactory} from '../types.js'
 import {DcerpcAnalyzer, detectDcerpc} from './analyzer.js'
-import type {DcerpcLimits} from './conn.js'
+import {DCERPC_LIMITS, type DcerpcLimits} from './conn.js'
 import {DCERPC_FIELDS} from './fields.js'
 
 export {DcerpcAnalyzer, detectDcerpc} from './analyzer.js'
@@ -10,7 +10,7 @@ export {DCERPC_ANOMALIES, DCERPC_FIELDS} from './fields.js'
 export * from './parser.js'
 
 /** a DCE/RPC-over-TCP analyzer factory with some limits overridden */
-export function makeDcerpcAnalyzer(limits: Partial<DcerpcLimits> = {}): AnalyzerFactory {
+export function makeDcerpcAnalyzer(limits: Partial<DcerpcLimits> = DCERPC_LIMITS): AnalyzerFactory {
   return {
     protocol: 'dcerpc',
     fields: DCERPC_FIELDS,

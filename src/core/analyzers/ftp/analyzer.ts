@@ -32,8 +32,8 @@ export class FtpAnalyzer extends LineAnalyzerBase {
   private failures = 0
   private user: string | null = null
 
-  constructor(ctx: AnalyzerContext, limits: Partial<FtpLimits> = {}) {
-    const l = {...FTP_LIMITS, ...limits}
+  constructor(ctx: AnalyzerContext, limits: Partial<FtpLimits> = FTP_LIMITS) {
+    const l = limits === FTP_LIMITS ? FTP_LIMITS : {...FTP_LIMITS, ...limits}
     super(ctx, 'ftp', l)
     this.limits = l
     this.reply = new ReplyCollector('loose', l)

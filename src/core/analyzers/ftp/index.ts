@@ -1,5 +1,5 @@
 import type {AnalyzerFactory} from '../types.js'
-import {FtpAnalyzer, detectFtp, type FtpLimits} from './analyzer.js'
+import {FTP_LIMITS, FtpAnalyzer, detectFtp, type FtpLimits} from './analyzer.js'
 import {FTP_FIELDS} from './fields.js'
 
 export {FtpAnalyzer, FTP_LIMITS, detectFtp, type FtpLimits} from './analyzer.js'
@@ -7,7 +7,7 @@ export {FTP_FIELDS} from './fields.js'
 export * from './parser.js'
 
 /** an FTP analyzer factory with some limits overridden */
-export function makeFtpAnalyzer(limits: Partial<FtpLimits> = {}): AnalyzerFactory {
+export function makeFtpAnalyzer(limits: Partial<FtpLimits> = FTP_LIMITS): AnalyzerFactory {
   return {
     protocol: 'ftp',
     fields: FTP_FIELDS,

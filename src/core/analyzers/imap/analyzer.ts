@@ -52,6 +52,11 @@ export const IMAP_LIMITS: Readonly<ImapLimits> = {
   maxPending: 64,
 }
 
+/** the command buffer before the first byte is held */
+const NO_BYTES = new Uint8Array(0)
+/** first allocation of the command buffer (it doubles up to maxCommandBytes) */
+const IMAP_FIRST_COMMAND_BYTES = 1024
+
 const STATUS = new Set(['OK', 'NO', 'BAD', 'BYE', 'PREAUTH'])
 
 export class ImapAnalyzer extends LineAnalyzerBase {
@@ -89,8 +94,8 @@ export class ImapAnalyzer extends LineAnalyzerBase {
   // server
   private respCont = false
 
-  constructor(ctx: AnalyzerContext, limits: Partial<ImapLimits> = {}) {
-    const l = {...IMAP_LIMITS, ...limits}
+  constructor(ctx: AnalyzerContext, limits: Partial<ImapLimits> = IMAP_LIMITS) {
+    const l = limits === IMAP_LIMITS ? IMAP_LIMITS : {...IMAP_LIMITS, ...limits}
     super(ctx, 'imap', l)
     this.limits = l
   }
@@ -108,12 +113,27 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     const room = this.limits.maxCommandBytes - this.len
     const n = Math.min(room, src.length)
     if (n > 0) {
-      if (this.buf === null) this.buf = new Uint8Array(this.limits.maxCommandBytes)
-      this.buf.set(src.subarray(0, n), this.len)
+      const need = this.len + n
+      if (this.buf === null || this.buf.length < need) this.grow(need)
+      this.buf!.set(src.subarray(0, n), this.len)
       this.len += n
     }
     if (n < src.length) this.truncated = true
     return n
+  }
+
+  /**
+   * Room for `need` bytes of the command: the buffer starts at IMAP_FIRST_COMMAND_BYTES and
+   * doubles, never past maxCommandBytes (it used to be the whole maxCommandBytes, 64 KB
+   * zero-filled, at every flow's first command).
+   */
+  private grow(need: number): void {
+    const max = this.limits.maxCommandBytes
+    let size = Math.max(this.buf === null ? IMAP_FIRST_COMMAND_BYTES : this.buf.length * 2, 1)
+    while (size < need) size *= 2
+    const nb = new Uint8Array(Math.min(size, max))
+    if (this.buf !== null && this.len > 0) nb.set(this.buf.subarray(0, this.len))
+    this.buf = nb
   }
 
   private static readonly CRLF = Uint8Array.of(13, 10)
@@ -224,7 +244,7 @@ export class ImapAnalyzer extends LineAnalyzerBase {
    * carries.
    */
   private emitCommand(end: number, last = true): void {
-    const b = this.buf ?? new Uint8Array(0)
+    const b = this.buf ?? NO_BYTES
     const base = this.cmdStart
     const from = this.judgedTo
     const first = this.parts === 0
@@ -232,13 +252,15 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     const n = this.len
     const line1 = Math.min(this.firstLineLen, n)
     const f: Fields = new Map()
-    const te = wordEnd(b.subarray(0, line1), 0)
-    const cs = skipSpaces(b.subarray(0, line1), te)
-    const ce = wordEnd(b.subarray(0, line1), cs)
+    // the first line, one view for every scan below
+    const head = b.subarray(0, line1)
+    const te = wordEnd(head, 0)
+    const cs = skipSpaces(head, te)
+    const ce = wordEnd(head, cs)
     const verb = upperAscii(latin1(b, cs, ce))
     if (te > 0 && first) f.set('imap.tag', span(latin1(b, 0, te), base, te))
     f.set('imap.command', {v: verb})
-    const as = skipSpaces(b.subarray(0, line1), ce)
+    const as = skipSpaces(head, ce)
     if (first) {
       if (line1 > as) f.set('imap.args', span(latin1(b, as, line1), base + as, line1 - as))
       f.set('imap.line.length', {v: this.firstLineLength})
@@ -267,10 +289,10 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     let sub = verb
     let subStart = as
     if (verb === 'UID') {
-      const se = wordEnd(b.subarray(0, line1), as)
+      const se = wordEnd(head, as)
       sub = upperAscii(latin1(b, as, se))
       f.set('imap.subcommand', {v: sub})
-      subStart = skipSpaces(b.subarray(0, line1), se)
+      subStart = skipSpaces(head, se)
     }
     const body = b.subarray(0, n)
     switch (sub) {
@@ -288,9 +310,9 @@ export class ImapAnalyzer extends LineAnalyzerBase {
       }
       case 'AUTHENTICATE': {
         if (first) {
-          const me = wordEnd(body.subarray(0, line1), as)
+          const me = wordEnd(head, as)
           if (me > as) f.set('imap.auth.mechanism', span(latin1(body, as, me), base + as, me - as))
-          const ir = skipSpaces(body.subarray(0, line1), me)
+          const ir = skipSpaces(head, me)
           if (line1 > ir) f.set('imap.auth.data', span(latin1(body, ir, line1), base + ir, line1 - ir))
         }
         if (te > 0 && last) {
@@ -301,9 +323,9 @@ export class ImapAnalyzer extends LineAnalyzerBase {
       }
       case 'FETCH': {
         if (!first) break
-        const se = wordEnd(body.subarray(0, line1), subStart)
+        const se = wordEnd(head, subStart)
         if (se > subStart) f.set('imap.fetch.set', span(latin1(body, subStart, se), base + subStart, se - subStart))
-        const is = skipSpaces(body.subarray(0, line1), se)
+        const is = skipSpaces(head, se)
         if (line1 > is) f.set('imap.fetch.items', span(latin1(body, is, line1), base + is, line1 - is))
         break
       }

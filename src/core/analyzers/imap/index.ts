@@ -1,5 +1,5 @@
 import type {AnalyzerFactory} from '../types.js'
-import {ImapAnalyzer, detectImap, type ImapLimits} from './analyzer.js'
+import {IMAP_LIMITS, ImapAnalyzer, detectImap, type ImapLimits} from './analyzer.js'
 import {IMAP_FIELDS} from './fields.js'
 
 export {ImapAnalyzer, IMAP_LIMITS, detectImap, type ImapLimits} from './analyzer.js'
@@ -7,7 +7,7 @@ export {IMAP_FIELDS} from './fields.js'
 export * from './parser.js'
 
 /** an IMAP analyzer factory with some limits overridden */
-export function makeImapAnalyzer(limits: Partial<ImapLimits> = {}): AnalyzerFactory {
+export function makeImapAnalyzer(limits: Partial<ImapLimits> = IMAP_LIMITS): AnalyzerFactory {
   return {
     protocol: 'imap',
     fields: IMAP_FIELDS,

@@ -55,8 +55,8 @@ export class MysqlAnalyzer implements Analyzer {
   private contS = false
   private lastCommand = ''
 
-  constructor(ctx: AnalyzerContext, limits: Partial<MysqlLimits> = {}) {
-    this.limits = {...MYSQL_LIMITS, ...limits}
+  constructor(ctx: AnalyzerContext, limits: Partial<MysqlLimits> = MYSQL_LIMITS) {
+    this.limits = limits === MYSQL_LIMITS ? MYSQL_LIMITS : {...MYSQL_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
     const max = Math.max(this.limits.maxPacketBytes, MYSQL_HEADER + 1)

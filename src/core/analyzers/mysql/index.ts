@@ -1,6 +1,6 @@
 /** MySQL client/server protocol analyzer (MySQL internals: Protocol::Packet, HandshakeV10, COM_*). */
 import type {AnalyzerFactory, Direction} from '../types.js'
-import {MysqlAnalyzer, type MysqlLimits} from './analyzer.js'
+import {MYSQL_LIMITS, MysqlAnalyzer, type MysqlLimits} from './analyzer.js'
 import {MYSQL_FIELDS} from './fields.js'
 import {looksLikeGreeting} from './parser.js'
 
@@ -14,7 +14,7 @@ export function detectMysql(dir: Direction, firstBytes: Uint8Array): boolean {
 }
 
 /** a MySQL analyzer factory with limits overridden (tests, tuning) */
-export function makeMysqlAnalyzer(limits: Partial<MysqlLimits> = {}): AnalyzerFactory {
+export function makeMysqlAnalyzer(limits: Partial<MysqlLimits> = MYSQL_LIMITS): AnalyzerFactory {
   return {
     protocol: 'mysql',
     fields: MYSQL_FIELDS,

@@ -25,13 +25,21 @@ export interface RecordSink {
   onLost(at: number, length: number): void
 }
 
+/** shared zero-length buffer of framers that have not buffered anything yet */
+const NO_BYTES = new Uint8Array(0)
+/** first allocation of a framer's buffer (a record that does not arrive whole in one chunk) */
+const FIRST_BUFFER_BYTES = 256
+
 export class RecordFramer {
   /** absolute offset of the next byte this direction receives */
   pos = 0
   /** stopped: further bytes are counted and ignored */
   dead = false
-  /** bytes of the current record buffered, from absolute offset bufStart */
-  private buf: Uint8Array
+  /**
+   * bytes of the current record buffered, from absolute offset bufStart; allocated on the first
+   * record that does not arrive whole (most records are handed over where they lie)
+   */
+  private buf: Uint8Array = NO_BYTES
   private len = 0
   private bufStart = 0
   /** declared total length of the buffered record, or -1 while its header is incomplete */
@@ -43,9 +51,7 @@ export class RecordFramer {
     private readonly headerLen: number,
     private readonly maxRecord: number,
     private readonly sink: RecordSink,
-  ) {
-    this.buf = new Uint8Array(Math.min(256, maxRecord))
-  }
+  ) {}
 
   /** absolute start of the unit being buffered, or -1 */
   pending(): number {
@@ -165,7 +171,7 @@ export class RecordFramer {
     this.want = -1
     this.sink.onRecord(rec, start, declared, truncated)
     // shrink a buffer grown for one large record
-    if (this.buf.length > 64 * 1024) this.buf = new Uint8Array(256)
+    if (this.buf.length > 64 * 1024) this.buf = NO_BYTES
   }
 
   private append(src: Uint8Array, from: number, to: number, absFrom: number): void {
@@ -174,7 +180,7 @@ export class RecordFramer {
     if (this.len === 0) this.bufStart = absFrom
     const need = this.len + n
     if (need > this.buf.length) {
-      let size = this.buf.length * 2
+      let size = Math.max(this.buf.length * 2, FIRST_BUFFER_BYTES)
       while (size < need) size *= 2
       const nb = new Uint8Array(Math.min(Math.max(size, need), Math.max(this.maxRecord, this.headerLen)))
       nb.set(this.buf.subarray(0, this.len))

@@ -71,9 +71,9 @@ export class OncrpcAnalyzer implements Analyzer {
   constructor(
     private readonly ctx: AnalyzerContext,
     private readonly transport: 'tcp' | 'udp',
-    limits: Partial<OncrpcLimits> = {},
+    limits: Partial<OncrpcLimits> = ONCRPC_LIMITS,
   ) {
-    this.limits = {...ONCRPC_LIMITS, ...limits}
+    this.limits = limits === ONCRPC_LIMITS ? ONCRPC_LIMITS : {...ONCRPC_LIMITS, ...limits}
     const mk = (): DirState => ({hdr: new Uint8Array(4), hdrLen: 0, fragLeft: 0, last: false, rec: new Uint8Array(0), recLen: 0, recTotal: 0, frags: 0, start: 0, inRecord: false, pos: 0, dead: false})
     this.st = {toserver: mk(), toclient: mk()}
   }

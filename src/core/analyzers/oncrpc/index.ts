@@ -1,13 +1,13 @@
 /** ONC RPC analyzer (RFC 5531) with portmapper/rpcbind (RFC 1833), TCP and UDP. */
 import type {AnalyzerFactory} from '../types.js'
-import {OncrpcAnalyzer, detectOncrpcTcp, detectOncrpcUdp, type OncrpcLimits} from './analyzer.js'
+import {ONCRPC_LIMITS, OncrpcAnalyzer, detectOncrpcTcp, detectOncrpcUdp, type OncrpcLimits} from './analyzer.js'
 import {ONCRPC_FIELDS} from './fields.js'
 
 export {ONCRPC_LIMITS, OncrpcAnalyzer, detectOncrpcTcp, detectOncrpcUdp, type OncrpcLimits} from './analyzer.js'
 export {ONCRPC_ANOMALIES, ONCRPC_FIELDS} from './fields.js'
 export * from './parser.js'
 
-export function makeOncrpcAnalyzer(transport: 'tcp' | 'udp', limits: Partial<OncrpcLimits> = {}): AnalyzerFactory {
+export function makeOncrpcAnalyzer(transport: 'tcp' | 'udp', limits: Partial<OncrpcLimits> = ONCRPC_LIMITS): AnalyzerFactory {
   return {
     protocol: 'oncrpc',
     fields: ONCRPC_FIELDS,

@@ -39,8 +39,8 @@ export class Pop3Analyzer extends LineAnalyzerBase {
   private inAuth = false
   private authTurn = false
 
-  constructor(ctx: AnalyzerContext, limits: Partial<Pop3Limits> = {}) {
-    const l = {...POP3_LIMITS, ...limits}
+  constructor(ctx: AnalyzerContext, limits: Partial<Pop3Limits> = POP3_LIMITS) {
+    const l = limits === POP3_LIMITS ? POP3_LIMITS : {...POP3_LIMITS, ...limits}
     super(ctx, 'pop3', l)
     this.limits = l
   }

@@ -1,5 +1,5 @@
 import type {AnalyzerFactory} from '../types.js'
-import {Pop3Analyzer, detectPop3, type Pop3Limits} from './analyzer.js'
+import {POP3_LIMITS, Pop3Analyzer, detectPop3, type Pop3Limits} from './analyzer.js'
 import {POP3_FIELDS} from './fields.js'
 
 export {Pop3Analyzer, POP3_LIMITS, detectPop3, type Pop3Limits} from './analyzer.js'
@@ -7,7 +7,7 @@ export {POP3_FIELDS} from './fields.js'
 export * from './parser.js'
 
 /** a POP3 analyzer factory with some limits overridden */
-export function makePop3Analyzer(limits: Partial<Pop3Limits> = {}): AnalyzerFactory {
+export function makePop3Analyzer(limits: Partial<Pop3Limits> = POP3_LIMITS): AnalyzerFactory {
   return {
     protocol: 'pop3',
     fields: POP3_FIELDS,

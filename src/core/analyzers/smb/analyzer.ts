@@ -117,11 +117,11 @@ export class SmbAnalyzer implements Analyzer {
 
   constructor(
     private readonly ctx: AnalyzerContext,
-    limits: Partial<SmbLimits> = {},
-    rpcLimits: Partial<DcerpcLimits> = {},
+    limits: Partial<SmbLimits> = SMB_LIMITS,
+    rpcLimits: Partial<DcerpcLimits> = DCERPC_LIMITS,
   ) {
-    this.limits = {...SMB_LIMITS, ...limits}
-    this.rpcLimits = {...DCERPC_LIMITS, ...rpcLimits}
+    this.limits = limits === SMB_LIMITS ? SMB_LIMITS : {...SMB_LIMITS, ...limits}
+    this.rpcLimits = rpcLimits === DCERPC_LIMITS ? DCERPC_LIMITS : {...DCERPC_LIMITS, ...rpcLimits}
     const mk = (): DirState => ({hdr: new Uint8Array(4), hdrLen: 0, buf: null, have: 0, msgLen: 0, type: 0, start: 0, skip: 0, pos: 0, dead: false})
     this.st = {toserver: mk(), toclient: mk()}
   }

@@ -1,7 +1,7 @@
 /** SMB1/SMB2/SMB3 analyzer (MS-SMB, MS-CIFS, MS-SMB2) over TCP 445/139, with DCE/RPC on named pipes. */
 import type {AnalyzerFactory} from '../types.js'
-import type {DcerpcLimits} from '../dcerpc/conn.js'
-import {SmbAnalyzer, detectSmb, type SmbLimits} from './analyzer.js'
+import {DCERPC_LIMITS, type DcerpcLimits} from '../dcerpc/conn.js'
+import {SMB_LIMITS, SmbAnalyzer, detectSmb, type SmbLimits} from './analyzer.js'
 import {SMB_FIELDS} from './fields.js'
 import {DCERPC_FIELDS} from '../dcerpc/fields.js'
 
@@ -10,7 +10,7 @@ export {SMB_ANOMALIES, SMB_FIELDS} from './fields.js'
 export * from './parser.js'
 
 /** an SMB analyzer factory with some limits overridden */
-export function makeSmbAnalyzer(limits: Partial<SmbLimits> = {}, rpcLimits: Partial<DcerpcLimits> = {}): AnalyzerFactory {
+export function makeSmbAnalyzer(limits: Partial<SmbLimits> = SMB_LIMITS, rpcLimits: Partial<DcerpcLimits> = DCERPC_LIMITS): AnalyzerFactory {
   return {
     protocol: 'smb',
     // SMB flows also emit 'dcerpc' PDUs for named-pipe RPC

@@ -23,8 +23,8 @@ export class SsrpAnalyzer implements Analyzer {
   private posC = 0
   private posS = 0
 
-  constructor(ctx: AnalyzerContext, limits: Partial<SsrpLimits> = {}) {
-    this.limits = {...SSRP_LIMITS, ...limits}
+  constructor(ctx: AnalyzerContext, limits: Partial<SsrpLimits> = SSRP_LIMITS) {
+    this.limits = limits === SSRP_LIMITS ? SSRP_LIMITS : {...SSRP_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
   }

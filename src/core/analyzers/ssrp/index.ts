@@ -1,6 +1,6 @@
 /** SQL Server Resolution Protocol analyzer ([MC-SQLR], UDP 1434; the SQL Server Browser). */
 import type {AnalyzerFactory, Direction} from '../types.js'
-import {SsrpAnalyzer, type SsrpLimits} from './analyzer.js'
+import {SSRP_LIMITS, SsrpAnalyzer, type SsrpLimits} from './analyzer.js'
 import {SSRP_FIELDS} from './fields.js'
 import {looksLikeSsrp} from './parser.js'
 
@@ -13,7 +13,7 @@ export function detectSsrp(_dir: Direction, firstBytes: Uint8Array): boolean {
 }
 
 /** an SSRP analyzer factory with limits overridden (tests, tuning) */
-export function makeSsrpAnalyzer(limits: Partial<SsrpLimits> = {}): AnalyzerFactory {
+export function makeSsrpAnalyzer(limits: Partial<SsrpLimits> = SSRP_LIMITS): AnalyzerFactory {
   return {
     protocol: 'mssql-ssrp',
     fields: SSRP_FIELDS,

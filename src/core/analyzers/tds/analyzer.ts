@@ -74,8 +74,8 @@ export class TdsAnalyzer implements Analyzer {
   /** true / false once the login announced the TDS version, undefined before */
   private tds72: boolean | undefined
 
-  constructor(ctx: AnalyzerContext, limits: Partial<TdsLimits> = {}) {
-    this.limits = {...TDS_LIMITS, ...limits}
+  constructor(ctx: AnalyzerContext, limits: Partial<TdsLimits> = TDS_LIMITS) {
+    this.limits = limits === TDS_LIMITS ? TDS_LIMITS : {...TDS_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
     this.cs = this.framer('toserver')

@@ -1,6 +1,6 @@
 /** Microsoft SQL Server Tabular Data Stream analyzer ([MS-TDS]). */
 import type {AnalyzerFactory, Direction} from '../types.js'
-import {TdsAnalyzer, type TdsLimits} from './analyzer.js'
+import {TDS_LIMITS, TdsAnalyzer, type TdsLimits} from './analyzer.js'
 import {TDS_FIELDS} from './fields.js'
 import {looksLikeTds} from './parser.js'
 
@@ -14,7 +14,7 @@ export function detectTds(dir: Direction, firstBytes: Uint8Array): boolean {
 }
 
 /** a TDS analyzer factory with limits overridden (tests, tuning) */
-export function makeTdsAnalyzer(limits: Partial<TdsLimits> = {}): AnalyzerFactory {
+export function makeTdsAnalyzer(limits: Partial<TdsLimits> = TDS_LIMITS): AnalyzerFactory {
   return {
     protocol: 'tds',
     fields: TDS_FIELDS,

@@ -100,9 +100,9 @@ export class TlsAnalyzer implements Analyzer {
   private map: number[] = EMPTY_PIECES
   private readonly directMap: number[] = [0, 0]
 
-  constructor(ctx: AnalyzerContext, limits: Partial<TlsLimits> = {}) {
+  constructor(ctx: AnalyzerContext, limits: Partial<TlsLimits> = TLS_LIMITS) {
     this.ctx = ctx
-    this.limits = {...TLS_LIMITS, ...limits}
+    this.limits = limits === TLS_LIMITS ? TLS_LIMITS : {...TLS_LIMITS, ...limits}
   }
 
   /** buffer sizes, for tests: never above the caps */

@@ -14,7 +14,7 @@ function detect(_dir: Direction, firstBytes: Uint8Array): boolean {
 }
 
 /** A TLS analyzer factory with limits overridden (tests, tuning). */
-export function tlsAnalyzerWith(limits: Partial<TlsLimits> = {}): AnalyzerFactory {
+export function tlsAnalyzerWith(limits: Partial<TlsLimits> = TLS_LIMITS): AnalyzerFactory {
   return {
     protocol: 'tls',
     fields: tlsFields,
