@@ -125,6 +125,18 @@ describe('ReportAggregator', () => {
     expect(new Set(events).size).toBe(events.length)
   })
 
+  it('objects where keys belong (a foreign or hand-edited log) are no keys, never a throw', () => {
+    const agg = new ReportAggregator()
+    const odd = {toString: []}
+    agg.add({timestamp: new Date(0).toISOString(), event_type: 'alert', src_ip: odd, dest_ip: '192.0.2.1', alert: {signature_id: odd},
+      patchpoint: {action: 'drop', rule_id: 'PP-X', cves: ['CVE-1', odd], gateway: odd}} as unknown as EveEvent)
+    agg.add({timestamp: new Date(0).toISOString(), event_type: 'anomaly', anomaly: {type: odd, event: 'e'}} as unknown as EveEvent)
+    const r = agg.result()
+    expect(r.rules.map((x) => x.key)).toEqual(['PP-X'])
+    expect(r.sources.map((x) => x.key)).toEqual(['-'])
+    expect(r.anomalies.map((x) => x.key)).toEqual(['/e'])
+  })
+
   it('rolls hourly buckets up to days instead of dropping', () => {
     const agg = new ReportAggregator({maxTimeBuckets: 48})
     const t0 = Date.UTC(2026, 0, 1) * 1000

@@ -169,9 +169,13 @@ type Extra = Float64Array
 
 const newExtra = (): Extra => new Float64Array(4)
 
+/** an event field as a report key: strings (clipped) and plain numbers; anything else is no key */
 function clip(s: unknown): string {
-  if (typeof s !== 'string') return s === undefined || s === null ? '' : String(s)
-  return s.length > MAX_KEY_CHARS ? s.slice(0, MAX_KEY_CHARS) : s
+  if (typeof s === 'string') return s.length > MAX_KEY_CHARS ? s.slice(0, MAX_KEY_CHARS) : s
+  if (typeof s === 'number' || typeof s === 'bigint' || typeof s === 'boolean') return String(s)
+  // an object in a hand-edited or foreign log line: String() would call its own toString (which
+  // may throw, e.g. {"toString": []}, or build a huge string)
+  return ''
 }
 
 export function isoUs(us: number): string | null {
