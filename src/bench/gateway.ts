@@ -5,8 +5,8 @@
  *
  * Three network namespaces of our own (unique names, deleted at the end), addresses inside
  * them only, no default route: nothing leaves the namespaces. PATCHPOINT_BENCH_RUNS (default 3)
- * rounds, each measuring the bare bridge and then a fresh gateway back to back (the gateway
- * first carries PATCHPOINT_BENCH_WARMUP_S seconds, default 2, of the HTTP and SMTP workloads,
+ * rounds, each measuring the bare bridge and then a fresh gateway back to back (before its HTTP
+ * and SMTP runs the gateway carries PATCHPOINT_BENCH_WARMUP_S seconds, default 2, of each,
  * unmeasured: figures are its steady state, not its JIT's first seconds); a figure is the
  * median of the per-round ratios against the bare bridge or nginx:
  *  - iperf3 through the bare bridge / through the gateway on an unprotected port / on a
