@@ -4,7 +4,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import type {AnomalyReport} from '../events/anomaly.js'
 import {
-  TcpMemoryPool, TcpSession, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, overlapNewWins,
+  RETAIN_FREE_LARGE_BYTES, TcpMemoryPool, TcpSession, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, overlapNewWins,
   type StreamSink, type TcpEndReason, type TcpLimits, type TcpOverlapPolicy, type TcpSegmentInput,
 } from './tcp.js'
 import {seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt} from './tcp-seq.js'
@@ -321,6 +321,38 @@ describe('gaps, windows and limits', () => {
     expect(max).toBeLessThanOrEqual(4096 + 1024)
     expect(h.events()).toContain('tcp.reassembly_limit')
     expect(h.srv.gaps.length).toBeGreaterThan(0)
+  })
+
+  it('reuses idle rings by size, keeping at most RETAIN_FREE_LARGE_BYTES of the larger ones', () => {
+    const pool = new TcpMemoryPool(1 << 30)
+    const ring = pool.takeRing(8192)
+    pool.giveRing(ring)
+    expect(pool.idleBytes).toBe(8192)
+    expect(pool.takeRing(16384)).not.toBe(ring)
+    expect(pool.takeRing(8192)).toBe(ring)
+    expect(pool.idleBytes).toBe(0)
+    const size = 256 * 1024
+    const rings = Array.from({length: RETAIN_FREE_LARGE_BYTES / size + 3}, () => pool.takeRing(size))
+    rings.forEach((r) => pool.giveRing(r))
+    expect(pool.idleBytes).toBe(RETAIN_FREE_LARGE_BYTES)
+  })
+
+  it('a session on reused rings compares retransmissions as on fresh ones', () => {
+    // the first session leaves grown rings with its bytes in them; the second must not see them
+    const pool = new TcpMemoryPool(1 << 30)
+    const first = harness({memory: pool})
+    const f = handshake(first, 1000, 5000)
+    for (let i = 0; i < 40; i++) f.c(1001 + i * 1000, Buffer.alloc(1000, 0x41 + (i % 20)))
+    first.s.close('close')
+    expect(pool.idleBytes).toBeGreaterThan(2048)
+    const h = harness({memory: pool})
+    const {c} = handshake(h, 1000, 5000)
+    for (let i = 0; i < 40; i++) c(1001 + i * 1000, Buffer.alloc(1000, 0x61))
+    // same bytes again: a plain retransmission; then different bytes over delivered ones: a conflict
+    c(1001 + 5000, Buffer.alloc(1000, 0x61))
+    expect(h.events()).not.toContain('tcp.overlap_conflict')
+    c(1001 + 7000, Buffer.alloc(1000, 0x41 + 7))
+    expect(h.events()).toContain('tcp.overlap_conflict')
   })
 
   it('shares a memory pool cap across sessions', () => {

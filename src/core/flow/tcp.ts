@@ -161,12 +161,21 @@ export interface TcpDirectionInfo {
 export const RETAIN_MIN_BYTES = 2048
 /** idle rings of the first capacity kept for reuse by new sessions (bounds the free list) */
 export const RETAIN_FREE_LIST = 4096
+/**
+ * bytes of idle larger rings kept for reuse, all sizes together: a ring grows by doubling and
+ * goes back when its bytes are acknowledged (or at once, when the receiver's ACKs bypass the
+ * engine, at the session's end), so without reuse every such flow allocated its sizes anew
+ */
+export const RETAIN_FREE_LARGE_BYTES = 8 * 1024 * 1024
 
 export class TcpMemoryPool {
   readonly capBytes: number
   used = 0
   /** idle RETAIN_MIN_BYTES rings: a flow's first ring is taken from here, not allocated */
   private readonly free: Uint8Array[] = []
+  /** idle larger rings by size (sizes are few: doublings of RETAIN_MIN_BYTES and the cap) */
+  private readonly freeLarge = new Map<number, Uint8Array[]>()
+  private freeLargeBytes = 0
 
   constructor(capBytes: number) {
     this.capBytes = capBytes > 0 ? capBytes : 0
@@ -190,12 +199,29 @@ export class TcpMemoryPool {
 
   /** a zero-filled-or-reused ring of `size` bytes (its bytes are counted by the caller) */
   takeRing(size: number): Uint8Array {
-    if (size === RETAIN_MIN_BYTES && this.free.length > 0) return this.free.pop() as Uint8Array
-    return new Uint8Array(size)
+    if (size === RETAIN_MIN_BYTES) return this.free.pop() ?? new Uint8Array(size)
+    const reused = this.freeLarge.get(size)?.pop()
+    if (reused === undefined) return new Uint8Array(size)
+    this.freeLargeBytes -= size
+    return reused
   }
 
   giveRing(ring: Uint8Array): void {
-    if (ring.length === RETAIN_MIN_BYTES && this.free.length < RETAIN_FREE_LIST) this.free.push(ring)
+    const size = ring.length
+    if (size === RETAIN_MIN_BYTES) {
+      if (this.free.length < RETAIN_FREE_LIST) this.free.push(ring)
+      return
+    }
+    if (this.freeLargeBytes + size > RETAIN_FREE_LARGE_BYTES) return
+    let list = this.freeLarge.get(size)
+    if (list === undefined) this.freeLarge.set(size, (list = []))
+    list.push(ring)
+    this.freeLargeBytes += size
+  }
+
+  /** bytes of idle rings held for reuse (not counted in `used`) */
+  get idleBytes(): number {
+    return this.free.length * RETAIN_MIN_BYTES + this.freeLargeBytes
   }
 }
 
