@@ -1,4 +1,5 @@
 import {describe, it, expect} from 'vitest'
+import fc from 'fast-check'
 import {transforms, urlDecode, urlDecodeAll, utf8Overlong, htmlEntity, base64Decode, compressWhitespace, removeWhitespace,
   removeNulls, normalizePath, trim, log4jLookups, hexDecode, MAX_TRANSFORM_OUTPUT, registerTransform, applyTransforms} from './transforms.js'
 
@@ -30,6 +31,12 @@ describe('transforms', () => {
   it('whitespace and nulls', () => {
     expect(compressWhitespace('a \t\r\n b')).toBe('a b')
     expect(removeWhitespace(' a b\tc ')).toBe('abc')
+    expect(removeWhitespace('abc')).toBe('abc')
+    expect(removeWhitespace(' \t\u00a0')).toBe('')
+    fc.assert(fc.property(fc.string({unit: fc.constantFrom('a', 'b', ' ', '\t', '\n', '\r', '\v', '\f', '\u00a0', '\u2003')}), (x) => {
+      expect(removeWhitespace(x)).toBe([...x].filter((c) => !/^[ \t\n\v\f\r\u00a0]$/.test(c)).join(''))
+      expect(compressWhitespace(x)).toBe(x.replace(/[ \t\n\v\f\r\u00a0]+/g, ' '))
+    }))
     expect(removeNulls('a\0b\0')).toBe('ab')
     expect(trim('  x \0')).toBe('x')
   })

@@ -175,25 +175,34 @@ function isWs(c: number): boolean {
 }
 
 export function compressWhitespace(s: string): string {
+  // each whitespace run becomes one space; the text between runs is appended whole, and a value
+  // whose whitespace is already single spaces comes back as it is
   let out = ''
-  let inWs = false
+  let run = 0
+  let changed = false
   for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (isWs(c)) {
-      if (!inWs) out += ' '
-      inWs = true
-    } else {
-      out += s[i]
-      inWs = false
-    }
+    if (!isWs(s.charCodeAt(i))) continue
+    let j = i + 1
+    while (j < s.length && isWs(s.charCodeAt(j))) j++
+    if (j - i > 1 || s.charCodeAt(i) !== 32) changed = true
+    out += s.slice(run, i) + ' '
+    run = j
+    i = j - 1
   }
-  return out
+  return changed ? out + s.slice(run) : s
 }
 
 export function removeWhitespace(s: string): string {
+  // runs between whitespace are appended whole (a char at a time copied the string per char);
+  // a value without whitespace comes back as it is
   let out = ''
-  for (let i = 0; i < s.length; i++) if (!isWs(s.charCodeAt(i))) out += s[i]
-  return out
+  let run = 0
+  for (let i = 0; i < s.length; i++) {
+    if (!isWs(s.charCodeAt(i))) continue
+    if (i > run) out += s.slice(run, i)
+    run = i + 1
+  }
+  return run === 0 ? s : out + s.slice(run)
 }
 
 export function removeNulls(s: string): string {
