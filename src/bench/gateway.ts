@@ -463,7 +463,7 @@ export async function benchGateway(): Promise<string> {
     }
     const spread = (name: string, xs: number[], base: number[]) => xs.length === 0 ? '' : `${name} ${xs.map((x, i) => (base[i] > 0 ? x / base[i] : 0).toFixed(3)).join(', ')}; `
     notes.push(`per-round ratios: ${spread('unprotected', openIperf, bareIperf)}${spread('protected iperf3', protIperf, bareIperf)}${spread('wrk', protWrk, bareWrk)}${spread('smtp', protSmtp, bareSmtp)}${spread('proxy', proxyWrk, directWrk)}`)
-    notes.push(`rounds: ${RUNS} (ratio = median of per-round ratios, bare and gateway measured back to back), ${BENCH_SECONDS} s each; parts: ${[...parts].join(', ')}; raw: bare iperf3 ${bareIperf.map(fmtRate).join(', ')}; ` +
+    notes.push(`rounds: ${RUNS} (ratio = median of per-round ratios, bare and gateway measured back to back), ${BENCH_SECONDS} s each (the gateway warmed by ${WARMUP_SECONDS} s of HTTP and SMTP, unmeasured, before those runs); parts: ${[...parts].join(', ')}; raw: bare iperf3 ${bareIperf.map(fmtRate).join(', ')}; ` +
       `unprotected ${openIperf.map(fmtRate).join(', ')}; protected ${protIperf.map(fmtRate).join(', ')}; ` +
       `wrk bare ${bareWrk.map((x) => x.toFixed(0)).join(', ')}, protected ${protWrk.map((x) => x.toFixed(0)).join(', ')}, ` +
       `direct ${directWrk.map((x) => x.toFixed(0)).join(', ')}, proxy ${proxyWrk.map((x) => x.toFixed(0)).join(', ')}; ` +
