@@ -151,8 +151,6 @@ class Side {
   lineCount = 0
   atLineStart = true
   body: Uint8Array | undefined
-  /** body bytes are kept (a rule reads this side's body field): else only counted */
-  keepBody = true
   msg: Msg | undefined
   ended = false
   constructor(
@@ -200,8 +198,6 @@ export class HttpAnalyzer implements Analyzer {
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
     this.needs = needsOf(ctx.reads)
-    // a request body also gives arguments, multipart parts and their anomalies: always kept
-    this.sc.keepBody = this.needs.responseBody
   }
 
   data(dir: Direction, chunk: Uint8Array): void {
@@ -606,8 +602,9 @@ export class HttpAnalyzer implements Analyzer {
     const room = m.cap - m.bodyLen
     const k = Math.min(room, e - s)
     if (k > 0) {
-      // a body no rule reads is only counted (its .length and .truncated fields)
-      if (side.keepBody) this.holdBody(side, m, chunk, s, k)
+      // a response body no rule reads is only counted (its .length and .truncated fields); a
+      // request body also gives arguments, multipart parts and their anomalies: always kept
+      if (side.req || this.needs.responseBody) this.holdBody(side, m, chunk, s, k)
       const abs = base + s
       const pc = m.pieces
       const last = pc.length - 3
