@@ -9,8 +9,12 @@
  * and SMTP runs the gateway carries PATCHPOINT_BENCH_WARMUP_S seconds, default 2, of each,
  * unmeasured: figures are its steady state, not its JIT's first seconds); a figure is the
  * median of the per-round ratios against the bare bridge or nginx:
- *  - iperf3 through the bare bridge / through the gateway on an unprotected port / on a
- *    protected port (a plain TCP stream through the engine);
+ *  - iperf3 through the gateway on an unprotected port / through a twin path (its own veth
+ *    pairs over a bare bridge of its own in the same namespaces, always up), OPEN_PAIRS runs
+ *    of each per round, alternating, once the fresh gateway is idle (the bare bridge has no
+ *    process beside it): the shared machine's drift over seconds falls on both alike;
+ *  - iperf3 through the bare bridge / through the gateway on a protected port (a plain TCP
+ *    stream through the engine);
  *  - wrk of a 1 MB file from nginx on a protected port / through the bare bridge;
  *  - wrk through `run --proxy` / nginx direct;
  *  - SMTP: mails with a 1 MB body per second, a Python smtplib client against a Python sink
@@ -35,6 +39,11 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const bin = path.resolve(here, '../../bin/run.js')
 const CLIENT_IP = '10.0.0.1'
 const SERVER_IP = '10.0.0.3'
+/** the twin path: a second client-server link over a bare bridge of its own, always up */
+const TWIN_CLIENT_IP = '10.0.1.1'
+const TWIN_SERVER_IP = '10.0.1.3'
+/** unprotected iperf3: pairs of runs per round, alternating the twin bare bridge and the gateway */
+const OPEN_PAIRS = 3
 /** seconds per iperf3 / wrk run */
 export const BENCH_SECONDS = Number(process.env.PATCHPOINT_BENCH_SECONDS ?? 4)
 /** length of the SYN flood (hping3 is stopped by `timeout` after this) */
@@ -43,6 +52,8 @@ export const WARMUP_SECONDS = Number(process.env.PATCHPOINT_BENCH_WARMUP_S ?? 2)
 export const FLOOD_SECONDS = Number(process.env.PATCHPOINT_BENCH_FLOOD_S ?? 10)
 /** longest wait for the gateway to say it is ready */
 export const GATEWAY_START_MS = 120_000
+/** at most this long waiting for a fresh gateway to go idle before the unprotected run */
+const SETTLE_MS = 15_000
 const RUNS = Math.max(1, Number(process.env.PATCHPOINT_BENCH_RUNS ?? 3))
 /** extra node options of the gateway processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), space-separated */
 const NODE_ARGS = (process.env.PATCHPOINT_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
@@ -142,6 +153,7 @@ class BenchLab {
   readonly gw = `ppd-g-${this.id}`
   readonly server = `ppd-s-${this.id}`
   readonly bridge = `ppdb${this.id}`.slice(0, 15)
+  readonly twinBridge = `ppdt${this.id}`.slice(0, 15)
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pp-gwbench-'))
   private children: ChildProcess[] = []
 
@@ -163,6 +175,13 @@ class BenchLab {
     this.sh(this.client, `ip link set lo up; ip addr add ${CLIENT_IP}/24 dev c0; ethtool -K c0 ${OFFLOADS_OFF} >/dev/null 2>&1; ip link set c0 up`)
     this.sh(this.server, `ip link set lo up; ip addr add ${SERVER_IP}/24 dev s0; ethtool -K s0 ${OFFLOADS_OFF} >/dev/null 2>&1; ip link set s0 up`)
     this.sh(this.gw, `ip link set lo up; for d in ga gb; do ethtool -K $d ${OFFLOADS_OFF} >/dev/null 2>&1; ip link set $d up; done`)
+    // the twin: c1 -- ta [bare bridge] tb -- s1, same namespaces, same settings, its own subnet
+    run(['link', 'add', 'c1', 'netns', this.client, 'type', 'veth', 'peer', 'name', 'ta', 'netns', this.gw])
+    run(['link', 'add', 's1', 'netns', this.server, 'type', 'veth', 'peer', 'name', 'tb', 'netns', this.gw])
+    this.sh(this.client, `ip addr add ${TWIN_CLIENT_IP}/24 dev c1; ethtool -K c1 ${OFFLOADS_OFF} >/dev/null 2>&1; ip link set c1 up`)
+    this.sh(this.server, `ip addr add ${TWIN_SERVER_IP}/24 dev s1; ethtool -K s1 ${OFFLOADS_OFF} >/dev/null 2>&1; ip link set s1 up`)
+    this.sh(this.gw, `for d in ta tb; do ethtool -K $d ${OFFLOADS_OFF} >/dev/null 2>&1; ip link set $d up; done; ` +
+      `ip link add ${this.twinBridge} type bridge forward_delay 0 stp_state 0; ip link set ta master ${this.twinBridge}; ip link set tb master ${this.twinBridge}; ip link set ${this.twinBridge} up`)
   }
 
   /** the baseline: a plain kernel bridge over ga,gb */
@@ -203,6 +222,7 @@ http {
     fs.chmodSync(d, 0o755)
     this.sh(this.server, `nginx -c ${d}/nginx.conf`)
     for (const p of [PORT_IPERF_OPEN, PORT_IPERF_PROT]) this.sh(this.server, `iperf3 -s -D -B ${SERVER_IP} -p ${p} --logfile ${d}/iperf-${p}.log`)
+    this.sh(this.server, `iperf3 -s -D -B ${TWIN_SERVER_IP} -p ${PORT_IPERF_OPEN} --logfile ${d}/iperf-twin.log`)
     fs.writeFileSync(path.join(d, 'smtp-sink.py'), SMTP_SINK_PY)
     fs.writeFileSync(path.join(d, 'smtp-client.py'), SMTP_CLIENT_PY)
     this.spawn(this.server, ['python3', path.join(d, 'smtp-sink.py'), SERVER_IP, String(PORT_SMTP)])
@@ -219,12 +239,12 @@ http {
     }
   }
 
-  /** iperf3 client -> server, bits/s received */
-  iperf(port: number): number {
+  /** iperf3 client -> server (the twin's server when asked), bits/s received */
+  iperf(port: number, server = SERVER_IP): number {
     // a run that failed (the server busy with a stale test, a reset) exits 1 with an `error` and
     // no sums: it counts as 0 (the median of the rounds carries the figure)
     try {
-      const out = this.sh(this.client, `iperf3 -c ${SERVER_IP} -p ${port} -t ${BENCH_SECONDS} -J`, (BENCH_SECONDS + 30) * 1000)
+      const out = this.sh(this.client, `iperf3 -c ${server} -p ${port} -t ${BENCH_SECONDS} -J`, (BENCH_SECONDS + 30) * 1000)
       const j = JSON.parse(out) as {end?: {sum_received?: {bits_per_second?: number}}}
       return j.end?.sum_received?.bits_per_second ?? 0
     } catch {
@@ -283,7 +303,21 @@ interface Gateway {
   out: () => string
   /** peak RSS so far (VmHWM), MB */
   peakRssMb(): number
+  /** resolves once the process is idle: start-up work (JIT, first GCs) done; false on timeout */
+  settled(): Promise<boolean>
   stop(): Promise<void>
+}
+
+/** a process's CPU time so far (utime + stime), in clock ticks; NaN when it is gone */
+function cpuTicks(pid: number | undefined): number {
+  try {
+    // fields after the command name, which is in parentheses and may hold spaces
+    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ')
+    return Number(f[11]) + Number(f[12])
+  } catch {
+    return NaN
+  }
 }
 
 async function startGateway(lab: BenchLab, args: string[], ns: string): Promise<Gateway> {
@@ -312,6 +346,18 @@ async function startGateway(lab: BenchLab, args: string[], ns: string): Promise<
       } catch {
         return NaN
       }
+    },
+    async settled() {
+      // idle = under 3 ticks (30 ms at USER_HZ 100) of CPU in a second, for at most SETTLE_MS
+      const end = Date.now() + SETTLE_MS
+      let before = cpuTicks(proc.pid)
+      while (Date.now() < end) {
+        await sleep(1000)
+        const now = cpuTicks(proc.pid)
+        if (!(now - before >= 3)) return true
+        before = now
+      }
+      return false
     },
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return
@@ -392,19 +438,23 @@ export async function benchGateway(): Promise<string> {
     const directWrk: number[] = []
     const proxyWrk: number[] = []
     const openIperf: number[] = []
+    const twinIperf: number[] = []
+    /** the gateway process's CPU during the unprotected runs, share of one core */
+    const openCpu: number[] = []
     const protIperf: number[] = []
     const protWrk: number[] = []
     const protSmtp: number[] = []
     let floodRss = NaN
     let idleRss = NaN
     let legit: [number, number] = [0, 0]
+    let unsettled = 0
     // proxy mode in the server's namespace, next to nginx; the client reaches both over the bridge
     const proxy = parts.has('proxy') ? await startGateway(lab, ['--proxy', `${SERVER_IP}:${PORT_PROXY}=${SERVER_IP}:${PORT_HTTP}`], lab.server) : null
     try {
       for (let i = 0; i < RUNS; i++) {
         lab.bareBridge(true)
         await waitReachable(lab)
-        if (parts.has('open') || parts.has('protected')) bareIperf.push(lab.iperf(PORT_IPERF_OPEN))
+        if (parts.has('protected')) bareIperf.push(lab.iperf(PORT_IPERF_OPEN))
         if (parts.has('wrk')) bareWrk.push(lab.wrk(PORT_HTTP))
         if (parts.has('smtp')) bareSmtp.push(lab.smtp(PORT_SMTP))
         if (parts.has('proxy')) {
@@ -417,7 +467,25 @@ export async function benchGateway(): Promise<string> {
         try {
           await waitReachable(lab)
           idleRss = gw.peakRssMb()
-          if (parts.has('open')) openIperf.push(lab.iperf(PORT_IPERF_OPEN))
+          // the bare bridge had no process beside it: the unprotected run starts once the
+          // gateway's own start-up (its first second or two of JIT and GC) is over
+          if (parts.has('open')) {
+            if (!(await gw.settled())) unsettled++
+            // pairs of runs, twin (bare bridge) and gateway alternating, in ABBA order: drift of
+            // the shared machine over seconds falls on both sides alike
+            let twin = 0
+            let open = 0
+            const ticks = cpuTicks(gw.proc.pid)
+            const t0 = Date.now()
+            for (let k = 0; k < OPEN_PAIRS; k++) {
+              if (k % 2 === 0) twin += lab.iperf(PORT_IPERF_OPEN, TWIN_SERVER_IP)
+              open += lab.iperf(PORT_IPERF_OPEN)
+              if (k % 2 === 1) twin += lab.iperf(PORT_IPERF_OPEN, TWIN_SERVER_IP)
+            }
+            openCpu.push((cpuTicks(gw.proc.pid) - ticks) / ((Date.now() - t0) / 10))
+            twinIperf.push(twin / OPEN_PAIRS)
+            openIperf.push(open / OPEN_PAIRS)
+          }
           if (parts.has('protected')) protIperf.push(lab.iperf(PORT_IPERF_PROT))
           // unmeasured warm-up before the protected HTTP and SMTP runs: each round starts a fresh
           // gateway, and its first seconds are the JIT compiling the engine (a fresh gateway spent
@@ -452,18 +520,19 @@ export async function benchGateway(): Promise<string> {
 
     /** median of the per-round ratios */
     const ratio = (xs: number[], base: number[]) => median(xs.map((x, i) => (base[i] > 0 ? x / base[i] : 0)))
-    if (parts.has('open')) rows.push(row('iperf3, unprotected port through the gateway', fmtRate(median(bareIperf)), fmtRate(median(openIperf)), ratio(openIperf, bareIperf), '>= 0.95'))
+    if (parts.has('open')) rows.push(row('iperf3, unprotected port through the gateway (baseline: the twin bare bridge)', fmtRate(median(twinIperf)), fmtRate(median(openIperf)), ratio(openIperf, twinIperf), '>= 0.95'))
     if (parts.has('protected')) rows.push(row('iperf3, protected port (TCP stream through the engine)', fmtRate(median(bareIperf)), fmtRate(median(protIperf)), ratio(protIperf, bareIperf), ''))
     if (parts.has('wrk')) rows.push(row('wrk, 1 MB file, protected HTTP', `${median(bareWrk).toFixed(1)} req/s`, `${median(protWrk).toFixed(1)} req/s`, ratio(protWrk, bareWrk), '>= 0.6'))
     if (parts.has('smtp')) rows.push(row('SMTP, mails with a 1 MB body, protected port', `${median(bareSmtp).toFixed(1)} mails/s`, `${median(protSmtp).toFixed(1)} mails/s`, ratio(protSmtp, bareSmtp), '>= 0.5'))
     if (parts.has('proxy')) rows.push(row('wrk, 1 MB file, `run --proxy` vs nginx direct', `${median(directWrk).toFixed(1)} req/s`, `${median(proxyWrk).toFixed(1)} req/s`, ratio(proxyWrk, directWrk), ''))
+    if (parts.has('open')) notes.push(`the gateway process's own CPU while the unprotected runs went on (its libpcap reader idle, timers, the fail-open refresher): ${openCpu.map((c) => `${(100 * c).toFixed(1)}%`).join(', ')} of a core per round`)
     if (parts.has('flood')) {
       notes.push(`gateway RSS: ${idleRss.toFixed(0)} MB at start, peak ${floodRss.toFixed(0)} MB after the flood (target <= 300 MB)`)
       notes.push(`legitimate curl sessions to the protected port during the flood: ${legit[0]} succeeded, ${legit[1]} failed`)
     }
     const spread = (name: string, xs: number[], base: number[]) => xs.length === 0 ? '' : `${name} ${xs.map((x, i) => (base[i] > 0 ? x / base[i] : 0).toFixed(3)).join(', ')}; `
-    notes.push(`per-round ratios: ${spread('unprotected', openIperf, bareIperf)}${spread('protected iperf3', protIperf, bareIperf)}${spread('wrk', protWrk, bareWrk)}${spread('smtp', protSmtp, bareSmtp)}${spread('proxy', proxyWrk, directWrk)}`)
-    notes.push(`rounds: ${RUNS} (ratio = median of per-round ratios, bare and gateway measured back to back), ${BENCH_SECONDS} s each (the gateway warmed by ${WARMUP_SECONDS} s of HTTP and SMTP, unmeasured, before those runs); parts: ${[...parts].join(', ')}; raw: bare iperf3 ${bareIperf.map(fmtRate).join(', ')}; ` +
+    notes.push(`per-round ratios: ${spread('unprotected', openIperf, twinIperf)}${spread('protected iperf3', protIperf, bareIperf)}${spread('wrk', protWrk, bareWrk)}${spread('smtp', protSmtp, bareSmtp)}${spread('proxy', proxyWrk, directWrk)}`)
+    notes.push(`rounds: ${RUNS} (ratio = median of per-round ratios, bare and gateway measured back to back), ${BENCH_SECONDS} s each (the unprotected runs, ${OPEN_PAIRS} per round alternating with as many through the twin bare bridge, start once the fresh gateway is idle${unsettled ? `, which ${unsettled} round(s) did not reach within ${SETTLE_MS / 1000} s` : ''}; the gateway warmed by ${WARMUP_SECONDS} s of HTTP and SMTP, unmeasured, before those runs); parts: ${[...parts].join(', ')}; raw: bare iperf3 ${bareIperf.map(fmtRate).join(', ')}; twin bare bridge ${twinIperf.map(fmtRate).join(', ')}; ` +
       `unprotected ${openIperf.map(fmtRate).join(', ')}; protected ${protIperf.map(fmtRate).join(', ')}; ` +
       `wrk bare ${bareWrk.map((x) => x.toFixed(0)).join(', ')}, protected ${protWrk.map((x) => x.toFixed(0)).join(', ')}, ` +
       `direct ${directWrk.map((x) => x.toFixed(0)).join(', ')}, proxy ${proxyWrk.map((x) => x.toFixed(0)).join(', ')}; ` +
