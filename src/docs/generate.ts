@@ -50,6 +50,7 @@ export const TRANSFORM_DESCRIPTIONS: Readonly<Record<string, string>> = {
   trim: 'Leading and trailing whitespace removed.',
   log4j_lookups: 'Log4j lookups resolved the way Log4j would: `${lower:x}`/`${upper:x}`, `${env:NOPE:-j}` defaults, `${date:\'j\'}` quoted text, nested lookups inside-out; others kept as `${...}`, so `${${lower:j}ndi:ldap://x}` becomes `${jndi:ldap://x}`.',
   hex_decode: '`\\xHH` escapes decoded in place; a value that is entirely hex (optional `0x`) is decoded whole.',
+  json_unescape: 'JSON string escapes decoded as a JSON parser would: `\\uXXXX` (surrogate pairs joined, above 255 as UTF-8 bytes) and `\\n`, `\\"`, `\\\\`, `\\/`...; other backslashes stay.',
 }
 
 /** Meaning of each process exit code (EXIT in src/core/errors.ts); the docs test fails on a code missing here. */

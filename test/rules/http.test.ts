@@ -131,6 +131,14 @@ describe('Apache / generic rules: extra variants', () => {
     expect(fired(fixed).has('PP-2021-41773')).toBe(false)
   })
 
+  it('PP-2021-44228: a JSON body\'s \\u escapes (decoded by the JSON parser before the value is logged)', () => {
+    const post = (body: string) => `POST /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+    expect(fired(post('{"u":"\\u0024\\u007Bjndi:ldap://x/a\\u007d"}'))).toContain('PP-2021-44228')
+    expect(fired(post('{"u":"$\\u007b${lower:j}ndi\\u003aldap://x/a}"}'))).toContain('PP-2021-44228')
+    expect(fired(post('{"u":"\\\\u0024{jndi:x}"}'))).not.toContain('PP-2021-44228')
+    expect(fired(post('{"note":"\\u0024{HOME} and \\u007bjndi\\u007d"}'))).not.toContain('PP-2021-44228')
+  })
+
   it('PP-SHELLSHOCK covers the CVE-2014-7169 follow-ups in other CGI variables', () => {
     expect(rule('PP-SHELLSHOCK').cves).toEqual(expect.arrayContaining(['CVE-2014-6271', 'CVE-2014-7169']))
     expect(fired(get('/cgi-bin/a.sh', 'Accept-Language: () { (a)=>\\\' bash -c "echo date"\r\n'))).toContain('PP-SHELLSHOCK')

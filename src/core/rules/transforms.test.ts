@@ -1,7 +1,7 @@
 import {describe, it, expect} from 'vitest'
 import fc from 'fast-check'
 import {transforms, urlDecode, urlDecodeAll, utf8Overlong, htmlEntity, base64Decode, compressWhitespace, removeWhitespace,
-  removeNulls, normalizePath, trim, log4jLookups, hexDecode, MAX_TRANSFORM_OUTPUT, registerTransform, applyTransforms} from './transforms.js'
+  removeNulls, normalizePath, trim, log4jLookups, hexDecode, jsonUnescape, MAX_TRANSFORM_OUTPUT, registerTransform, applyTransforms} from './transforms.js'
 
 describe('transforms', () => {
   it('url_decode handles %XX, %uXXXX and leaves malformed escapes', () => {
@@ -27,6 +27,19 @@ describe('transforms', () => {
     expect(base64Decode('JHtqbmRpOn0=')).toBe('${jndi:}')
     expect(hexDecode('0x2476')).toBe('$v')
     expect(hexDecode('a\\x24\\x7bb')).toBe('a${b')
+  })
+  it('json_unescape decodes what JSON.parse decodes, left to right, and leaves other backslashes', () => {
+    expect(jsonUnescape('\\u0024\\u007Bjndi:x\\u007d')).toBe('${jndi:x}')
+    expect(jsonUnescape('a\\\\u0024')).toBe('a\\u0024')
+    expect(jsonUnescape('\\"q\\" \\/ \\n\\t')).toBe('"q" / \n\t')
+    expect(jsonUnescape('\\x24 \\u12 \\uZZZZ \\')).toBe('\\x24 \\u12 \\uZZZZ \\')
+    expect(jsonUnescape('\\u00e9\\ud83d\\ude00')).toBe('\xe9' + Buffer.from('\u{1f600}', 'utf8').toString('latin1'))
+    // a JSON string literal's content, unescaped, equals JSON.parse's (as latin1 for ASCII content)
+    fc.assert(fc.property(fc.string({unit: fc.constantFrom('a', '$', '{', '"', '\\', '/', '\n', '\t', '\u0001', '\u007f')}), (x) => {
+      const lit = JSON.stringify(x).slice(1, -1).replace(/[${}]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
+      expect(jsonUnescape(lit)).toBe(x)
+      expect(jsonUnescape(lit).length).toBeLessThanOrEqual(lit.length)
+    }))
   })
   it('whitespace and nulls', () => {
     expect(compressWhitespace('a \t\r\n b')).toBe('a b')

@@ -316,6 +316,58 @@ export function hexDecode(s: string): string {
   return last === 0 ? s : out + s.slice(last)
 }
 
+/** `\b \f \n \r \t \" \\ \/` of a JSON string, by the character after the backslash */
+const JSON_SIMPLE: Record<number, string> = {0x62: '\b', 0x66: '\f', 0x6e: '\n', 0x72: '\r', 0x74: '\t', 0x22: '"', 0x5c: '\\', 0x2f: '/'}
+
+function hex4(s: string, i: number): number {
+  if (i + 4 > s.length) return -1
+  let v = 0
+  for (let k = i; k < i + 4; k++) {
+    const h = hexAt(s, k)
+    if (h < 0) return -1
+    v = v * 16 + h
+  }
+  return v
+}
+
+/**
+ * JSON string escapes (RFC 8259 section 7) decoded the way a JSON parser would before the
+ * application sees the value: `\uXXXX` (a surrogate pair joined; above 255 as UTF-8 bytes) and
+ * the one-character escapes. Left to right, so `\\u0024` stays `\u0024`; a backslash before
+ * anything else stays. Never longer than its input.
+ */
+export function jsonUnescape(s: string): string {
+  if (s.indexOf('\\') < 0) return s
+  let out = ''
+  let last = 0
+  for (let i = 0; i < s.length - 1; i++) {
+    if (s.charCodeAt(i) !== 92) continue
+    const c = s.charCodeAt(i + 1)
+    let rep: string | undefined
+    let n = 2
+    if (c === 0x75) {
+      let cp = hex4(s, i + 2)
+      if (cp < 0) continue
+      n = 6
+      if (cp >= 0xd800 && cp < 0xdc00 && s.charCodeAt(i + 6) === 92 && s.charCodeAt(i + 7) === 0x75) {
+        const lo = hex4(s, i + 8)
+        if (lo >= 0xdc00 && lo < 0xe000) {
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00)
+          n = 12
+        }
+      }
+      rep = codeToLatin1(cp)
+    } else {
+      rep = JSON_SIMPLE[c]
+      if (rep === undefined) continue
+    }
+    out += s.slice(last, i) + rep
+    i += n - 1
+    last = i + 1
+  }
+  return last === 0 ? s : out + s.slice(last)
+}
+
 export const transforms = new Map<string, Transform>([
   ['lowercase', lowercase],
   ['url_decode', urlDecode],
@@ -330,6 +382,7 @@ export const transforms = new Map<string, Transform>([
   ['trim', trim],
   ['log4j_lookups', log4jLookups],
   ['hex_decode', hexDecode],
+  ['json_unescape', jsonUnescape],
 ])
 
 /** Add a transform (e.g. a protocol-specific decoder). It must be pure and not expand its input unboundedly. */
