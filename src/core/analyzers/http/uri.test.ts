@@ -66,6 +66,14 @@ describe('normalizeUri', () => {
     expect(normalizeUri('/%u4e2d').path).toBe('/\u00e4\u00b8\u00ad') // UTF-8 bytes as latin1
   })
 
+  it('%u best-fit look-alikes of / \\ and . fold as IIS folds them', () => {
+    expect(normalizeUri('/scripts/..%u2215..%u2215winnt/cmd.exe').path).toBe('/winnt/cmd.exe')
+    expect(normalizeUri('/scripts/..%u2216..%u2044x').anomalies).toContain('http.uri.traversal_above_root')
+    expect(normalizeUri('/a/%u2024%u2024/b').path).toBe('/b')
+    // the same characters as UTF-8 (no %u) are not IIS's best fit: they stay bytes
+    expect(normalizeUri('/a/%e2%88%95/b').path).toBe('/a/\u00e2\u0088\u0095/b')
+  })
+
   it('3-byte overlong and IIS %c1%1c', () => {
     expect(normalizeUri('/a/%e0%80%ae%e0%80%ae/b').path).toBe('/b')
     expect(normalizeUri('/a/..%c1%1c../b').path).toBe('/b')

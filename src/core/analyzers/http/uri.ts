@@ -75,9 +75,15 @@ export interface DecodeFlags {
 }
 
 /**
- * One percent-decoding pass: %XX -> byte, %uXXXX -> code point (fullwidth U+FF01..U+FF5E folded to
- * ASCII as IIS does, others above 0xFF as UTF-8 bytes), invalid escapes kept literally. With
- * `plus`, '+' becomes a space (form encoding).
+ * Path-separator and dot look-alikes that IIS's %u decoding maps to ASCII through the Windows
+ * "best fit" code-page tables, beside the fullwidth forms (an IDS evasion: `..%u2215..`)
+ */
+const U_BEST_FIT = new Map<number, number>([[0x2215, 0x2f], [0x2044, 0x2f], [0x2216, 0x5c], [0x2024, 0x2e]])
+
+/**
+ * One percent-decoding pass: %XX -> byte, %uXXXX -> code point (fullwidth U+FF01..U+FF5E and the
+ * U_BEST_FIT look-alikes folded to ASCII as IIS does, others above 0xFF as UTF-8 bytes), invalid
+ * escapes kept literally. With `plus`, '+' becomes a space (form encoding).
  */
 export function percentDecode(s: string, flags?: DecodeFlags, plus = false): string {
   if (s.indexOf('%') < 0 && (!plus || s.indexOf('+') < 0)) return s
@@ -104,6 +110,7 @@ export function percentDecode(s: string, flags?: DecodeFlags, plus = false): str
         if (a >= 0 && b >= 0 && d >= 0 && e >= 0) {
           let cp = (a << 12) | (b << 8) | (d << 4) | e
           if (cp >= 0xff01 && cp <= 0xff5e) cp -= 0xfee0
+          else if (cp >= 0x2000) cp = U_BEST_FIT.get(cp) ?? cp
           if (cp < 0x100) out.push(cp)
           else pushUtf8(out, cp)
           if (flags) flags.u = true
