@@ -14,13 +14,13 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {runAnalyzer, type ScriptStep} from '../../src/core/analyzers/harness.js'
 import {httpAnalyzer} from '../../src/core/analyzers/http/index.js'
-import type {Pdu} from '../../src/core/analyzers/types.js'
 import type {CompiledRule} from '../../src/core/rules/compile.js'
 import {RuleSet} from '../../src/core/rules/engine.js'
 import {fieldsFor} from '../../src/core/rules/fields.js'
 import {applyEdits} from '../../src/core/rules/fixes.js'
 import {lintRules} from '../../src/core/rules/lint.js'
 import {testRule} from '../../src/core/rules/sample-test.js'
+import {anomalyPdu} from '../../src/core/protections/anomaly-fields.js'
 
 const RULES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../rules')
 const HTTP_DIRS = ['apache', 'iis', 'exchange', 'php', 'java', 'http', 'generic'].map((d) => path.join(RULES, d))
@@ -44,9 +44,6 @@ function latin1(s: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'latin1'))
 }
 
-function anomalyPdu(event: string, type: string): Pdu {
-  return {protocol: 'anomaly', kind: type, dir: 'toserver', start: 0, end: 0, fields: new Map([['anomaly.event', {v: event}], ['anomaly.type', {v: type}]])}
-}
 
 /** ids of the rules that fire on a client conversation (HTTP units and anomaly units) */
 function fired(request: string | Uint8Array, chunkSize?: number): Set<string> {
@@ -54,7 +51,7 @@ function fired(request: string | Uint8Array, chunkSize?: number): Set<string> {
   const res = runAnalyzer(httpAnalyzer, [{dir: 'toserver', data}], {chunkSize})
   const ids = new Set<string>()
   for (const pdu of res.pdus) for (const m of httpSet.evaluate(pdu)) ids.add(m.rule.id)
-  for (const a of res.anomalies) for (const m of anomalySet.evaluate(anomalyPdu(a.event, a.type))) ids.add(m.rule.id)
+  for (const a of res.anomalies) for (const m of anomalySet.evaluate(anomalyPdu(a))) ids.add(m.rule.id)
   return ids
 }
 
@@ -89,7 +86,7 @@ describe('HTTP rule pack: lint and samples', () => {
         for (const chunkSize of [undefined, 1]) {
           const script: ScriptStep[] = [{dir: 'toserver', data: latin1(s.toserver ?? '')}]
           const res = runAnalyzer(httpAnalyzer, script, {chunkSize})
-          const hits = res.anomalies.reduce((n, a) => n + one.evaluate(anomalyPdu(a.event, a.type)).length, 0)
+          const hits = res.anomalies.reduce((n, a) => n + one.evaluate(anomalyPdu(a)).length, 0)
           if (kind === 'malicious') expect(hits, s.name).toBeGreaterThan(0)
           else expect(hits, s.name).toBe(0)
         }
@@ -274,6 +271,21 @@ describe('smuggling and anomaly rules: extra variants', () => {
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CHUNK-SIZE')
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n')).toContain('PP-HTTP-CL-OVERFLOW')
     expect(fired('GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n')).toContain('PP-HTTP-TRAVERSAL-ABOVE-ROOT')
+  })
+
+  it('PP-HTTP-SMUGGLING-INVALID-CL: lengths lenient parsers read differently, from the client only', () => {
+    for (const v of ['+4', '-4', '4.0', '0x4', '4 4', '4abc']) {
+      expect(fired(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${v}\r\n\r\nabcd`), v).toContain('PP-HTTP-SMUGGLING-INVALID-CL')
+    }
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0004\r\n\r\nabcd')).not.toContain('PP-HTTP-SMUGGLING-INVALID-CL')
+    // a server's invalid response length is the client's problem, not the protected server's
+    const res = runAnalyzer(httpAnalyzer, [
+      {dir: 'toserver', data: latin1(get('/'))},
+      {dir: 'toclient', data: latin1('HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok')},
+    ])
+    const events = res.anomalies.map((a) => a.event)
+    expect(events).toContain('http.content_length_invalid')
+    expect(res.anomalies.flatMap((a) => anomalySet.evaluate(anomalyPdu(a)).map((m) => m.rule.id))).not.toContain('PP-HTTP-SMUGGLING-INVALID-CL')
   })
 
   it('ordinary pipelined traffic fires nothing', () => {

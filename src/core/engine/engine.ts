@@ -11,6 +11,7 @@ import {TcpMemoryPool, TcpSession, type StreamSink, type TcpOverlapPolicy, type 
 import {FLOW_LIMITS, FlowTable, flowKey, type EvictReason, type FlowBase, type LruList} from '../flow/table.js'
 import type {Analyzer, AnalyzerFactory, Direction, FlowInfo, Pdu} from '../analyzers/types.js'
 import {anomalyEvent, eveProto, flowIdFor, formatEveTimestamp, type EveCommon, type EveEvent} from '../events/eve.js'
+import {anomalyPdu} from '../protections/anomaly-fields.js'
 
 export const ENGINE_LIMITS = {
   /** bytes of each direction kept for protocol detection before giving up */
@@ -626,11 +627,7 @@ export class Engine {
   private judgeAnomaly(a: AnomalyReport, flow: EngineFlow): void {
     const judge = this.opts.judge
     if (!judge) return
-    const fields: Pdu['fields'] = new Map([
-      ['anomaly.event', {v: a.event}],
-      ['anomaly.type', {v: a.type}],
-    ])
-    judge.judge({protocol: 'anomaly', kind: a.type, dir: 'toserver', start: 0, end: 0, fields}, flow, (ev) => this.emitAlert(ev, flow))
+    judge.judge(anomalyPdu(a), flow, (ev) => this.emitAlert(ev, flow))
   }
 
   /** the common EVE fields of a flow: client as source, server as destination */

@@ -9,7 +9,7 @@ import type {Analyzer, AnalyzerContext, AnalyzerFactory, Direction, FieldSpec} f
 import {findProject, type ProjectLocation} from '../project/find.js'
 import type {CompiledRule} from './compile.js'
 import {packageRulesDir} from './rule-schema.js'
-import {anomalyFields} from '../protections/anomaly-fields.js'
+import {anomalyFields, anomalyPdu} from '../protections/anomaly-fields.js'
 
 export {anomalyFields}
 import type {Action, AffectsDoc, RuleStatus, Severity} from './types.js'
@@ -124,10 +124,7 @@ export const anomalyTestFactory: AnalyzerFactory = {
       emit: (pdu) => ctx.emit(pdu),
       anomaly: (a) => {
         ctx.anomaly(a)
-        ctx.emit({protocol: 'anomaly', kind: a.type, dir: 'toserver', start: 0, end: 0, fields: new Map([
-          ['anomaly.event', {v: a.event}],
-          ['anomaly.type', {v: a.type}],
-        ])})
+        ctx.emit(anomalyPdu(a))
       },
     }
     const pick = (force: boolean): void => {
