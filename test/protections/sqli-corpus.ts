@@ -157,6 +157,10 @@ export const SQLI_ATTACKS: readonly string[] = [
   "admin' OR 'a' IN ('a')--",
   "' OR `id`=1--",
   "1 AND [id]=1",
+  // error-based column enumeration (MS SQL): a clause after GROUP BY, COUNT(*)
+  "1' group by password having 1=1--",
+  "x' group by a,b having count(*)>1#",
+  "x' having count(*)>1#",
 ]
 
 export const SQLI_BENIGN: readonly string[] = [
@@ -301,4 +305,8 @@ export const SQLI_BENIGN: readonly string[] = [
   "''",
   "\"\"",
   "'quoted'",
+  // clause words after a closing quote, as prose
+  "Kids' group by age order by name",
+  "the Smiths' group by car having fun",
+  "count(*) of items",
 ]

@@ -532,7 +532,14 @@ export class SqliDetector {
       if (c === T_BARE || c === T_FUNC || c === T_LPAREN || c === T_TIME) {
         this.resetParse(i + 2)
         this.exprList()
-        return !this.failed && this.tail() === 2
+        if (this.failed) return false
+        const t = this.tail()
+        if (t === 2) return true
+        // another clause that is an injection itself: `' group by password having 1=1--`
+        if (t !== 3) return false
+        let p = this.pos
+        while (this.at(p) === T_RPAREN) p++
+        return p > i && this.clause(p)
       }
       return false
     }
@@ -730,6 +737,11 @@ export class SqliDetector {
     this.pos++
     if (this.at(this.pos) === T_RPAREN) {
       this.pos++
+      return
+    }
+    // COUNT(*)
+    if (this.at(this.pos) === T_OP && this.word[this.pos] === '*' && this.at(this.pos + 1) === T_RPAREN) {
+      this.pos += 2
       return
     }
     if (this.at(this.pos) === T_STMT && this.word[this.pos] === 'select') {
