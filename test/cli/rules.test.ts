@@ -124,7 +124,7 @@ describe.concurrent('patchpoint rules list (real binary)', SLOW, () => {
     const r = await run(['rules', 'list', '--cve', 'CVE-2014-6271'])
     expect(r.code).toBe(0)
     expect(r.stdout.split('\n')[0]).toMatch(/^id\s+rev\s+status\s+severity\s+cves\s+products\s+protocol\s+action$/)
-    expect(r.stdout).toMatch(/^PP-SHELLSHOCK\s+1\s+stable\s+critical\s+CVE-2014-6271 CVE-2014-7169\s+gnu\/bash\s+http\s+fix$/m)
+    expect(r.stdout).toMatch(/^PP-SHELLSHOCK\s+2\s+stable\s+critical\s+CVE-2014-6271 CVE-2014-7169\s+gnu\/bash\s+http\s+fix$/m)
     const bad = await run(['rules', 'list', '--status', 'shiny'])
     expect(bad.code).toBe(2)
     expect(errLines(bad)[0]).toMatch(/^patchpoint: .*shiny/)

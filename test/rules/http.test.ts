@@ -136,6 +136,33 @@ describe('Apache / generic rules: extra variants', () => {
     expect(fired(post('{"note":"\\u0024{HOME} and \\u007bjndi\\u007d"}'))).not.toContain('PP-2021-44228')
   })
 
+  it('a body sent after Expect: 100-continue (judged as its own unit) is judged by every rule that reads bodies, once', () => {
+    const post = (ct: string, body: string, extra = '') =>
+      `POST /app HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n${extra}Content-Type: ${ct}\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+    const form = 'application/x-www-form-urlencoded'
+    const part = (name: string, value: string, filename?: string) =>
+      `--ZZ\r\nContent-Disposition: form-data; name="${name}"${filename === undefined ? '' : `; filename="${filename}"`}\r\n\r\n${value}\r\n--ZZ--\r\n`
+    const cases: [string, string][] = [
+      [post(form, 'class.module.classLoader.resources.context.parent.pipeline.first.pattern=x'), 'PP-2022-22965'],
+      [post(form, 'user=%24%7Bjndi%3Aldap%3A%2F%2Fx%2Fa%7D'), 'PP-2021-44228'],
+      [post('application/json', '{"u":"${jndi:ldap://x/a}"}'), 'PP-2021-44228'],
+      [post(form, "id=1' union select password from users--"), 'PP-SQLI'],
+      [post(form, 'a=() { :; }; /bin/id'), 'PP-SHELLSHOCK'],
+      [post('multipart/form-data; boundary=ZZ', part('f', 'x', "%{(#cmd='id')}")), 'PP-2017-5638'],
+      [post('multipart/form-data; boundary=ZZ', part('f', '<% x %>', 'shell.jsp')), 'PP-FILE-EXTENSION'],
+    ]
+    for (const [req, id] of cases) {
+      const pdus = runAnalyzer(httpAnalyzer, [{dir: 'toserver', data: latin1(req)}]).pdus
+      expect(pdus.map((p) => p.kind), id).toEqual(['request', 'request_body'])
+      expect(httpSet.evaluate(pdus[0]).map((m) => m.rule.id), id).not.toContain(id)
+      expect(httpSet.evaluate(pdus[1]).map((m) => m.rule.id), id).toContain(id)
+    }
+    // a head that matched is not reported again by its body unit (which carries the head as context)
+    const pdus = runAnalyzer(httpAnalyzer, [{dir: 'toserver', data: latin1(post(form, 'a=1', 'User-Agent: ${jndi:ldap://x/a}\r\n'))}]).pdus
+    expect(httpSet.evaluate(pdus[0]).map((m) => m.rule.id)).toContain('PP-2021-44228')
+    expect(httpSet.evaluate(pdus[1]).map((m) => m.rule.id)).not.toContain('PP-2021-44228')
+  })
+
   it('PP-SHELLSHOCK covers the CVE-2014-7169 follow-ups in other CGI variables', () => {
     expect(rule('PP-SHELLSHOCK').cves).toEqual(expect.arrayContaining(['CVE-2014-6271', 'CVE-2014-7169']))
     expect(fired(get('/cgi-bin/a.sh', 'Accept-Language: () { (a)=>\\\' bash -c "echo date"\r\n'))).toContain('PP-SHELLSHOCK')

@@ -31,6 +31,20 @@ describe('Aho–Corasick', () => {
 })
 
 describe('RuleSet', () => {
+  it('reports a match only when it involves the unit\'s own bytes (values wholly before its start are context)', () => {
+    const r = ruleFromYaml('detect:\n  s: {field: a, equals: x}\n  t: {field: b, exists: true}\n  n: {field: c, exists: true}\ncondition: s and (t or not n)\naction: log')
+    const set = new RuleSet([r])
+    const at = (start: number, fields: Parameters<typeof pduOf>[0]) => ({...pduOf(fields), start})
+    // `a` came from bytes 10..11, the unit starts at 100: context only
+    expect(set.evaluate(at(100, {a: {v: 'x', off: 10, len: 1}})).length).toBe(0)
+    // a value of the unit's own (b at 120) or a value without a span makes it the unit's
+    expect(set.evaluate(at(100, {a: {v: 'x', off: 10, len: 1}, b: {v: 1, off: 120, len: 1}})).length).toBe(1)
+    expect(set.evaluate(at(100, {a: {v: 'x', off: 10, len: 1}, b: 1})).length).toBe(1)
+    // a value that reaches into the unit counts as its own
+    expect(set.evaluate(at(100, {a: {v: 'x', off: 99, len: 2}})).length).toBe(1)
+    expect(set.evaluate(at(0, {a: {v: 'x', off: 10, len: 1}})).length).toBe(1)
+  })
+
   it('indexes by protocol, unit kind and direction', () => {
     const r = ruleFromYaml('units: [request]\ndetect:\n  s: {field: a, exists: true}\ncondition: s\naction: log')
     const set = new RuleSet([r])

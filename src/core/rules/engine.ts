@@ -268,23 +268,30 @@ export class RuleSet {
       this.curRule = rule
       this.cache.fill(-1, 0, rule.selections.length)
       if (!this.cond(rule.condition)) continue
+      const matched = this.matchedValues(rule, pdu)
+      if (!ownBytes(matched, pdu)) continue
       out ??= []
       if (out.length >= this.maxMatches) {
         this.opts.anomaly?.({type: 'limit', event: 'rules.matches_per_pdu', detail: {limit: this.maxMatches}})
         break
       }
-      out.push(this.buildMatch(rule, pdu))
+      out.push(this.buildMatch(rule, pdu, matched))
     }
     this.curRule = undefined
     this.curFields = EMPTY_FIELDS
     return out ?? (NO_MATCHES as Match[])
   }
 
-  private buildMatch(rule: CompiledRule, pdu: Pdu): Match {
+  /** the values that made the rule's true selections true (cache: this rule's selections) */
+  private matchedValues(rule: CompiledRule, pdu: Pdu): MatchedValue[] {
     const matched: MatchedValue[] = []
     for (let i = 0; i < rule.selections.length; i++) {
       if (this.cache[i] === 1) evalSelection(rule.selections[i], pdu.fields, matched)
     }
+    return matched
+  }
+
+  private buildMatch(rule: CompiledRule, pdu: Pdu, matched: MatchedValue[]): Match {
     const first = matched[0]
     const evidence = first ? {field: first.field, value: excerpt(first.value.v)} : {field: '', value: ''}
     let action = this.opts.actionFor?.(rule) ?? rule.action
@@ -303,6 +310,23 @@ export class RuleSet {
     }
     return m
   }
+}
+
+/**
+ * Does a match involve the PDU's own bytes? A unit may carry context from bytes already judged
+ * as an earlier unit (an Expect: 100-continue body carries its request head; later units carry
+ * the bind or the login they belong to): a match made only of values that lie wholly before
+ * the unit's start was that earlier unit's to report (and to fix, while its bytes were held).
+ * Values without a stream span (counts, flags, derived text) and conditions that matched no
+ * value count as the unit's own.
+ */
+export function ownBytes(matched: readonly MatchedValue[], pdu: Pdu): boolean {
+  if (matched.length === 0) return true
+  for (let i = 0; i < matched.length; i++) {
+    const v = matched[i].value
+    if (v.off === undefined || v.off + (v.len ?? 0) > pdu.start) return true
+  }
+  return false
 }
 
 /** Load and compile every rule file under `dir` (or several dirs/files). Never throws. */
