@@ -182,6 +182,33 @@ const cases: Case[] = [
   {name: 'heartbleed leak: encrypted request, 16 KB encrypted response', protocol: 'tls', steps: [...TLS_HS, S(CCS), C(CCS), S(rec(24, new Uint8Array(64).fill(7))), C(rec(24, new Uint8Array(16448).fill(9)))], expect: ['PP-HEARTBLEED-LEAK']},
   {name: 'heartbleed leak: encrypted echo of the same size', protocol: 'tls', steps: [...TLS_HS, S(CCS), C(CCS), S(rec(24, new Uint8Array(64).fill(7))), C(rec(24, new Uint8Array(80).fill(9)))], expect: []},
   {name: 'reverse heartbleed: server claims more than it sends', protocol: 'tls', steps: [...TLS_HS, C(heartbeat(1, 0xffff, 0))], expect: ['PP-HEARTBLEED-CLIENT']},
+  // ---- variant audit (session 5)
+  ...([0x0300, 0x0301, 0x0302, 0x0303] as const).map((v): Case => ({
+    name: `heartbleed variant: record version ${v.toString(16)}, right after the ClientHello (no ServerHello yet)`, protocol: 'tls',
+    steps: [S(CLIENT_HELLO), S(cat([24], be16(v), be16(3), [1, 0xff, 0xff]))], expect: ['PP-2014-0160'],
+  })),
+  {name: 'heartbleed variant: the heartbeat is the first record of the connection', protocol: 'tls', steps: [S(heartbeat(1, 0x4000, 1, 0))], expect: ['PP-2014-0160']},
+  {name: 'heartbleed variant: after an SSLv2-format ClientHello', protocol: 'tls', steps: [
+    S([0x80, 0x2e, 1, 3, 1], be16(21), be16(0), be16(16), [0, 0, 0x39, 0, 0, 0x38, 0, 0, 0x35, 0, 0, 0x16, 0, 0, 0x13, 0, 0, 0x0a, 0x07, 0, 0xc0], new Uint8Array(16).fill(0x5a)),
+    C(SERVER_HELLO), S(heartbeat(1, 0x4000, 0, 0))], expect: ['PP-2014-0160']},
+  {name: 'heartbleed variant: two heartbeat messages in one record, the first over-claims', protocol: 'tls', steps: [...TLS_HS, S(rec(24, cat([1], be16(0x4000), [0x41, 0x41], [1], be16(2), [0x42, 0x42], new Uint8Array(16))))], expect: ['PP-2014-0160']},
+  {name: 'heartbleed variant: an honest heartbeat, then an over-claiming one in the same segment', protocol: 'tls', steps: [...TLS_HS, S(heartbeat(1, 20, 20), heartbeat(1, 0xffff, 20))], expect: ['PP-2014-0160']},
+  {name: 'heartbleed benign: two honest heartbeats in one record and an answered one', protocol: 'tls', steps: [...TLS_HS, S(rec(24, cat([1], be16(2), [0x41, 0x41], new Uint8Array(16), [1], be16(2), [0x42, 0x42], new Uint8Array(16)))), C(heartbeat(2, 2, 2))], expect: []},
+  {name: 'mysql 2006-1516 variant: 4.1 login without CLIENT_SECURE_CONNECTION, user without NUL', protocol: 'mysql', steps: [MY_GREETING, S(my(1, le32(0x0000a205 & ~0x8000), le32(1 << 24), [0x21], new Uint8Array(23), 'rootrootroot'))], expect: ['PP-2006-1516']},
+  {name: 'mysql 2006-1516 variant: CLIENT_CONNECT_WITH_DB, database name without NUL', protocol: 'mysql', steps: [MY_GREETING, S(my(1, le32(0x0000a20d), le32(1 << 24), [0x21], new Uint8Array(23), 'root\0', [20], new Uint8Array(20).fill(3), 'mysql'))], expect: ['PP-2006-1516']},
+  {name: 'mysql 2006-1516 variant: scramble length past the packet without CLIENT_PLUGIN_AUTH', protocol: 'mysql', steps: [MY_GREETING, S(my(1, le32(0x0000a205), le32(1 << 24), [0x21], new Uint8Array(23), 'root\0', [200], 'abc'))], expect: ['PP-2006-1516']},
+  {name: 'mysql 2006-1516 variant: COM_CHANGE_USER whose user has no NUL', protocol: 'mysql', steps: [...MY_SESSION, S(my(0, [0x11], 'rootrootroot'))], expect: ['PP-2006-1516']},
+  {name: 'mysql benign: SSLRequest (32 bytes, no user name: TLS follows)', protocol: 'mysql', steps: [MY_GREETING, S(my(1, le32(MY_CAPS | 0x800), le32(1 << 24), [0x21], new Uint8Array(23)))], expect: []},
+  {name: 'mysql benign: caching_sha2_password login with connect attributes', protocol: 'mysql', steps: [MY_GREETING, S(my(1, le32(MY_CAPS | 0x100000 | 0x200000), le32(1 << 24), [0xff], new Uint8Array(23), 'app\0', [32], new Uint8Array(32).fill(7), 'caching_sha2_password\0', [10, 3], '_os', [5], 'Linux')), MY_OK(2)], expect: []},
+  {name: 'tns poison variant: blanks around every token and parenthesis', protocol: 'tns', steps: tnsConnect('( DESCRIPTION = ( CONNECT_DATA = ( COMMAND = service_register_NSGR ) ) )', false), expect: ['PP-2012-1675']},
+  {name: 'tns poison variant: lower-case keys, quoted value, deeper nesting, deferred', protocol: 'tns', steps: tnsConnect(`(description=(address_list=(address=(protocol=tcp)(host=10.0.0.9)(port=1521)))(connect_data=(cid=(program=${A(220, 'x')})(host=h)(user=u))(command="SERVICE_REGISTER_NSGR")))`), expect: ['PP-2012-1675']},
+  {name: 'tns poison benign: an ordinary connect whose service is called register', protocol: 'tns', steps: tnsConnect(desc('(SERVER=DEDICATED)(SERVICE_NAME=service_register.example.com)(CID=(PROGRAM=sqlplus)(HOST=c)(USER=u))')), expect: []},
+  {name: 'tns 2002-0965 variant: overlong SERVICE_NAME with blanks and lower-case key', protocol: 'tns', steps: tnsConnect(`(DESCRIPTION=(CONNECT_DATA=( service_name = ${A(300, 'n')} )))`), expect: ['PP-2002-0965']},
+  {name: 'ssrp variant: heap message 0x08 with a long host:port string', protocol: 'mssql-ssrp', datagram: true, steps: [S([8], A(200, 'H'), ':1433')], expect: ['PP-2002-0649']},
+  {name: 'ssrp variant: 0x04 with a 1000-byte name and a NUL', protocol: 'mssql-ssrp', datagram: true, steps: [S([4], A(1000, 'i'), [0])], expect: ['PP-2002-0649']},
+  {name: 'ssrp benign: broadcast 0x02 and unicast 0x03 requests, a DAC lookup of a normal instance', protocol: 'mssql-ssrp', datagram: true, steps: [S([2]), S([3]), S([0x0f, 1], 'SQLEXPRESS', [0])], expect: []},
+  {name: 'tds variant: INSTOPT first in the table, 100 bytes with NUL', protocol: 'tds', steps: [S(tds(0x12, prelogin([[2, cat(A(100, 'i'), [0])], [0, TDS_VER], [1, [0]]])))], expect: ['PP-2002-1123']},
+  {name: 'tds variant: an unknown option whose data leaves the message', protocol: 'tds', steps: [S(tds(0x12, cat([0], be16(11), be16(6), [0x08], be16(17), be16(400), [0xff], TDS_VER)))], expect: ['PP-2002-1123']},
 ]
 
 describe('database / TLS rule pack', () => {

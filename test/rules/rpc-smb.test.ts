@@ -214,8 +214,10 @@ describe('DCOM activation, LSASS, Netlogon', () => {
     expect(fired(dcerpcAnalyzer, rpc(NETLOGON, 1, 26, auth3(Buffer.alloc(8)), 2))).toEqual(['PP-2020-1472'])
     expect(fired(dcerpcAnalyzer, rpc(NETLOGON, 1, 26, auth3(Buffer.alloc(8))), 1)).toEqual(['PP-2020-1472'])
     expect(fired(dcerpcAnalyzer, rpc(NETLOGON, 1, 26, auth3(Buffer.from('8000000000000000', 'hex'))))).toEqual([])
-    // same bytes on another netlogon call (NetrServerAuthenticate2, opnum 15) are not judged by this rule
-    expect(fired(dcerpcAnalyzer, rpc(NETLOGON, 1, 15, auth3(Buffer.alloc(8))))).toEqual([])
+    // NetrServerAuthenticate2 (opnum 15) checks the credential the same way: judged too (rule rev 2)
+    expect(fired(dcerpcAnalyzer, rpc(NETLOGON, 1, 15, auth3(Buffer.alloc(8))))).toEqual(['PP-2020-1472'])
+    // another netlogon call with the same bytes (NetrLogonSamLogon, opnum 2) is not judged
+    expect(fired(dcerpcAnalyzer, rpc(NETLOGON, 1, 2, auth3(Buffer.alloc(8))))).toEqual([])
   })
 })
 
@@ -275,6 +277,450 @@ describe('SMB and SunRPC', () => {
     const tcp = Buffer.concat([w(a.length), a, w(0x80000000 + b.length), b])
     expect(fired(oncrpcAnalyzer, [{dir: 'toserver', data: tcp}])).toEqual(['PP-2017-8779'])
     const ok = Buffer.concat([w(7, 0, 2, 100000, 3, 3, 0, 0, 0, 0, 100005, 3, 3), Buffer.from('tcp\0'), w(0, 0)])
+    expect(fired(oncrpcUdpAnalyzer, [{dir: 'toserver', data: ok}])).toEqual([])
+  })
+})
+
+// ---- variant audit (session 5): transports, encodings and call shapes the samples do not have ----
+
+/** a DCE/RPC PDU in either data representation (drep[0] 0x10 little-endian, 0x00 big-endian) */
+function pduX(ptype: number, flags: number, callId: number, body: Buffer, be = false, authLength = 0): Buffer {
+  const h = Buffer.alloc(16)
+  h.writeUInt8(5, 0)
+  h.writeUInt8(ptype, 2)
+  h.writeUInt8(flags, 3)
+  h.writeUInt32BE(be ? 0 : 0x10000000, 4)
+  if (be) {
+    h.writeUInt16BE(16 + body.length, 8)
+    h.writeUInt16BE(authLength, 10)
+    h.writeUInt32BE(callId, 12)
+  } else {
+    h.writeUInt16LE(16 + body.length, 8)
+    h.writeUInt16LE(authLength, 10)
+    h.writeUInt32LE(callId, 12)
+  }
+  return Buffer.concat([h, body])
+}
+function uuidX(u: string, be: boolean): Buffer {
+  if (!be) return uuidLe(u)
+  return Buffer.from(u.replace(/-/g, ''), 'hex')
+}
+const NDR20 = '8a885d04-1ceb-11c9-9fe8-08002b104860'
+/** bind (ptype 11) or alter_context (14) offering each [uuid, version] as context id 0, 1, 2... */
+function bindX(ifaces: [string, number][], opts: {be?: boolean; ptype?: number; callId?: number} = {}): Buffer {
+  const be = opts.be ?? false
+  const w16 = (b: Buffer, v: number, o: number): number => (be ? b.writeUInt16BE(v, o) : b.writeUInt16LE(v, o))
+  const w32 = (b: Buffer, v: number, o: number): number => (be ? b.writeUInt32BE(v, o) : b.writeUInt32LE(v, o))
+  const head = Buffer.alloc(12)
+  w16(head, 4280, 0)
+  w16(head, 4280, 2)
+  head.writeUInt8(ifaces.length, 8)
+  const items = ifaces.map(([u, ver], i) => {
+    const c = Buffer.alloc(44)
+    w16(c, i, 0)
+    c.writeUInt8(1, 2)
+    uuidX(u, be).copy(c, 4)
+    w16(c, ver, 20)
+    uuidX(NDR20, be).copy(c, 24)
+    w32(c, 2, 40)
+    return c
+  })
+  return pduX(opts.ptype ?? 11, 3, opts.callId ?? 1, Buffer.concat([head, ...items]), be)
+}
+/** a request on context `ctx`: optional object UUID, auth verifier with `authPad` padding bytes, fragments */
+function requestX(opnum: number, stub: Buffer, opts: {be?: boolean; ctx?: number; object?: string; authPad?: number; frags?: number; callId?: number} = {}): Buffer {
+  const be = opts.be ?? false
+  const frags = opts.frags ?? 1
+  const out: Buffer[] = []
+  const size = Math.ceil(stub.length / frags)
+  for (let i = 0; i < frags; i++) {
+    const part = stub.subarray(i * size, (i + 1) * size)
+    const h = Buffer.alloc(8)
+    if (be) {
+      h.writeUInt32BE(stub.length, 0)
+      h.writeUInt16BE(opts.ctx ?? 0, 4)
+      h.writeUInt16BE(opnum, 6)
+    } else {
+      h.writeUInt32LE(stub.length, 0)
+      h.writeUInt16LE(opts.ctx ?? 0, 4)
+      h.writeUInt16LE(opnum, 6)
+    }
+    const obj = opts.object !== undefined ? uuidX(opts.object, be) : Buffer.alloc(0)
+    let auth = Buffer.alloc(0)
+    let authLength = 0
+    if (opts.authPad !== undefined) {
+      // sec_trailer: auth_type 10 (NTLM), level 5 (integrity), pad length, reserved, context id; then a 16-byte signature
+      const t = Buffer.from([10, 5, opts.authPad, 0, 0, 0, 0, 0])
+      auth = Buffer.concat([Buffer.alloc(opts.authPad, 0xaa), t, Buffer.alloc(16, 0x5a)])
+      authLength = 16
+    }
+    const flags = (i === 0 ? 1 : 0) | (i === frags - 1 ? 2 : 0) | (opts.object !== undefined ? 0x80 : 0)
+    out.push(pduX(0, flags, opts.callId ?? 2, Buffer.concat([h, obj, part, auth]), be, authLength))
+  }
+  return Buffer.concat(out)
+}
+/** NDR conformant varying string in either byte order; `pad` aligns its end to 4 (what precedes a 4-aligned field) */
+function ndrStr(s: string, opts: {be?: boolean; max?: number; pad?: boolean; raw?: Buffer} = {}): Buffer {
+  const be = opts.be ?? false
+  let t = opts.raw ?? Buffer.from(s + '\0', 'utf16le')
+  if (be) t = Buffer.from(t).swap16()
+  const n = t.length / 2
+  const h = Buffer.alloc(12)
+  if (be) {
+    h.writeUInt32BE(opts.max ?? n, 0)
+    h.writeUInt32BE(n, 8)
+  } else {
+    h.writeUInt32LE(opts.max ?? n, 0)
+    h.writeUInt32LE(n, 8)
+  }
+  return Buffer.concat([h, t, Buffer.alloc(opts.pad === false ? 0 : (4 - (t.length % 4)) % 4)])
+}
+const u32x = (n: number, be = false): Buffer => {
+  const b = Buffer.alloc(4)
+  if (be) b.writeUInt32BE(n >>> 0, 0)
+  else b.writeUInt32LE(n >>> 0, 0)
+  return b
+}
+const canonX = (p: string, be = false): Buffer =>
+  Buffer.concat([u32x(0x20000, be), ndrStr('SRV', {be}), ndrStr(p, {be}), u32x(1, be), ndrStr('\\', {be}), u32x(1, be), u32x(0, be)])
+/** NetrServerAuthenticate/2/3 stub laid out as NDR does: the 8-byte credential (alignment 1) right after ComputerName */
+function authX(cred: Buffer, opts: {be?: boolean; flags?: boolean; name?: string; trailing?: Buffer} = {}): Buffer {
+  const be = opts.be ?? false
+  const name = opts.name ?? 'DC01'
+  const parts = [u32x(0x20000, be), ndrStr('\\\\' + name, {be}), ndrStr(name + '$', {be, pad: false})]
+  let len = parts.reduce((a, b) => a + b.length, 0)
+  const enumPad = len % 2
+  const sct = Buffer.alloc(2)
+  if (be) sct.writeUInt16BE(2, 0)
+  else sct.writeUInt16LE(2, 0)
+  parts.push(Buffer.alloc(enumPad), sct)
+  len += enumPad + 2
+  parts.push(Buffer.alloc((4 - (len % 4)) % 4))
+  len += (4 - (len % 4)) % 4
+  const comp = ndrStr(name, {be, pad: false})
+  parts.push(comp, cred)
+  len += comp.length + 8
+  if (opts.flags ?? true) parts.push(Buffer.alloc((4 - (len % 4)) % 4), be ? Buffer.from('212fffff', 'hex') : Buffer.from('ffff2f21', 'hex'))
+  if (opts.trailing) parts.push(opts.trailing)
+  return Buffer.concat(parts)
+}
+const WKSSVC = '6bffd098-a112-3610-9833-46c3f87e345a'
+const EPM = 'e1af8308-5d1f-11c9-91a4-08002b14a0fa'
+const LSARPC = '12345778-1234-abcd-ef00-0123456789ab'
+const ts = (...bufs: Buffer[]): ScriptStep[] => [{dir: 'toserver', data: Buffer.concat(bufs)}]
+
+describe('variant audit: DCE/RPC call shapes', () => {
+  const climb = '\\a\\..\\..\\..\\x'
+  it('MS08-067: srvsvc as the third context of a bind, and added later by alter_context', () => {
+    expect(fired(dcerpcAnalyzer, ts(bindX([[WKSSVC, 1], [EPM, 3], [SRVSVC, 3]]), requestX(31, canonX(climb), {ctx: 2})))).toEqual(['PP-2008-4250'])
+    // the same stub on the wkssvc context (ctx 0) is another call: nothing
+    expect(fired(dcerpcAnalyzer, ts(bindX([[WKSSVC, 1], [EPM, 3], [SRVSVC, 3]]), requestX(31, canonX(climb), {ctx: 0})))).toEqual([])
+    const alter = bindX([[WKSSVC, 1], [SRVSVC, 3]], {ptype: 14, callId: 2})
+    expect(fired(dcerpcAnalyzer, ts(bindX([[WKSSVC, 1]]), alter, requestX(32, canonX(climb), {ctx: 1, callId: 3})))).toEqual(['PP-2008-4250'])
+  })
+
+  it('MS08-067: big-endian data representation, object UUID, auth verifier padding, 5 fragments', () => {
+    expect(fired(dcerpcAnalyzer, ts(bindX([[SRVSVC, 3]], {be: true}), requestX(31, canonX(climb, true), {be: true})))).toEqual(['PP-2008-4250'])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[SRVSVC, 3]], {be: true}), requestX(31, canonX('\\a\\..\\b', true), {be: true})))).toEqual([])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[SRVSVC, 3]]), requestX(31, canonX(climb), {object: DSSETUP})))).toEqual(['PP-2008-4250'])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[SRVSVC, 3]]), requestX(31, canonX(climb), {authPad: 4})))).toEqual(['PP-2008-4250'])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[SRVSVC, 3]]), requestX(31, canonX(climb), {frags: 5, object: DSSETUP, authPad: 8})), 3)).toEqual(['PP-2008-4250'])
+  })
+
+  it('MS04-011: a string whose first character is not ASCII (shellcode), and max_count above actual_count', () => {
+    const sc = Buffer.concat([Buffer.alloc(1200, 0x90), Buffer.from([0, 0])])
+    const ds = (s: Buffer, be = false, max?: number): Buffer => Buffer.concat([u32x(0x20000, be), ndrStr('', {raw: s, be, max}), u32x(0, be)])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[DSSETUP, 0]]), requestX(9, ds(sc))))).toEqual(['PP-2003-0533'])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[DSSETUP, 0]], {be: true}), requestX(9, ds(sc, true), {be: true, frags: 3})))).toEqual(['PP-2003-0533'])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[DSSETUP, 0]]), requestX(9, ds(Buffer.from('B'.repeat(400) + '\0', 'utf16le'), false, 2000))))).toEqual(['PP-2003-0533'])
+    // a domain name of non-Latin characters within the limit
+    expect(fired(dcerpcAnalyzer, ts(bindX([[DSSETUP, 0]]), requestX(9, ds(Buffer.from('域'.repeat(60) + '\0', 'utf16le')))))).toEqual([])
+  })
+
+  it('MS03-026: a host name of non-Latin characters, over alter_context with ISystemActivator second', () => {
+    const act = (name: string, be = false): Buffer => Buffer.concat([Buffer.alloc(32), u32x(0x20004, be), ndrStr(name, {be}), u32x(0, be), u32x(0, be)])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[EPM, 3]]), bindX([[EPM, 3], [ISA, 0]], {ptype: 14, callId: 2}), requestX(4, act('\\\\' + 'ꙮ'.repeat(80) + '\\c$'), {ctx: 1, callId: 3})))).toEqual(['PP-2003-0352'])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[IRA, 0]], {be: true}), requestX(0, act('\\\\' + 'H'.repeat(70), true), {be: true})))).toEqual(['PP-2003-0352'])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[IRA, 0]], {be: true}), requestX(0, act('\\\\fileserver01\\docs\\a.doc', true), {be: true})))).toEqual([])
+  })
+})
+
+describe('variant audit: Zerologon', () => {
+  const nl = (opnum: number, stub: Buffer, opts: {be?: boolean; frags?: number} = {}): ScriptStep[] =>
+    ts(bindX([[NETLOGON, 1]], {be: opts.be}), requestX(opnum, stub, {be: opts.be, frags: opts.frags}))
+  const zero = Buffer.alloc(8)
+  it('NetrServerAuthenticate (5), 2 (15) and 3 (26) with a zero credential, laid out as NDR does (no padding before it)', () => {
+    for (const name of ['DC01', 'DC1', 'BAS-AD-01']) {
+      expect(fired(dcerpcAnalyzer, nl(26, authX(zero, {name})))).toEqual(['PP-2020-1472'])
+      expect(fired(dcerpcAnalyzer, nl(15, authX(zero, {name})))).toEqual(['PP-2020-1472'])
+      expect(fired(dcerpcAnalyzer, nl(5, authX(zero, {name, flags: false})))).toEqual(['PP-2020-1472'])
+    }
+  })
+
+  it('seven zero bytes and a free last byte (CFB8 accepts it 1 time in 256), big-endian, fragmented, trailing bytes', () => {
+    const c7 = Buffer.from('00000000000000a5', 'hex')
+    expect(fired(dcerpcAnalyzer, nl(26, authX(c7)))).toEqual(['PP-2020-1472'])
+    expect(fired(dcerpcAnalyzer, nl(26, authX(zero, {be: true}), {be: true}))).toEqual(['PP-2020-1472'])
+    expect(fired(dcerpcAnalyzer, nl(26, authX(c7, {name: 'DC01'}), {frags: 3}), 1)).toEqual(['PP-2020-1472'])
+    expect(fired(dcerpcAnalyzer, nl(15, authX(zero, {trailing: Buffer.from('01020304', 'hex')})))).toEqual(['PP-2020-1472'])
+  })
+
+  it('benign: random credentials on all three calls, four leading zero bytes, a zero challenge request alone', () => {
+    const rnd = Buffer.from('9f3b71c2e4a05d18', 'hex')
+    for (const op of [5, 15, 26]) expect(fired(dcerpcAnalyzer, nl(op, authX(rnd, {flags: op !== 5})))).toEqual([])
+    expect(fired(dcerpcAnalyzer, nl(26, authX(Buffer.from('00000000c3d2e1f0', 'hex'))))).toEqual([])
+    // credential bytes that happen to end in zeros (the old end-relative read took padding for the credential)
+    expect(fired(dcerpcAnalyzer, nl(26, authX(Buffer.from('7a00000000000000', 'hex'), {name: 'DC01'})))).toEqual([])
+    const reqChallenge = Buffer.concat([u32x(0x20000), ndrStr('\\\\DC01'), ndrStr('DC01', {pad: false}), zero])
+    expect(fired(dcerpcAnalyzer, nl(4, reqChallenge))).toEqual([])
+  })
+
+  it('NetrServerPasswordSet2: zero password found by parsing, also with bytes after it; a real one is not', () => {
+    const ps2 = (pw: Buffer, trailing = Buffer.alloc(0)): Buffer => {
+      const head = authX(Buffer.alloc(0), {flags: false, name: 'DC01'})
+      const padded = Buffer.concat([head, Buffer.alloc((4 - (head.length % 4)) % 4)])
+      return Buffer.concat([padded, Buffer.alloc(12), pw, trailing])
+    }
+    expect(fired(dcerpcAnalyzer, nl(30, ps2(Buffer.alloc(516))))).toEqual(['PP-2020-1472-PASSWORDSET'])
+    expect(fired(dcerpcAnalyzer, nl(30, ps2(Buffer.alloc(516), Buffer.alloc(8, 0x41))))).toEqual(['PP-2020-1472-PASSWORDSET'])
+    expect(fired(dcerpcAnalyzer, nl(30, ps2(Buffer.alloc(516, 0x3c))))).toEqual([])
+  })
+})
+
+describe('variant audit: CVE-2022-26809 responses', () => {
+  const ack = (ptype: number, maxXmit: number): Buffer => {
+    const b = Buffer.alloc(10 + 2 + 4 + 24)
+    b.writeUInt16LE(maxXmit, 0)
+    b.writeUInt16LE(maxXmit, 2)
+    b.writeUInt16LE(0, 8) // no secondary address (an alter_context_resp carries none)
+    b.writeUInt8(1, 12)
+    uuidLe(NDR20).copy(b, 20)
+    b.writeUInt32LE(2, 36)
+    return pduX(ptype, 3, 2, b)
+  }
+  it('a malformed alter_context_resp fires like a malformed bind_ack; a normal one does not', () => {
+    const script = (ptype: number, x: number): ScriptStep[] => [
+      {dir: 'toserver', data: bindX([[SRVSVC, 3]])},
+      {dir: 'toclient', data: ack(12, 4280)},
+      {dir: 'toserver', data: bindX([[SRVSVC, 3], [WKSSVC, 1]], {ptype: 14, callId: 2})},
+      {dir: 'toclient', data: ack(ptype, x)},
+    ]
+    expect(fired(dcerpcAnalyzer, script(15, 16))).toEqual(['PP-2022-26809', 'PP-DCERPC-MALFORMED-PDU'])
+    expect(fired(dcerpcAnalyzer, script(12, 16))).toEqual(['PP-2022-26809', 'PP-DCERPC-MALFORMED-PDU'])
+    expect(fired(dcerpcAnalyzer, script(15, 4280))).toEqual([])
+  })
+})
+
+// ---- SMB transports for DCE/RPC ----
+const nbss = (b: Buffer): Buffer => Buffer.concat([Buffer.from([0, b.length >> 16, (b.length >> 8) & 255, b.length & 255]), b])
+function smb1(cmd: number, o: {reply?: boolean; tid?: number; mid: number; status?: number}, words: Buffer, bytes: Buffer): Buffer {
+  const h = Buffer.alloc(32)
+  Buffer.from('ff534d42', 'hex').copy(h)
+  h.writeUInt8(cmd, 4)
+  h.writeUInt32LE(o.status ?? 0, 5)
+  h.writeUInt8(o.reply ? 0x98 : 0x18, 9)
+  h.writeUInt16LE(o.tid ?? 0, 24)
+  h.writeUInt16LE(o.mid, 30)
+  const bc = Buffer.alloc(2)
+  bc.writeUInt16LE(bytes.length, 0)
+  return nbss(Buffer.concat([h, Buffer.from([words.length / 2]), words, bc, bytes]))
+}
+/** SMB1: tree connect to \\SRV\<share> (tid 7), NT_CREATE_ANDX of `name` (FID 0x4001), ANSI names */
+function smb1Open(share: string, name: string): ScriptStep[] {
+  const tcw = Buffer.alloc(8)
+  tcw.writeUInt8(0xff, 0)
+  tcw.writeUInt16LE(1, 6)
+  const create = Buffer.alloc(48)
+  create.writeUInt8(0xff, 0)
+  create.writeUInt16LE(name.length, 5)
+  const resp = Buffer.alloc(68)
+  resp.writeUInt8(0xff, 0)
+  resp.writeUInt16LE(0x4001, 5)
+  return [
+    {dir: 'toserver', data: smb1(0x75, {mid: 1}, tcw, Buffer.from(`\0\\\\SRV\\${share}\0?????\0`, 'latin1'))},
+    {dir: 'toclient', data: smb1(0x75, {reply: true, mid: 1, tid: 7}, Buffer.alloc(6), Buffer.alloc(0))},
+    {dir: 'toserver', data: smb1(0xa2, {mid: 2, tid: 7}, create, Buffer.from(name + '\0', 'latin1'))},
+    {dir: 'toclient', data: smb1(0xa2, {reply: true, mid: 2, tid: 7}, resp, Buffer.alloc(0))},
+  ]
+}
+function smb1WriteAndX(data: Buffer, mid: number): Buffer {
+  const w = Buffer.alloc(28)
+  w.writeUInt8(0xff, 0)
+  w.writeUInt16LE(0x4001, 4)
+  w.writeUInt16LE(0x08, 14) // message start
+  w.writeUInt16LE(data.length, 20)
+  w.writeUInt16LE(32 + 1 + 28 + 2 + 1, 22)
+  return smb1(0x2f, {mid, tid: 7}, w, Buffer.concat([Buffer.alloc(1), data]))
+}
+/** TransactNmPipe carrying data[0, first) in the TRANS and the rest in TRANS_SECONDARY messages of `step` bytes */
+function smb1Transact(data: Buffer, mid: number, first: number, step: number): Buffer {
+  const w = Buffer.alloc(32)
+  w.writeUInt16LE(data.length, 2)
+  w.writeUInt16LE(1024, 6)
+  w.writeUInt16LE(first, 22)
+  w.writeUInt16LE(32 + 1 + 32 + 2 + 7, 24)
+  w.writeUInt8(2, 26)
+  w.writeUInt16LE(0x26, 28)
+  w.writeUInt16LE(0x4001, 30)
+  const out = [smb1(0x25, {mid, tid: 7}, w, Buffer.concat([Buffer.from('\\PIPE\\\0', 'latin1'), data.subarray(0, first)]))]
+  for (let at = first; at < data.length; at += step) {
+    const part = data.subarray(at, at + step)
+    const s = Buffer.alloc(16)
+    s.writeUInt16LE(data.length, 2)
+    s.writeUInt16LE(part.length, 10)
+    s.writeUInt16LE(32 + 1 + 16 + 2, 12)
+    s.writeUInt16LE(at, 14)
+    out.push(smb1(0x26, {mid, tid: 7}, s, part))
+  }
+  return Buffer.concat(out)
+}
+function smb2(cmd: number, o: {reply?: boolean; tree?: number; id: number; status?: number}, body: Buffer): Buffer {
+  const h = Buffer.alloc(64)
+  Buffer.from('fe534d42', 'hex').copy(h)
+  h.writeUInt16LE(64, 4)
+  h.writeUInt32LE(o.status ?? 0, 8)
+  h.writeUInt16LE(cmd, 12)
+  h.writeUInt32LE(o.reply ? 1 : 0, 16)
+  h.writeBigUInt64LE(BigInt(o.id), 24)
+  h.writeUInt32LE(o.tree ?? 0, 36)
+  return nbss(Buffer.concat([h, body]))
+}
+const FILE_ID = Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex')
+/** SMB2: tree connect to \\SRV\<share> (tree 5), CREATE of `name` (FileId FILE_ID) */
+function smb2Open(share: string, name: string): ScriptStep[] {
+  const path = Buffer.from(`\\\\SRV\\${share}`, 'utf16le')
+  const tc = Buffer.alloc(8)
+  tc.writeUInt16LE(9, 0)
+  tc.writeUInt16LE(72, 4)
+  tc.writeUInt16LE(path.length, 6)
+  const nm = Buffer.from(name, 'utf16le')
+  const cr = Buffer.alloc(56)
+  cr.writeUInt16LE(57, 0)
+  cr.writeUInt16LE(120, 44)
+  cr.writeUInt16LE(nm.length, 46)
+  const crr = Buffer.alloc(88)
+  FILE_ID.copy(crr, 64)
+  return [
+    {dir: 'toserver', data: smb2(3, {id: 1}, Buffer.concat([tc, path]))},
+    {dir: 'toclient', data: smb2(3, {reply: true, id: 1, tree: 5}, Buffer.alloc(16))},
+    {dir: 'toserver', data: smb2(5, {id: 2, tree: 5}, Buffer.concat([cr, nm]))},
+    {dir: 'toclient', data: smb2(5, {reply: true, id: 2, tree: 5}, crr)},
+  ]
+}
+function smb2Write(data: Buffer, id: number): Buffer {
+  const b = Buffer.alloc(48)
+  b.writeUInt16LE(49, 0)
+  b.writeUInt16LE(64 + 48, 2)
+  b.writeUInt32LE(data.length, 4)
+  FILE_ID.copy(b, 16)
+  return smb2(9, {id, tree: 5}, Buffer.concat([b, data]))
+}
+function smb2Ioctl(data: Buffer, id: number): Buffer {
+  const b = Buffer.alloc(56)
+  b.writeUInt16LE(57, 0)
+  b.writeUInt32LE(0x0011c017, 4)
+  FILE_ID.copy(b, 8)
+  b.writeUInt32LE(64 + 56, 24)
+  b.writeUInt32LE(data.length, 28)
+  b.writeUInt32LE(1024, 44)
+  b.writeUInt32LE(1, 48)
+  return smb2(11, {id, tree: 5}, Buffer.concat([b, data]))
+}
+
+describe('variant audit: DCE/RPC over SMB named pipes', () => {
+  const bad = Buffer.concat([bindX([[SRVSVC, 3]]), requestX(31, canonX('\\x\\..\\..\\y'), {frags: 2})])
+  const good = Buffer.concat([bindX([[SRVSVC, 3]]), requestX(31, canonX('\\x\\..\\y'))])
+  it('MS08-067 over SMB1 WRITE_ANDX, TRANS TransactNmPipe (with TRANS_SECONDARY), SMB2 WRITE and SMB2 IOCTL', () => {
+    expect(fired(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), {dir: 'toserver', data: smb1WriteAndX(bad, 3)}])).toEqual(['PP-2008-4250'])
+    expect(fired(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), {dir: 'toserver', data: smb1Transact(bad, 3, bad.length, 1)}])).toEqual(['PP-2008-4250'])
+    // the request split over the TRANS and three secondaries (a transaction's data may be)
+    expect(fired(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), {dir: 'toserver', data: smb1Transact(bad, 3, 90, 60)}])).toEqual(['PP-2008-4250'])
+    expect(fired(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), {dir: 'toserver', data: smb1Transact(bad, 3, 90, 60)}], 5)).toEqual(['PP-2008-4250'])
+    expect(fired(smbAnalyzer, [...smb2Open('IPC$', 'srvsvc'), {dir: 'toserver', data: smb2Write(bad, 3)}])).toEqual(['PP-2008-4250'])
+    expect(fired(smbAnalyzer, [...smb2Open('IPC$', 'srvsvc'), {dir: 'toserver', data: smb2Ioctl(bad, 3)}])).toEqual(['PP-2008-4250'])
+  })
+
+  it('benign: the same calls with a path that stays inside its root', () => {
+    expect(fired(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), {dir: 'toserver', data: smb1Transact(good, 3, 90, 60)}])).toEqual([])
+    expect(fired(smbAnalyzer, [...smb2Open('IPC$', 'srvsvc'), {dir: 'toserver', data: smb2Ioctl(good, 3)}])).toEqual([])
+  })
+
+  it('Zerologon over the netlogon pipe (SMB2 IOCTL), MS04-011 over lsarpc (SMB1 TRANS)', () => {
+    const zl = Buffer.concat([bindX([[NETLOGON, 1]]), requestX(26, authX(Buffer.alloc(8)))])
+    expect(fired(smbAnalyzer, [...smb2Open('IPC$', 'netlogon'), {dir: 'toserver', data: smb2Ioctl(zl, 3)}])).toEqual(['PP-2020-1472'])
+    const ds = Buffer.concat([u32x(0x20000), ndrStr('', {raw: Buffer.concat([Buffer.alloc(3000, 0xeb), Buffer.alloc(2)])}), u32x(0)])
+    const sasser = Buffer.concat([bindX([[LSARPC, 0], [DSSETUP, 0]]), requestX(9, ds, {ctx: 1, frags: 3})])
+    expect(fired(smbAnalyzer, [...smb1Open('IPC$', '\\lsarpc'), {dir: 'toserver', data: smb1Transact(sasser, 3, 1000, 2000)}])).toEqual(['PP-2003-0533'])
+  })
+})
+
+describe('variant audit: SMB', () => {
+  it('SambaCry: a path as pipe name over SMB1 (ANSI) and SMB2; not on a disk share, not an ordinary pipe', () => {
+    expect(fired(smbAnalyzer, smb1Open('IPC$', '/srv/share/x.so'))).toEqual(['PP-2017-7494'])
+    expect(fired(smbAnalyzer, smb1Open('ipc$', '\\\\PIPE\\/tmp/evil.so'))).toEqual(['PP-2017-7494'])
+    expect(fired(smbAnalyzer, smb2Open('IPC$', '/data/upload/payload.so'))).toEqual(['PP-2017-7494'])
+    expect(fired(smbAnalyzer, smb2Open('DATA', 'docs/a/b.txt'))).toEqual([])
+    expect(fired(smbAnalyzer, smb2Open('IPC$', 'srvsvc'))).toEqual([])
+  })
+
+  const t = (cmd: number, mid: number, v: Record<number, number>, words: number, data = Buffer.alloc(0)): Buffer => {
+    const w = Buffer.alloc(words * 2)
+    const nt = cmd === 0xa0 || cmd === 0xa1
+    for (const [off, val] of Object.entries(v)) {
+      const o = Number(off)
+      if (nt && o !== 36 && o !== 0) w.writeUInt32LE(val, o)
+      else w.writeUInt16LE(val, o)
+    }
+    return smb1(cmd, {mid, tid: 7}, w, data)
+  }
+  it('MS17-010: NT_TRANSACT then TRANS2_SECONDARY (EternalBlue), NT_TRANSACT_SECONDARY past the total, TRANS2 offset past the message', () => {
+    // NT_TRANSACT: TotalParam 30 @3, TotalData 66512 @7, ParamCount 30 @19, DataCount 976 @27, function 0 @36
+    const ntt = t(0xa0, 9, {3: 30, 7: 66512, 19: 30, 23: 84, 27: 976, 31: 116, 36: 0}, 20)
+    const t2s = t(0x33, 9, {0: 0, 2: 4096, 10: 4096, 12: 68, 14: 976}, 9)
+    expect(fired(smbAnalyzer, [{dir: 'toserver', data: Buffer.concat([ntt, t2s])}])).toContain('PP-2017-0143')
+    // NT_TRANSACT_SECONDARY: DataCount 100 @23 at displacement 66500 @31 (> TotalData 66512)
+    const nts = t(0xa1, 9, {7: 66512, 23: 100, 27: 80, 31: 66500}, 18)
+    expect(fired(smbAnalyzer, [{dir: 'toserver', data: Buffer.concat([ntt, nts])}])).toContain('PP-2017-0143')
+    // TRANS2 whose DataOffset + DataCount passes the message
+    const t2 = t(0x32, 10, {0: 0, 2: 200, 22: 200, 24: 4000, 26: 1, 28: 0x0e}, 15)
+    expect(fired(smbAnalyzer, [{dir: 'toserver', data: t2}])).toContain('PP-2017-0143')
+    // benign: a TRANS2 whose data arrives in a consistent secondary
+    const p = t(0x32, 11, {0: 0, 2: 100, 22: 0, 24: 0, 26: 1, 28: 0x05}, 15)
+    const s = t(0x33, 11, {2: 100, 10: 100, 12: 32 + 1 + 18 + 2, 14: 0}, 9, Buffer.alloc(100, 0x41))
+    expect(fired(smbAnalyzer, [{dir: 'toserver', data: Buffer.concat([p, s])}])).toEqual([])
+  })
+
+  it('SMBGhost: every compression algorithm, an Offset alone near 2^32, over NetBIOS 139; ordinary transforms pass', () => {
+    const ct = (orig: number, alg: number, off: number): Buffer => {
+      const b = Buffer.alloc(16 + 32)
+      Buffer.from('fc534d42', 'hex').copy(b)
+      b.writeUInt32LE(orig >>> 0, 4)
+      b.writeUInt16LE(alg, 8)
+      b.writeUInt32LE(off >>> 0, 12)
+      return nbss(b)
+    }
+    for (const alg of [1, 2, 3, 4]) expect(fired(smbAnalyzer, ts(ct(0xffffffff, alg, 0x10)))).toEqual(['PP-2020-0796'])
+    expect(fired(smbAnalyzer, ts(ct(0x20, 1, 0xfffffff0)))).toEqual(['PP-2020-0796'])
+    const session = Buffer.concat([Buffer.from([0x81, 0, 0, 68]), Buffer.alloc(68, 0x41)])
+    expect(fired(smbAnalyzer, ts(session, ct(0x80000000, 2, 0x80000000)))).toEqual(['PP-2020-0796'])
+    expect(fired(smbAnalyzer, ts(ct(0x1000, 1, 0), ct(0x10000, 3, 0x40)))).toEqual([])
+  })
+
+  it('rpcbomb: v4 GETADDRLIST and v3 TADDR2UADDR netbufs, a TCP record in four fragments; a normal GETADDR passes', () => {
+    const w = (...xs: number[]): Buffer => {
+      const b = Buffer.alloc(4 * xs.length)
+      xs.forEach((x, i) => b.writeUInt32BE(x >>> 0, 4 * i))
+      return b
+    }
+    const hdr = (vers: number, proc: number): Buffer => w(0x1234, 0, 2, 100000, vers, proc, 0, 0, 0, 0)
+    const v4 = Buffer.concat([hdr(4, 11), w(100005, 3, 0xfffffff0), Buffer.from('tcp\0'), w(0, 0)])
+    expect(fired(oncrpcUdpAnalyzer, [{dir: 'toserver', data: v4}])).toEqual(['PP-2017-8779'])
+    const t2u = Buffer.concat([hdr(3, 8), w(0x7fffffff, 0x7fffffff), Buffer.alloc(8)])
+    expect(fired(oncrpcUdpAnalyzer, [{dir: 'toserver', data: t2u}])).toEqual(['PP-2017-8779'])
+    const parts = [v4.subarray(0, 12), v4.subarray(12, 40), v4.subarray(40, 44), v4.subarray(44)]
+    const tcp = Buffer.concat(parts.flatMap((p, i) => [w((i === parts.length - 1 ? 0x80000000 : 0) + p.length), p]))
+    expect(fired(oncrpcAnalyzer, [{dir: 'toserver', data: tcp}], 3)).toEqual(['PP-2017-8779'])
+    const ok = Buffer.concat([hdr(4, 3), w(100005, 3, 3), Buffer.from('tcp\0'), w(0, 0)])
     expect(fired(oncrpcUdpAnalyzer, [{dir: 'toserver', data: ok}])).toEqual([])
   })
 })

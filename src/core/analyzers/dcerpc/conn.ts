@@ -124,6 +124,40 @@ function allZero(b: Uint8Array, from: number, to: number): boolean {
   return true
 }
 
+/**
+ * End of the NDR conformant varying string (C706 14.3.4.2: max_count, offset, actual_count,
+ * then actual_count UTF-16 units) that starts at the first 4-aligned offset from `at`, or -1
+ * when it does not fit in the stub or its counts are inconsistent.
+ */
+function ndrStringEnd(stub: Uint8Array, at: number, le: boolean): number {
+  const i = (at + 3) & ~3
+  if (i + 12 > stub.length) return -1
+  const max = rd32(stub, i, le)
+  const offset = rd32(stub, i + 4, le)
+  const actual = rd32(stub, i + 8, le)
+  if (actual > max || offset + actual > max) return -1
+  const end = i + 12 + 2 * actual
+  return end <= stub.length ? end : -1
+}
+
+/**
+ * Offset of the field after ComputerName in the netlogon calls that start with
+ * (PrimaryName [unique string], AccountName [string], SecureChannelType [enum16],
+ * ComputerName [string]): NetrServerAuthenticate/2/3 (their ClientCredential, 8 bytes of
+ * alignment 1, so it follows the string with no padding) and NetrServerPasswordSet2. -1 when
+ * the stub does not parse that way.
+ */
+function netlogonCredentialAt(stub: Uint8Array, le: boolean): number {
+  if (stub.length < 4) return -1
+  let i = 4
+  if (rd32(stub, 0, le) !== 0) i = ndrStringEnd(stub, i, le)
+  if (i >= 0) i = ndrStringEnd(stub, i, le)
+  if (i < 0) return -1
+  i = ((i + 1) & ~1) + 2
+  i = ndrStringEnd(stub, i, le)
+  return i >= 0 && i + 8 <= stub.length ? i : -1
+}
+
 export class DcerpcConn {
   private readonly st: Record<Direction, DirState>
   private readonly contexts = new Map<number, Ctx>()
@@ -435,16 +469,29 @@ export class DcerpcConn {
     f.set('dcerpc.stub.max_string_length', {v: ndr.maxLength})
     if (c === undefined || INTERFACE_NAMES[c.uuid] !== 'netlogon') return
     const n = stub.length
-    // MS-NRPC 3.5.4.4.2 NetrServerAuthenticate3: ... ComputerName, ClientCredential(8), NegotiateFlags(4)
-    if (opnum === 26 && n >= 12) {
-      f.set('netlogon.client_credential', {v: hex(stub, n - 12, n - 4)})
-      f.set('netlogon.client_credential.raw', sp(latin1(stub, n - 12, n - 4), stubBase, n - 12, 8))
-      f.set('netlogon.client_credential_zero', {v: allZero(stub, n - 12, n - 4) ? 1 : 0})
+    // MS-NRPC 3.5.4.4.1-3 NetrServerAuthenticate (5), NetrServerAuthenticate2 (15) and 3 (26):
+    // PrimaryName, AccountName, SecureChannelType, ComputerName, ClientCredential(8)[, NegotiateFlags]
+    if (opnum === 5 || opnum === 15 || opnum === 26) {
+      let at = netlogonCredentialAt(stub, le)
+      // not parseable as NDR: the last 8 bytes (opnum 5) or the 8 before NegotiateFlags
+      if (at < 0) at = opnum === 5 ? n - 8 : n - 12
+      if (at >= 0 && at + 8 <= n) {
+        f.set('netlogon.client_credential', {v: hex(stub, at, at + 8)})
+        f.set('netlogon.client_credential.raw', sp(latin1(stub, at, at + 8), stubBase, at, 8))
+        f.set('netlogon.client_credential_zero', {v: allZero(stub, at, at + 8) ? 1 : 0})
+        let z = 0
+        while (z < 8 && stub[at + z] === 0) z++
+        f.set('netlogon.client_credential.leading_zeros', {v: z})
+      }
     }
-    // MS-NRPC 3.5.4.4.5 NetrServerPasswordSet2: ... Authenticator(8 + 4), ClearNewPassword(516)
-    if (opnum === 30 && n >= 528) {
-      f.set('netlogon.authenticator_zero', {v: allZero(stub, n - 528, n - 520) ? 1 : 0})
-      f.set('netlogon.new_password_zero', {v: allZero(stub, n - 516, n) ? 1 : 0})
+    // MS-NRPC 3.5.4.4.5 NetrServerPasswordSet2: ..., ComputerName, Authenticator(8 + 4), ClearNewPassword(516)
+    if (opnum === 30) {
+      const cred = netlogonCredentialAt(stub, le)
+      const auth = cred < 0 ? n - 528 : (cred + 3) & ~3
+      if (auth >= 0 && auth + 528 <= n) {
+        f.set('netlogon.authenticator_zero', {v: allZero(stub, auth, auth + 8) ? 1 : 0})
+        f.set('netlogon.new_password_zero', {v: allZero(stub, auth + 12, auth + 528) ? 1 : 0})
+      }
     }
   }
 

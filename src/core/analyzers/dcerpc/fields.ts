@@ -42,9 +42,10 @@ export const DCERPC_FIELDS: readonly FieldSpec[] = [
   {name: 'dcerpc.bind_nak.reason', description: 'bind_nak provider reject reason, with span', type: 'number'},
   {name: 'dcerpc.epm.port', description: 'endpoint-mapper ept_map response: port of each tower', type: 'number', multi: true},
   {name: 'dcerpc.epm.interface', description: 'endpoint-mapper ept_map response: interface UUID of each tower', type: 'string', multi: true},
-  {name: 'netlogon.client_credential', description: 'NetrServerAuthenticate3 (netlogon opnum 26) ClientCredential, hex of the 8 bytes', type: 'string'},
+  {name: 'netlogon.client_credential', description: 'NetrServerAuthenticate, 2 and 3 (netlogon opnums 5, 15, 26) ClientCredential, hex of the 8 bytes (located by parsing the NDR stub)', type: 'string'},
   {name: 'netlogon.client_credential.raw', description: 'the same 8 bytes raw, with span when the request was not fragmented', type: 'bytes'},
   {name: 'netlogon.client_credential_zero', description: '1 when the ClientCredential is all zero (Zerologon CVE-2020-1472)', type: 'number'},
+  {name: 'netlogon.client_credential.leading_zeros', description: 'zero bytes at the start of the ClientCredential (0-8; under Zerologon, a zero-IV AES-CFB8, a credential of k <= 7 leading zeros is accepted once in 2^(8(8-k)) tries, 8 once in 256)', type: 'number'},
   {name: 'netlogon.authenticator_zero', description: 'NetrServerPasswordSet2 (opnum 30): 1 when the Authenticator credential is all zero', type: 'number'},
   {name: 'netlogon.new_password_zero', description: 'NetrServerPasswordSet2 (opnum 30): 1 when the 516-byte ClearNewPassword is all zero', type: 'number'},
 ]

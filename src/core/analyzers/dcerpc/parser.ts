@@ -282,9 +282,11 @@ export interface NdrStrings {
 
 /**
  * Heuristic NDR scan for conformant varying UTF-16 strings (C706 14.3.4.2): at each 4-aligned
- * offset look for max_count(4) offset(4)=0 actual_count(4)<=max_count followed by UTF-16LE text
- * (first character's high byte 0 and low byte printable). Strings are decoded up to maxChars
- * characters (latin1, characters above 0xff become '?'), at most maxStrings of them.
+ * offset look for max_count(4) offset(4)=0 actual_count(4)<=max_count followed by UTF-16 text
+ * in the PDU's byte order whose first character is printable ASCII, or - whatever the first
+ * character (shellcode, non-Latin names) - by a whole [string] that fits in the stub and ends
+ * with its NUL terminator (the server's unmarshaller insists on both). Strings are decoded up
+ * to maxChars characters (latin1, characters above 0xff become '?'), at most maxStrings of them.
  */
 export function scanNdrStrings(stub: Uint8Array, le: boolean, maxStrings: number, maxChars: number): NdrStrings {
   const out: NdrStrings = {strings: [], maxLength: 0, lastEnd: -1}
@@ -296,7 +298,9 @@ export function scanNdrStrings(stub: Uint8Array, le: boolean, maxStrings: number
     const actual = rd32(stub, i + 8, le)
     const c0 = le ? stub[i + 12]! : stub[i + 13]!
     const c1 = le ? stub[i + 13]! : stub[i + 12]!
-    if (off === 0 && actual > 0 && actual <= max && c1 === 0 && c0 >= 0x20 && c0 < 0x7f) {
+    const printable = c1 === 0 && c0 >= 0x20 && c0 < 0x7f
+    const whole = (c0 | c1) !== 0 && actual >= 2 && i + 12 + 2 * actual <= n && stub[i + 10 + 2 * actual] === 0 && stub[i + 11 + 2 * actual] === 0
+    if (off === 0 && actual > 0 && actual <= max && (printable || whole)) {
       const take = Math.min(actual, maxChars, (n - i - 12) >> 1)
       let s = ''
       let end = take

@@ -77,6 +77,9 @@ interface Trans {
   totalData: number
   gotParam: number
   gotData: number
+  /** TransactNmPipe on a tracked pipe: its key, and the data bytes fed to it so far */
+  pipe?: string
+  fed: number
 }
 
 interface Feed {
@@ -528,14 +531,16 @@ export class SmbAnalyzer implements Analyzer {
     let bad = n(po) + n(pc) > msgLen || n(dof) + n(dc) > msgLen
     if (cmd === 0x32 && m.length >= w + 30) f.set('smb.trans2.subcommand', sp(u16(m, w + 28), mOff + w + 28, 2))
     if (cmd === 0xa0 && m.length >= w + 38) f.set('smb.nt_transact.function', sp(u16(m, w + 36), mOff + w + 36, 2))
+    let pipe: string | undefined
     if (cmd === 0x25 && m.length >= w + 32 && m[w + 26]! >= 2) {
       const fn = u16(m, w + 28)
       const fid = u16(m, w + 30)
       f.set('smb.trans.function', sp(fn, mOff + w + 28, 2))
       f.set('smb.fid', sp(fid, mOff + w + 30, 2))
       if (fn === 0x26 && this.pipes.has(`1:${fid}`)) {
-        this.feed(`1:${fid}`, 'toserver', m, mOff, n(dof), n(dc))
-        this.remember(id, {kind: 'fid', name: `1:${fid}`, pipe: true})
+        pipe = `1:${fid}`
+        this.feed(pipe, 'toserver', m, mOff, n(dof), n(dc))
+        this.remember(id, {kind: 'fid', name: pipe, pipe: true})
       }
     }
     if (!secondary) {
@@ -545,7 +550,7 @@ export class SmbAnalyzer implements Analyzer {
           this.ctx.anomaly({type: 'applayer', event: 'smb.transaction_limit', detail: {limit: this.limits.maxTransactions}})
           this.trans.delete(this.trans.keys().next().value as number)
         }
-        this.trans.set(mid, {cmd, totalParam: n(tp), totalData: n(td), gotParam: n(pc), gotData: n(dc)})
+        this.trans.set(mid, {cmd, totalParam: n(tp), totalData: n(td), gotParam: n(pc), gotData: n(dc), pipe, fed: n(dc)})
       } else {
         this.trans.delete(mid)
       }
@@ -557,6 +562,11 @@ export class SmbAnalyzer implements Analyzer {
       } else {
         const mismatch = SECONDARY_OF[cmd] !== t.cmd
         f.set('smb.trans.type_mismatch', {v: mismatch ? 1 : 0})
+        // the rest of a TransactNmPipe's data (a DCE/RPC request split over secondaries), in order
+        if (t.pipe !== undefined && cmd === 0x26 && n(dd) === t.fed) {
+          this.feed(t.pipe, 'toserver', m, mOff, n(dof), n(dc))
+          t.fed += n(dc)
+        }
         t.gotParam += n(pc)
         t.gotData += n(dc)
         bad ||= mismatch || n(pd) + n(pc) > t.totalParam || n(dd) + n(dc) > t.totalData || n(tp) > t.totalParam || n(td) > t.totalData
