@@ -5,11 +5,11 @@
  * (multi-line) reply. PASV/EPSV answers announce the data connection through
  * ctx.dynamicService. AUTH TLS + 234: both directions stop (TLS follows).
  */
-import type {AnalyzerContext, Direction, Fields} from '../types.js'
+import type {AnalyzerContext, Direction, FieldValue, Fields} from '../types.js'
 import {LineAnalyzerBase} from '../line/base.js'
 import {ReplyCollector, type ReplyLimits} from '../line/reply.js'
 import type {LineEvent, LineLimits} from '../line/splitter.js'
-import {countByte, latin1, matchWordCI, skipSpaces, span, trimEnd, upperAscii, wordEnd} from '../line/text.js'
+import {countByte, latin1, matchWordCI, skipSpaces, span, stripTelnet, trimEnd, upperAscii, wordEnd} from '../line/text.js'
 import {parseEprt, parseEpsvReply, parsePasvReply, parsePort} from './parser.js'
 
 export interface FtpLimits extends LineLimits, ReplyLimits {
@@ -54,7 +54,8 @@ export class FtpAnalyzer extends LineAnalyzerBase {
   }
 
   protected clientLine(ev: LineEvent): void {
-    const b = ev.line
+    // the command as the server reads it: Telnet commands (IAC ...) inside the line removed
+    const b = stripTelnet(ev.line)
     const base = ev.start
     const f: Fields = new Map()
     const ve = wordEnd(b, 0)
@@ -66,9 +67,8 @@ export class FtpAnalyzer extends LineAnalyzerBase {
     f.set('ftp.command', {v: verb})
     f.set('ftp.command.raw', span(raw, base, ve))
     if (a1 > a0) f.set('ftp.args', span(latin1(b, a0, a1), base + a0, a1 - a0))
-    f.set('ftp.line', span(latin1(b), base, b.length))
     f.set('ftp.line.length', {v: ev.length})
-    const iac = countByte(b, 0xff)
+    const iac = countByte(ev.line, 0xff)
     if (iac > 0) {
       f.set('ftp.iac.count', {v: iac})
       this.ctx.anomaly({type: 'applayer', event: 'ftp.telnet_iac', detail: {offset: base, count: iac}})
@@ -107,6 +107,9 @@ export class FtpAnalyzer extends LineAnalyzerBase {
       default:
         break
     }
+    // values parsed out of a stripped line do not map onto the stream: no spans (a fix drops)
+    if (b !== ev.line) for (const [k, v] of f) f.set(k, Array.isArray(v) ? v.map(withoutSpan) : withoutSpan(v))
+    f.set('ftp.line', span(latin1(ev.line), base, ev.line.length))
     this.session(f)
     if (this.queue.length < this.limits.maxPending) this.queue.push(verb.length > 16 ? verb.slice(0, 16) : verb)
     else this.ctx.anomaly({type: 'applayer', event: 'ftp.pending_overflow', detail: {limit: this.limits.maxPending}})
@@ -214,4 +217,8 @@ export function detectFtp(dir: Direction, b: Uint8Array): boolean {
     else if (matchWordCI(b, i, 'SMTP') || matchWordCI(b, i, 'MAIL')) return false
   }
   return ftp || b[0] === 50
+}
+
+function withoutSpan(v: FieldValue): FieldValue {
+  return v.off === undefined ? v : {v: v.v}
 }

@@ -5,7 +5,7 @@ export const FTP_FIELDS: readonly FieldSpec[] = [
   {name: 'ftp.command', description: 'command verb, upper-cased (raw verb with span: ftp.command.raw)', type: 'string'},
   {name: 'ftp.command.raw', description: 'command verb as sent, with span', type: 'string'},
   {name: 'ftp.args', description: 'everything after the verb and its blanks up to CRLF, with span', type: 'string'},
-  {name: 'ftp.line', description: 'the whole command line without CRLF (first maxLineBytes bytes of an overlong one), with span', type: 'string'},
+  {name: 'ftp.line', description: 'the whole command line as sent, Telnet commands included, without CRLF (first maxLineBytes bytes of an overlong one), with span; the other command fields are read from the line with its Telnet commands (IAC ...) removed, as the server reads it, and have no span when any was', type: 'string'},
   {name: 'ftp.line.length', description: 'command line length without CRLF; maxLineBytes+1 when longer than the cap', type: 'number'},
   {name: 'ftp.user', description: 'USER argument (with span on the USER command; the session user, without span, on later PDUs)', type: 'string'},
   {name: 'ftp.pass', description: 'PASS argument, with span', type: 'string'},

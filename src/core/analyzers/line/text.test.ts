@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
-import {latin1} from './text.js'
+import {latin1, stripTelnet} from './text.js'
 
 describe('latin1', () => {
   it('equals Buffer latin1 decoding of the same range, for every length and offset, on views too', () => {
@@ -22,5 +22,29 @@ describe('latin1', () => {
     expect(s.length).toBe(256)
     expect([...s].map((c) => c.charCodeAt(0))).toEqual([...all])
     expect(latin1(all, 250, 240)).toBe('')
+  })
+})
+
+describe('stripTelnet', () => {
+  const strip = (s: string) => Buffer.from(stripTelnet(new Uint8Array(Buffer.from(s, 'latin1')))).toString('latin1')
+  it('removes Telnet commands and keeps IAC IAC as one data byte', () => {
+    expect(strip('SI\xff\xf4TE CPFR')).toBe('SITE CPFR')
+    expect(strip('A\xff\xfd\x01B\xff\xfb\x03C')).toBe('ABC')
+    expect(strip('x\xff\xfa\x18\x01abc\xff\xf0y')).toBe('xy')
+    expect(strip('a\xff\xffb')).toBe('a\xffb')
+    expect(strip('a\xff')).toBe('a')
+    expect(strip('a\xff\xfa\x18 unterminated')).toBe('a')
+  })
+  it('returns the line itself when it holds no IAC; never grows; no IAC survives except as data', () => {
+    const plain = new Uint8Array(Buffer.from('USER joe'))
+    expect(stripTelnet(plain)).toBe(plain)
+    fc.assert(fc.property(fc.uint8Array({maxLength: 64}).map((a) => a.map((x) => (x % 3 === 0 ? 0xff : x))), (line) => {
+      const out = stripTelnet(line)
+      expect(out.length).toBeLessThanOrEqual(line.length)
+      // stripping again only turns the IAC IAC data bytes' survivors into commands: bytes that
+      // were not 0xff come through in order
+      const kept = [...line].filter((x) => x !== 0xff)
+      expect([...out].filter((x) => x !== 0xff).every((x) => kept.includes(x))).toBe(true)
+    }))
   })
 })

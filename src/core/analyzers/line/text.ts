@@ -100,6 +100,41 @@ export function countByte(b: Uint8Array, value: number, from = 0, to = b.length)
   return n
 }
 
+/**
+ * A line with its Telnet commands removed, as FTP servers that speak Telnet on the control
+ * connection read it (RFC 959 section 4.1, RFC 854): IAC IAC is a data byte 255, IAC
+ * WILL/WONT/DO/DONT and their option byte go, IAC SB ... IAC SE goes, any other IAC command (IP,
+ * DM, AYT...) goes. `b` itself when it holds no IAC.
+ */
+export function stripTelnet(b: Uint8Array): Uint8Array {
+  if (b.indexOf(0xff) < 0) return b
+  const out = new Uint8Array(b.length)
+  let n = 0
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!
+    if (c !== 0xff) {
+      out[n++] = c
+      continue
+    }
+    const cmd = b[i + 1]
+    if (cmd === undefined) break
+    if (cmd === 0xff) {
+      out[n++] = 0xff
+      i++
+    } else if (cmd >= 251) {
+      i += 2
+    } else if (cmd === 250) {
+      // subnegotiation: up to IAC SE (or the end of the line)
+      let j = i + 2
+      while (j < b.length && !(b[j] === 0xff && b[j + 1] === 240)) j++
+      i = j + 1
+    } else {
+      i++
+    }
+  }
+  return out.subarray(0, n)
+}
+
 function isB64(c: number): boolean {
   return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47
 }
