@@ -119,6 +119,13 @@ const cases: Case[] = [
   {name: 'ftp bounce: EPRT to an IPv6 host', protocol: 'ftp', steps: [...FTP_LOGIN, s('EPRT |2|2001:db8::7|80|\r\n')], expect: ['PP-FTP-BOUNCE']},
   {name: 'ftp long: 513-byte line', protocol: 'ftp', steps: [...FTP_LOGIN, s(`DELE ${'d'.repeat(508)}\r\n`)], expect: ['PP-FTP-LONG-COMMAND']},
   {name: 'vsftpd cwd: 1025-byte CWD also trips the long line rule', protocol: 'ftp', steps: [...FTP_LOGIN, s(`cwd ${'/x'.repeat(513)}\r\n`)], expect: ['PP-2007-5962', 'PP-FTP-LONG-COMMAND']},
+  // RFC 3030 BDAT instead of DATA: the header section arrives in counted chunks
+  {name: 'crackaddr: in a BDAT LAST chunk', protocol: 'smtp', steps: [...SMTP_GREET, s('MAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.org>\r\n'), c('250 ok\r\n250 ok\r\n'),
+    s(`BDAT 146 LAST\r\nTo: ${'<>'.repeat(60)}\r\nSubject: x\r\n\r\nbody\r\n`)], expect: ['PP-2002-1337']},
+  {name: 'crackaddr: the header cut by a BDAT chunk boundary', protocol: 'smtp', steps: [...SMTP_GREET, s('MAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.org>\r\n'), c('250 ok\r\n250 ok\r\n'),
+    s(`BDAT 50\r\nTo: ${'<>'.repeat(23)}`), c('250 ok\r\n'), s(`BDAT 96 LAST\r\n${'<>'.repeat(37)}\r\nSubject: x\r\n\r\nbody\r\n`)], expect: ['PP-2002-1337']},
+  {name: 'BDAT: an ordinary message in chunks', protocol: 'smtp', steps: [...SMTP_GREET, s('MAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.org>\r\n'), c('250 ok\r\n250 ok\r\n'),
+    s('BDAT 30\r\nFrom: <a@example.net>\r\nTo: <b@'), c('250 ok\r\n'), s('BDAT 36 LAST\r\nexample.org>\r\nSubject: hi\r\n\r\nhello\r\n')], expect: []},
   // Telnet commands inside a command line are removed by the server before it parses the line
   {name: 'mod_copy: Telnet IP and AYT inside SITE', protocol: 'ftp', steps: [c('220 ProFTPD\r\n'), s('SI\xff\xf4TE CP\xff\xf6FR /etc/passwd\r\n')], expect: ['PP-2015-3306']},
   {name: 'wu-ftpd: IAC DO option and IAC SB..SE inside EXEC', protocol: 'ftp', steps: [...FTP_LOGIN, s('SITE E\xff\xfd\x01XEC \xff\xfa\x18abc\xff\xf0%p%n\r\n')], expect: ['PP-2000-0573', 'PP-2010-4221']},

@@ -4,14 +4,16 @@
  *
  * toserver: one 'command' PDU per command line; AUTH continuation lines are 'auth' PDUs; after
  * DATA the message's header section is one 'message' PDU (held until the blank line, capped) and
- * the final "." gives a 'data_end' PDU carrying the message length; BDAT chunks are skipped by
- * byte count. toclient: one 'reply' PDU per (multi-line) reply. Replies are matched to commands
+ * the final "." gives a 'data_end' PDU carrying the message length. BDAT chunks (RFC 3030) are
+ * taken by byte count; the header section they carry is read line by line across chunks and
+ * judged as 'message' PDUs, one per chunk that completed header lines (a client waits for each
+ * chunk's reply, so a chunk cannot be held for the next). toclient: one 'reply' PDU per (multi-line) reply. Replies are matched to commands
  * through a bounded FIFO (pipelining). After STARTTLS + 220 both directions stop.
  */
 import type {AnalyzerContext, Direction, FieldValue, Fields} from '../types.js'
 import {LineAnalyzerBase} from '../line/base.js'
 import {ReplyCollector, type ReplyLimits} from '../line/reply.js'
-import type {LineEvent, LineLimits} from '../line/splitter.js'
+import {LineSplitter, type LineEvent, type LineLimits} from '../line/splitter.js'
 import {addMulti, allDigits, base64DecodeLatin1, base64Valid, decimalBig, latin1, matchWordCI, span, upperAscii} from '../line/text.js'
 import {parseBdat, parseHeaderLine, parsePath, splitCommand} from './parser.js'
 
@@ -51,6 +53,8 @@ interface HeaderAcc {
   raw: string
   value: string
   full: boolean
+  /** BDAT: the field's bytes are not one run of the stream (a chunk boundary cuts them): no span */
+  split?: boolean
 }
 
 /** the DATA terminator line, ".\r\n" */
@@ -75,6 +79,9 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
   private headers: HeaderAcc[] = []
   private cur: HeaderAcc | null = null
   private bdatLast = false
+  /** a BDAT message whose header section is still being read (its chunks' lines, not the stream's) */
+  private bdatHeaders = false
+  private bdatLines: LineSplitter | null = null
   private mailFrom: FieldValue | null = null
   private rcpts: FieldValue[] = []
 
@@ -99,6 +106,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
 
   protected override unitStart(dir: Direction): number {
     if (dir === 'toclient') return this.reply.holding ? this.reply.start : -1
+    if (this.bdatHeaders) return this.inHeaders && this.cs.inBytes ? this.dataStart : -1
     return this.state === 'data' && this.inHeaders ? this.dataStart : -1
   }
 
@@ -108,6 +116,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
       queue: this.queue.length,
       replyLines: this.reply.texts.length,
       headers: this.headers.length,
+      bdatLine: this.bdatLines?.buffered ?? 0,
       headerBytes: this.inHeaders ? this.headerBytes : 0,
       rcpts: this.rcpts.length,
     }
@@ -168,6 +177,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
         if (verb === 'MAIL') {
           this.mailFrom = {v: addr.v}
           this.rcpts = []
+          this.bdatHeaders = false
         } else if (this.rcpts.length < this.limits.maxPipeline) {
           this.rcpts.push({v: addr.v})
         }
@@ -212,6 +222,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
         }
         this.bdatLast = p.last
         after = 'bdat'
+        if (!this.bdatHeaders && !this.bdatBody) this.beginBdat()
         break
       }
       default:
@@ -225,6 +236,8 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
       this.authTurn = false
     } else if (after === 'bdat' && bdatSize > 0) {
       this.cs.expectBytes(bdatSize)
+    } else if (after === 'bdat' && this.bdatLast) {
+      this.endBdat(ev.end)
     }
   }
 
@@ -290,7 +303,13 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     }
     this.dataLines++
     this.dataBytes += ev.end - ev.start
-    if (!this.inHeaders) return
+    if (this.inHeaders) this.headerLine(ev)
+  }
+
+  /** one line of a message's header section (DATA lines, or BDAT chunk content split into lines) */
+  private headerLine(ev: LineEvent): void {
+    const b = ev.line
+    const split = this.bdatHeaders && ev.start < this.bdatChunkStart
     const h = parseHeaderLine(b)
     if (h.type === 'end' || h.status === 'error') {
       if (h.status === 'error') this.ctx.anomaly({type: 'applayer', event: 'smtp.data.malformed_header', detail: {offset: ev.start}})
@@ -314,6 +333,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
         const piece = add.length > room ? add.slice(0, Math.max(0, room)) : add
         c.value += piece
         c.raw += piece
+        if (split) c.split = true
       }
     } else {
       this.headerCount++
@@ -328,6 +348,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
           raw: latin1(b, 0, h.valueStart) + v,
           value: v,
           full: full || ev.tooLong,
+          split,
         }
         this.headers.push(acc)
         this.cur = acc
@@ -344,25 +365,81 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     }
   }
 
-  private emitMessage(end: number, truncated: boolean): void {
+  /** `more`: a BDAT chunk ended inside the header section: judge what there is, keep reading */
+  private emitMessage(end: number, truncated: boolean, more = false): void {
     const f: Fields = new Map()
     for (const h of this.headers) {
-      addMulti(f, 'smtp.data.headers', span(h.raw, h.off, h.raw.length))
-      addMulti(f, `smtp.data.header.${h.name}`, span(h.value, h.valueOff, h.value.length))
+      addMulti(f, 'smtp.data.headers', h.split ? {v: h.raw} : span(h.raw, h.off, h.raw.length))
+      addMulti(f, `smtp.data.header.${h.name}`, h.split ? {v: h.value} : span(h.value, h.valueOff, h.value.length))
     }
     f.set('smtp.data.header_count', {v: this.headerCount})
     f.set('smtp.data.header_bytes', {v: this.headerBytes})
     if (truncated) f.set('smtp.data.truncated', {v: 1})
     if (this.mailFrom !== null) f.set('smtp.mail_from', {v: this.mailFrom.v})
     if (this.rcpts.length > 0) f.set('smtp.rcpt_to', this.rcpts.slice())
-    this.inHeaders = false
-    this.headers = []
-    this.cur = null
+    if (more) f.set('smtp.data.partial', {v: 1})
+    else {
+      this.inHeaders = false
+      this.headers = []
+      this.cur = null
+    }
     this.emit('message', 'toserver', this.dataStart, end, f)
   }
 
-  protected override clientBytes(_d: Uint8Array, _off: number, done: boolean): void {
-    if (done && this.bdatLast) this.bdatLast = false
+  // ---- BDAT -------------------------------------------------------------------------------
+
+  /** first BDAT chunk of a message: its header section is read from the chunks */
+  private beginBdat(): void {
+    this.bdatBody = false
+    this.bdatHeaders = true
+    this.dataStart = -1
+    this.inHeaders = true
+    this.headerBytes = 0
+    this.headerCount = 0
+    this.headers = []
+    this.cur = null
+    this.bdatLines = new LineSplitter({onLine: (ev) => this.inHeaders && this.headerLine(ev), onBytes: () => {}}, this.ctx.anomaly, 'smtp', this.limits)
+  }
+
+  /** a message's content came in chunks: past its header section only the LAST chunk matters */
+  private bdatBody = false
+
+  /** stream offset of the current BDAT chunk's first byte */
+  private bdatChunkStart = 0
+
+  protected override clientBytes(d: Uint8Array, off: number, done: boolean): void {
+    if (this.bdatHeaders && this.inHeaders) {
+      const lines = this.bdatLines!
+      if (this.dataStart < 0) this.dataStart = off
+      if (lines.offset !== off) this.bdatChunkStart = off
+      lines.offset = off
+      lines.push(d)
+      if (this.inHeaders && done) {
+        // the client waits for this chunk's reply: judge the header lines completed so far and
+        // go on from the chunk's end (a header line cut by the chunk end is judged with the next)
+        if (this.bdatLast) {
+          lines.finish()
+          if (this.inHeaders) this.emitMessage(off + d.length, false)
+        } else if (this.headers.length > 0) {
+          this.emitMessage(off + d.length, false, true)
+          this.dataStart = -1
+        }
+      }
+      if (!this.inHeaders) {
+        this.bdatHeaders = false
+        this.bdatBody = true
+      }
+    }
+    if (done && this.bdatLast) this.endBdat(off + d.length)
+  }
+
+  /** the LAST chunk went through: the next BDAT starts a new message */
+  private endBdat(end: number): void {
+    if (this.bdatHeaders && this.inHeaders) this.emitMessage(end, true)
+    this.bdatLast = false
+    this.bdatHeaders = false
+    this.bdatBody = false
+    this.inHeaders = false
   }
 
   // ---- server -------------------------------------------------------------------------------

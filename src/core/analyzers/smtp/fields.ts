@@ -27,6 +27,7 @@ export const SMTP_FIELDS: readonly FieldSpec[] = [
   {name: 'smtp.data.header_count', description: 'message PDU: header fields seen (also those beyond maxHeaders)', type: 'number'},
   {name: 'smtp.data.header_bytes', description: 'message/data_end PDU: bytes of the header section including the blank line', type: 'number'},
   {name: 'smtp.data.truncated', description: 'message PDU: 1 when the header section hit maxHeaderBytes, a gap or the end of stream', type: 'number'},
+  {name: 'smtp.data.partial', description: 'BDAT: 1 when a chunk ended inside the header section: the headers so far, judged before the next chunk (the rest come in later message units)', type: 'number'},
   {name: 'smtp.data.length', description: 'data_end PDU: message bytes between DATA and the final "." line, as sent (dot-stuffed)', type: 'number'},
   {name: 'smtp.data.lines', description: 'data_end PDU: message lines', type: 'number'},
   {name: 'smtp.reply.code', description: 'reply code, with span (absent when the first line is malformed)', type: 'number'},

@@ -153,15 +153,58 @@ describe('smtp: attacks (hand-written)', () => {
     expect(r.pdus.filter((p) => p.dir === 'toserver').map((p) => one(p, 'smtp.command').v)).toEqual(['DATA', 'QUIT'])
   })
 
-  it('BDAT chunks are skipped by count, sizes reported as bigint', () => {
+  it('BDAT chunks are taken by count (no command inside them), sizes reported as bigint', () => {
     const r = runAnalyzer(smtpAnalyzer, [GREET, S('BDAT 12\r\nQUIT\r\nQUIT\r\nBDAT 0 LAST\r\nNOOP\r\n')])
-    const cmds = r.pdus.filter((p) => p.dir === 'toserver')
+    const cmds = r.pdus.filter((p) => p.dir === 'toserver' && p.kind === 'command')
     expect(cmds.map((p) => one(p, 'smtp.command').v)).toEqual(['BDAT', 'BDAT', 'NOOP'])
     expect(one(cmds[0]!, 'smtp.bdat.size')).toEqual({v: 12n, off: 5, len: 2})
     expect(one(cmds[1]!, 'smtp.bdat.last').v).toBe(1)
     const huge = runAnalyzer(smtpAnalyzer, [GREET, S('BDAT 99999999999999999999\r\nNOOP\r\n')])
-    expect(huge.anomalies.map((a) => a.event)).toEqual(['smtp.bdat_size_overflow'])
-    expect(huge.pdus.filter((p) => p.dir === 'toserver').length).toBe(1)
+    expect(huge.anomalies.map((a) => a.event)[0]).toBe('smtp.bdat_size_overflow')
+    // the rest of the stream is the chunk: no command after it (its lines are read as headers)
+    expect(huge.pdus.filter((p) => p.dir === 'toserver' && p.kind === 'command').length).toBe(1)
+  })
+
+  it('BDAT: the header section is read across chunks and judged per chunk, spans in the stream', () => {
+    const hdr = 'From: <a@b>\r\nTo: <c@d>,\r\n\t<e@f>\r\nSubject: hi\r\n\r\nbody line\r\nX-Not: a header\r\n'
+    const cut = 20 // inside "To: ..."
+    const c1 = hdr.slice(0, cut)
+    const c2 = hdr.slice(cut)
+    const conv = [GREET, S('MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n'), C('250 ok\r\n250 ok\r\n'),
+      S(`BDAT ${c1.length}\r\n${c1}`), C('250 ok\r\n'), S(`BDAT ${c2.length} LAST\r\n${c2}`), C('250 ok\r\n'), S('QUIT\r\n')]
+    for (const chunkSize of [undefined, 1, 7]) {
+      const r = runAnalyzer(smtpAnalyzer, conv, {chunkSize})
+      const msgs = r.pdus.filter((p) => p.kind === 'message')
+      expect(msgs.length, String(chunkSize)).toBe(2)
+      // first chunk: the complete From line only, marked partial; judged up to the chunk's end
+      expect(msgs[0]!.fields.get('smtp.data.partial')).toEqual({v: 1})
+      const h0 = msgs[0]!.fields.get('smtp.data.headers')
+      expect((Array.isArray(h0) ? h0 : [h0!]).map((h) => h.v)).toEqual(['From: <a@b>'])
+      // second: every header (folded To complete), none of the body, and each span is the stream's bytes
+      const h1 = msgs[1]!.fields.get('smtp.data.headers')
+      const all = Array.isArray(h1) ? h1 : [h1!]
+      expect(all.map((h) => h.v)).toEqual(['From: <a@b>', 'To: <c@d>,\r\n\t<e@f>', 'Subject: hi'])
+      const stream = Buffer.concat(conv.filter((x) => x.dir === 'toserver').map((x) => Buffer.from(x.data))).toString('latin1')
+      // To: is cut by the chunk boundary (the next BDAT line lies between its halves): no span
+      expect(all[1]!.off).toBeUndefined()
+      for (const h of [all[0]!, all[2]!]) expect(stream.slice(h.off!, h.off! + h.len!)).toBe(h.v)
+      expect(msgs[1]!.fields.get('smtp.data.header_count')).toEqual({v: 3})
+      // each unit covers its own chunk
+      expect(stream.slice(msgs[0]!.start, msgs[0]!.end)).toBe(c1)
+      expect(stream.slice(msgs[1]!.start, msgs[1]!.start + 10)).toBe(c2.slice(0, 10))
+      expect(r.pdus.filter((p) => p.kind === 'command').map((p) => (p.fields.get('smtp.command') as {v: string}).v)).toEqual(['MAIL', 'RCPT', 'BDAT', 'BDAT', 'QUIT'])
+    }
+  })
+
+  it('BDAT: chunk bytes are held only while their header lines are unjudged, and a new MAIL starts over', () => {
+    const a = new SmtpAnalyzer({emit: () => {}, anomaly: () => {}})
+    a.data('toclient', bytes('220 mx\r\n'))
+    a.data('toserver', bytes('MAIL FROM:<a@b>\r\nBDAT 30\r\nSubject: one\r\nX: t'))
+    const start = 'MAIL FROM:<a@b>\r\nBDAT 30\r\n'.length
+    expect(a.pendingFrom('toserver')).toBe(start)
+    a.data('toserver', bytes('wo\r\nY: three\r\n'))
+    // the chunk is complete: judged, nothing held while the client waits for the reply
+    expect(a.pendingFrom('toserver')).toBe(-1)
   })
 
   it('header section cap: message emitted early, truncated, anomaly', () => {
