@@ -7,8 +7,8 @@
  * the final "." gives a 'data_end' PDU carrying the message length. BDAT chunks (RFC 3030) are
  * taken by byte count; the header section they carry is read line by line across chunks and
  * judged as 'message' PDUs, one per chunk that completed header lines (a client waits for each
- * chunk's reply, so a chunk cannot be held for the next). toclient: one 'reply' PDU per (multi-line) reply. Replies are matched to commands
- * through a bounded FIFO (pipelining). After STARTTLS + 220 both directions stop.
+ * chunk's reply, so a chunk cannot be held for the next). toclient: one 'reply' PDU per
+ * (multi-line) reply. Replies are matched to commands through a bounded FIFO (pipelining). After STARTTLS + 220 both directions stop.
  */
 import type {AnalyzerContext, Direction, FieldValue, Fields} from '../types.js'
 import {LineAnalyzerBase} from '../line/base.js'
@@ -81,7 +81,11 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
   private bdatLast = false
   /** a BDAT message whose header section is still being read (its chunks' lines, not the stream's) */
   private bdatHeaders = false
+  /** a BDAT message past its header section: only its LAST chunk matters */
+  private bdatBody = false
+  /** the lines of a BDAT message's chunks, and the stream offset of the current chunk's first byte */
   private bdatLines: LineSplitter | null = null
+  private bdatChunkStart = 0
   private mailFrom: FieldValue | null = null
   private rcpts: FieldValue[] = []
 
@@ -400,12 +404,6 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     this.cur = null
     this.bdatLines = new LineSplitter({onLine: (ev) => this.inHeaders && this.headerLine(ev), onBytes: () => {}}, this.ctx.anomaly, 'smtp', this.limits)
   }
-
-  /** a message's content came in chunks: past its header section only the LAST chunk matters */
-  private bdatBody = false
-
-  /** stream offset of the current BDAT chunk's first byte */
-  private bdatChunkStart = 0
 
   protected override clientBytes(d: Uint8Array, off: number, done: boolean): void {
     if (this.bdatHeaders && this.inHeaders) {
