@@ -10,7 +10,9 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {runAnalyzer, type ScriptStep} from '../../src/core/analyzers/harness.js'
 import {dcerpcAnalyzer} from '../../src/core/analyzers/dcerpc/index.js'
-import {smbAnalyzer} from '../../src/core/analyzers/smb/index.js'
+import {SmbAnalyzer, smbAnalyzer, type SmbLimits} from '../../src/core/analyzers/smb/index.js'
+import {splitInvariance} from '../../src/core/analyzers/line/testing.js'
+import {binarySpanMismatches} from '../../src/core/analyzers/dcerpc/testing.js'
 import {oncrpcAnalyzer, oncrpcUdpAnalyzer} from '../../src/core/analyzers/oncrpc/index.js'
 import type {AnalyzerFactory, Pdu} from '../../src/core/analyzers/types.js'
 import type {CompiledRule} from '../../src/core/rules/compile.js'
@@ -538,7 +540,7 @@ function smb1Open(share: string, name: string): ScriptStep[] {
   resp.writeUInt16LE(0x4001, 5)
   return [
     {dir: 'toserver', data: smb1(0x75, {mid: 1}, tcw, Buffer.from(`\0\\\\SRV\\${share}\0?????\0`, 'latin1'))},
-    {dir: 'toclient', data: smb1(0x75, {reply: true, mid: 1, tid: 7}, Buffer.alloc(6), Buffer.alloc(0))},
+    {dir: 'toclient', data: smb1(0x75, {reply: true, mid: 1, tid: 7}, Buffer.from('ff0000000000', 'hex'), Buffer.alloc(0))},
     {dir: 'toserver', data: smb1(0xa2, {mid: 2, tid: 7}, create, Buffer.from(name + '\0', 'latin1'))},
     {dir: 'toclient', data: smb1(0xa2, {reply: true, mid: 2, tid: 7}, resp, Buffer.alloc(0))},
   ]
@@ -722,5 +724,365 @@ describe('variant audit: SMB', () => {
     expect(fired(oncrpcAnalyzer, [{dir: 'toserver', data: tcp}], 3)).toEqual(['PP-2017-8779'])
     const ok = Buffer.concat([hdr(4, 3), w(100005, 3, 3), Buffer.from('tcp\0'), w(0, 0)])
     expect(fired(oncrpcUdpAnalyzer, [{dir: 'toserver', data: ok}])).toEqual([])
+  })
+})
+
+// ---- variant audit (session 5, H9): SMB1 AndX chains, SMB2 compounds, out-of-order TRANS_SECONDARY ----
+
+const ANDX = new Set([0x2e, 0x2f, 0x73, 0x75, 0xa2])
+/** the state an SMB analyzer holds after `script`, and its anomalies */
+function held(script: readonly ScriptStep[], limits: Partial<SmbLimits> = {}): {state: Record<string, number>; anomalies: string[]} {
+  const anomalies: string[] = []
+  const a = new SmbAnalyzer({emit: () => {}, anomaly: (x) => anomalies.push(x.event)}, limits)
+  for (const s of script) a.data(s.dir, s.data)
+  return {state: a.heldState(), anomalies}
+}
+interface Blk {
+  cmd: number
+  /** the command's words, given where (from the SMB header) its bytes will start */
+  words: (bytesAt: number) => Buffer
+  bytes?: Buffer
+}
+/** one SMB1 message chaining `blocks` (AndXCommand / AndXOffset filled in for AndX commands) */
+function smb1Chain(o: {reply?: boolean; tid?: number; mid: number; status?: number}, blocks: Blk[]): Buffer {
+  const h = Buffer.alloc(32)
+  Buffer.from('ff534d42', 'hex').copy(h)
+  h.writeUInt8(blocks[0]!.cmd, 4)
+  h.writeUInt32LE(o.status ?? 0, 5)
+  h.writeUInt8(o.reply ? 0x98 : 0x18, 9)
+  h.writeUInt16LE(o.tid ?? 0, 24)
+  h.writeUInt16LE(o.mid, 30)
+  const parts: Buffer[] = [h]
+  let at = 32
+  blocks.forEach((b, i) => {
+    const bytes = b.bytes ?? Buffer.alloc(0)
+    const wlen = b.words(0).length
+    const words = Buffer.from(b.words(at + 1 + wlen + 2))
+    const next = at + 1 + wlen + 2 + bytes.length
+    if (ANDX.has(b.cmd) && words.length >= 4) {
+      words.writeUInt8(i + 1 < blocks.length ? blocks[i + 1]!.cmd : 0xff, 0)
+      words.writeUInt16LE(i + 1 < blocks.length ? next : 0, 2)
+    }
+    const bc = Buffer.alloc(2)
+    bc.writeUInt16LE(bytes.length, 0)
+    parts.push(Buffer.from([wlen / 2]), words, bc, bytes)
+    at = next
+  })
+  return nbss(Buffer.concat(parts))
+}
+const treeConnect = (share: string): Blk => {
+  const w = Buffer.alloc(8)
+  w.writeUInt16LE(1, 6)
+  return {cmd: 0x75, words: () => w, bytes: Buffer.from(`\0\\\\SRV\\${share}\0?????\0`, 'latin1')}
+}
+const ntCreate = (name: string): Blk => {
+  const w = Buffer.alloc(48)
+  w.writeUInt16LE(name.length, 5)
+  return {cmd: 0xa2, words: () => w, bytes: Buffer.from(name + '\0', 'latin1')}
+}
+const sessionSetup: Blk = {cmd: 0x73, words: () => Buffer.alloc(26), bytes: Buffer.alloc(8)}
+/** WRITE_ANDX of `data` to `fid` (0xffff: the FID a chained create opens is used whatever this says) */
+const writeAndX = (data: Buffer, fid = 0xffff): Blk => ({
+  cmd: 0x2f,
+  words: (at) => {
+    const w = Buffer.alloc(24)
+    w.writeUInt16LE(fid, 4)
+    w.writeUInt16LE(data.length, 20)
+    w.writeUInt16LE(at + 1, 22)
+    return w
+  },
+  bytes: Buffer.concat([Buffer.alloc(1), data]),
+})
+const readAndX = (fid = 0xffff): Blk => {
+  const w = Buffer.alloc(20)
+  w.writeUInt16LE(fid, 4)
+  w.writeUInt16LE(1024, 10)
+  return {cmd: 0x2e, words: () => w}
+}
+const treeConnectResp: Blk = {cmd: 0x75, words: () => Buffer.alloc(6), bytes: Buffer.from('IPC\0', 'latin1')}
+const ntCreateResp = (fid: number): Blk => {
+  const w = Buffer.alloc(68)
+  w.writeUInt16LE(fid, 5)
+  return {cmd: 0xa2, words: () => w}
+}
+const writeResp: Blk = {cmd: 0x2f, words: () => Buffer.alloc(12)}
+const readResp = (data: Buffer): Blk => ({
+  cmd: 0x2e,
+  words: (at) => {
+    const w = Buffer.alloc(24)
+    w.writeUInt16LE(data.length, 10)
+    w.writeUInt16LE(at + 1, 12)
+    return w
+  },
+  bytes: Buffer.concat([Buffer.alloc(1), data]),
+})
+/** a bind_ack whose max_xmit_frag is under the 1432-byte minimum (CVE-2022-26809 rule, PP-DCERPC-MALFORMED-PDU) */
+function badBindAck(): Buffer {
+  const b = Buffer.alloc(10 + 2 + 4 + 24)
+  b.writeUInt16LE(16, 0)
+  b.writeUInt16LE(16, 2)
+  b.writeUInt8(1, 12)
+  uuidLe(NDR20).copy(b, 20)
+  b.writeUInt32LE(2, 36)
+  return pduX(12, 3, 1, b)
+}
+
+/** SMB2 command (header + body) for a compound: flags 1 reply, 4 related */
+function smb2Cmd(cmd: number, o: {reply?: boolean; related?: boolean; tree?: number; id: number; status?: number}, body: Buffer): Buffer {
+  const h = Buffer.alloc(64)
+  Buffer.from('fe534d42', 'hex').copy(h)
+  h.writeUInt16LE(64, 4)
+  h.writeUInt32LE(o.status ?? 0, 8)
+  h.writeUInt16LE(cmd, 12)
+  h.writeUInt32LE((o.reply ? 1 : 0) | (o.related ? 4 : 0), 16)
+  h.writeBigUInt64LE(BigInt(o.id), 24)
+  h.writeUInt32LE(o.tree ?? 0, 36)
+  return Buffer.concat([h, body])
+}
+/** NextCommand chaining, each command but the last padded to 8 bytes */
+function compound(...cmds: Buffer[]): Buffer {
+  const parts = cmds.map((c, i) => {
+    if (i === cmds.length - 1) return c
+    const p = Buffer.concat([c, Buffer.alloc((8 - (c.length % 8)) % 8)])
+    p.writeUInt32LE(p.length, 20)
+    return p
+  })
+  return nbss(Buffer.concat(parts))
+}
+const ANY_FILE = Buffer.alloc(16, 0xff)
+const createBody = (name: string): Buffer => {
+  const nm = Buffer.from(name, 'utf16le')
+  const cr = Buffer.alloc(56)
+  cr.writeUInt16LE(57, 0)
+  cr.writeUInt16LE(120, 44)
+  cr.writeUInt16LE(nm.length, 46)
+  return Buffer.concat([cr, nm])
+}
+const writeBody = (data: Buffer, file = ANY_FILE): Buffer => {
+  const b = Buffer.alloc(48)
+  b.writeUInt16LE(49, 0)
+  b.writeUInt16LE(64 + 48, 2)
+  b.writeUInt32LE(data.length, 4)
+  file.copy(b, 16)
+  return Buffer.concat([b, data])
+}
+const ioctlBody = (data: Buffer, file = ANY_FILE): Buffer => {
+  const b = Buffer.alloc(56)
+  b.writeUInt16LE(57, 0)
+  b.writeUInt32LE(0x0011c017, 4)
+  file.copy(b, 8)
+  b.writeUInt32LE(64 + 56, 24)
+  b.writeUInt32LE(data.length, 28)
+  b.writeUInt32LE(1024, 44)
+  b.writeUInt32LE(1, 48)
+  return Buffer.concat([b, data])
+}
+const readBody = (file = ANY_FILE): Buffer => {
+  const b = Buffer.alloc(49)
+  b.writeUInt16LE(49, 0)
+  b.writeUInt32LE(1024, 4)
+  file.copy(b, 16)
+  return b
+}
+const readRespBody = (data: Buffer): Buffer => {
+  const b = Buffer.alloc(16)
+  b.writeUInt16LE(17, 0)
+  b.writeUInt8(64 + 16, 2)
+  b.writeUInt32LE(data.length, 4)
+  return Buffer.concat([b, data])
+}
+const createRespBody = (): Buffer => {
+  const b = Buffer.alloc(88)
+  b.writeUInt16LE(89, 0)
+  FILE_ID.copy(b, 64)
+  return b
+}
+/** SMB2 tree connect to \\SRV\<share> answered with tree 5 */
+function smb2Tree(share: string): ScriptStep[] {
+  const path = Buffer.from(`\\\\SRV\\${share}`, 'utf16le')
+  const tc = Buffer.alloc(8)
+  tc.writeUInt16LE(9, 0)
+  tc.writeUInt16LE(72, 4)
+  tc.writeUInt16LE(path.length, 6)
+  return [
+    {dir: 'toserver', data: smb2(3, {id: 1}, Buffer.concat([tc, path]))},
+    {dir: 'toclient', data: smb2(3, {reply: true, id: 1, tree: 5}, Buffer.alloc(16))},
+  ]
+}
+
+describe('variant audit: SMB1 AndX chains', () => {
+  const bad = Buffer.concat([bindX([[SRVSVC, 3]]), requestX(31, canonX('\\x\\..\\..\\y'))])
+  const good = Buffer.concat([bindX([[SRVSVC, 3]]), requestX(31, canonX('\\x\\..\\y'))])
+  const tc1 = (share: string): ScriptStep[] => smb1Open(share, '\\x').slice(0, 2) // tree 7
+
+  it('SambaCry: NT_CREATE_ANDX chained after TREE_CONNECT_ANDX (and after SESSION_SETUP_ANDX) on IPC$', () => {
+    expect(fired(smbAnalyzer, ts(smb1Chain({mid: 1}, [treeConnect('IPC$'), ntCreate('/tmp/evil.so')])))).toEqual(['PP-2017-7494'])
+    expect(fired(smbAnalyzer, ts(smb1Chain({mid: 1}, [sessionSetup, treeConnect('IPC$'), ntCreate('\\\\PIPE\\/srv/up/x.so')])), 3)).toEqual(['PP-2017-7494'])
+    // on a tree connected earlier (tid 7), the create chained behind a READ_ANDX
+    expect(fired(smbAnalyzer, [...tc1('IPC$'), ...ts(smb1Chain({mid: 2, tid: 7}, [readAndX(1), ntCreate('/tmp/evil.so')]))])).toEqual(['PP-2017-7494'])
+  })
+
+  it('benign chains: a path on a disk share, an ordinary pipe on IPC$', () => {
+    expect(fired(smbAnalyzer, ts(smb1Chain({mid: 1}, [treeConnect('DATA'), ntCreate('docs/a/b.txt')])))).toEqual([])
+    expect(fired(smbAnalyzer, ts(smb1Chain({mid: 1}, [treeConnect('IPC$'), ntCreate('\\srvsvc')])))).toEqual([])
+    // the chained tree is a disk share even though the header's tid 7 is IPC$
+    expect(fired(smbAnalyzer, [...tc1('IPC$'), ...ts(smb1Chain({mid: 2, tid: 7}, [treeConnect('DATA'), ntCreate('docs/a/b.txt')]))])).toEqual([])
+  })
+
+  it('MS08-067: WRITE_ANDX chained after the NT_CREATE_ANDX that opens srvsvc reaches the pipe, also with the tree connect chained', () => {
+    expect(fired(smbAnalyzer, [...tc1('IPC$'), ...ts(smb1Chain({mid: 2, tid: 7}, [ntCreate('\\srvsvc'), writeAndX(bad), readAndX()]))])).toEqual(['PP-2008-4250'])
+    expect(fired(smbAnalyzer, ts(smb1Chain({mid: 2}, [treeConnect('IPC$'), ntCreate('\\srvsvc'), writeAndX(bad)])), 5)).toEqual(['PP-2008-4250'])
+    expect(fired(smbAnalyzer, [...tc1('IPC$'), ...ts(smb1Chain({mid: 2, tid: 7}, [ntCreate('\\srvsvc'), writeAndX(good), readAndX()]))])).toEqual([])
+    // a file on a disk share is not a pipe: the same bytes written to it are not DCE/RPC
+    expect(fired(smbAnalyzer, ts(smb1Chain({mid: 2}, [treeConnect('DATA'), ntCreate('srvsvc'), writeAndX(bad)])))).toEqual([])
+  })
+
+  it('the reply chain gives the FID: the pipe keeps its bind, later writes and chained reads reach it', () => {
+    const script: ScriptStep[] = [
+      ...tc1('IPC$'),
+      ...ts(smb1Chain({mid: 2, tid: 7}, [ntCreate('\\srvsvc'), writeAndX(bindX([[SRVSVC, 3]])), readAndX()])),
+      {dir: 'toclient', data: smb1Chain({reply: true, mid: 2, tid: 7}, [ntCreateResp(0x4002), writeResp, readResp(badBindAck())])},
+      ...ts(smb1Chain({mid: 3, tid: 7}, [writeAndX(requestX(31, canonX('\\x\\..\\..\\y')), 0x4002)])),
+    ]
+    expect(fired(smbAnalyzer, script)).toEqual(['PP-2008-4250', 'PP-2022-26809', 'PP-DCERPC-MALFORMED-PDU'])
+    const r = runAnalyzer(smbAnalyzer, script)
+    expect(r.pdus.filter((p) => p.protocol === 'smb').map((p) => `${p.kind}:${String(p.fields.get('smb.command.name') && (p.fields.get('smb.command.name') as {v: string}).v)}`)).toEqual([
+      'smb1_request:tree_connect_andx', 'smb1_response:tree_connect_andx',
+      'smb1_request:nt_create_andx', 'smb1_request:write_andx', 'smb1_request:read_andx',
+      'smb1_response:nt_create_andx', 'smb1_response:write_andx', 'smb1_response:read_andx',
+      'smb1_request:write_andx',
+    ])
+    expect(held(script).state.pipes).toBe(1)
+    // the same with the create refused: no pipe is left behind, the later write is not DCE/RPC
+    const refused = [...script.slice(0, 3), {dir: 'toclient' as const, data: smb1Chain({reply: true, mid: 2, tid: 7, status: 0xc0000034}, [{cmd: 0xa2, words: () => Buffer.alloc(0)}])}, script[4]!]
+    expect(held(refused).state).toMatchObject({pipes: 0, pending: 0})
+    expect(fired(smbAnalyzer, refused)).toEqual([])
+  })
+
+  it('a chain stopped by an error reply before the create: nothing stays pending', () => {
+    const r = held([
+      ...ts(smb1Chain({mid: 2}, [treeConnect('IPC$'), ntCreate('\\srvsvc'), writeAndX(bad)])),
+      {dir: 'toclient', data: smb1Chain({reply: true, mid: 2, status: 0xc00000cc}, [{cmd: 0x75, words: () => Buffer.alloc(0)}])},
+    ])
+    expect(r.state).toMatchObject({pipes: 0, pending: 0, trees: 0})
+    // a tree connected, then the create chained after it refused: the tree is still IPC$
+    const r2 = held([
+      ...ts(smb1Chain({mid: 2}, [treeConnect('IPC$'), ntCreate('\\nosuch')])),
+      {dir: 'toclient', data: smb1Chain({reply: true, mid: 2, tid: 9, status: 0xc0000034}, [treeConnectResp, {cmd: 0xa2, words: () => Buffer.alloc(0)}])},
+    ])
+    expect(r2.state).toMatchObject({pipes: 0, pending: 0, trees: 1})
+  })
+
+  it('bounded: offsets that go back or past the message, and chains longer than maxAndX, are anomalies', () => {
+    const msg = smb1Chain({mid: 1}, [treeConnect('IPC$'), ntCreate('/tmp/evil.so')])
+    const back = Buffer.from(msg)
+    back.writeUInt16LE(20, 4 + 33 + 2) // AndXOffset of the tree connect -> inside the header
+    const r = runAnalyzer(smbAnalyzer, ts(back))
+    expect(r.anomalies.map((a) => a.event)).toEqual(['smb.andx_bad_offset'])
+    expect(r.pdus).toHaveLength(1)
+    const past = Buffer.from(msg)
+    past.writeUInt16LE(msg.length, 4 + 33 + 2)
+    expect(runAnalyzer(smbAnalyzer, ts(past)).anomalies.map((a) => a.event)).toEqual(['smb.andx_bad_offset'])
+    const long = smb1Chain({mid: 1, tid: 7}, Array.from({length: 20}, () => readAndX(1)))
+    const rl = runAnalyzer(smbAnalyzer, ts(long))
+    expect(rl.anomalies.map((a) => a.event)).toEqual(['smb.andx_limit'])
+    expect(rl.pdus).toHaveLength(16)
+  })
+
+  it('every split of the chained sessions gives the same PDUs', () => {
+    const script: ScriptStep[] = [
+      ...ts(smb1Chain({mid: 2}, [sessionSetup, treeConnect('IPC$'), ntCreate('\\srvsvc'), writeAndX(bindX([[SRVSVC, 3]])), readAndX()])),
+      {dir: 'toclient', data: smb1Chain({reply: true, mid: 2, tid: 7}, [{cmd: 0x73, words: () => Buffer.alloc(6)}, treeConnectResp, ntCreateResp(0x4002), writeResp, readResp(badBindAck())])},
+      ...ts(smb1Chain({mid: 3, tid: 7}, [writeAndX(requestX(31, canonX('\\x\\..\\..\\y')), 0x4002)])),
+    ]
+    expect(splitInvariance(smbAnalyzer, script, 1)).toEqual([])
+    const r = runAnalyzer(smbAnalyzer, script)
+    expect(binarySpanMismatches(r.pdus, script)).toEqual([])
+    expect(r.pdus.filter((p) => p.protocol === 'dcerpc').map((p) => p.kind)).toEqual(['bind', 'bind_ack', 'request'])
+  })
+})
+
+describe('variant audit: SMB2 compound requests', () => {
+  const bad = Buffer.concat([bindX([[SRVSVC, 3]]), requestX(31, canonX('\\x\\..\\..\\y'))])
+  const good = Buffer.concat([bindX([[SRVSVC, 3]]), requestX(31, canonX('\\x\\..\\y'))])
+  const createThen = (op: Buffer, related = true, name = 'srvsvc'): ScriptStep[] =>
+    ts(compound(smb2Cmd(5, {id: 2, tree: 5}, createBody(name)), smb2Cmd(op === ANY_FILE ? 8 : op.readUInt16LE(0) === 57 ? 11 : 9, {id: 3, tree: 5, related}, op)))
+
+  it('MS08-067: CREATE of srvsvc + related WRITE or IOCTL on FileId 0xFF..FF reaches the pipe', () => {
+    expect(fired(smbAnalyzer, [...smb2Tree('IPC$'), ...createThen(writeBody(bad))])).toEqual(['PP-2008-4250'])
+    expect(fired(smbAnalyzer, [...smb2Tree('IPC$'), ...createThen(ioctlBody(bad))], 7)).toEqual(['PP-2008-4250'])
+    // three in a row: CREATE, WRITE (bind), IOCTL (request), each related to the one before
+    const three = compound(
+      smb2Cmd(5, {id: 2, tree: 5}, createBody('srvsvc')),
+      smb2Cmd(9, {id: 3, related: true}, writeBody(bindX([[SRVSVC, 3]]))),
+      smb2Cmd(11, {id: 4, related: true}, ioctlBody(requestX(31, canonX('\\x\\..\\..\\y')))),
+    )
+    expect(fired(smbAnalyzer, [...smb2Tree('IPC$'), ...ts(three)])).toEqual(['PP-2008-4250'])
+  })
+
+  it('benign: the same with a path that stays inside its root; unrelated all-FF FileId; a file on a disk share', () => {
+    expect(fired(smbAnalyzer, [...smb2Tree('IPC$'), ...createThen(writeBody(good))])).toEqual([])
+    expect(fired(smbAnalyzer, [...smb2Tree('IPC$'), ...createThen(writeBody(bad), false)])).toEqual([])
+    expect(fired(smbAnalyzer, [...smb2Tree('DATA'), ...createThen(writeBody(bad))])).toEqual([])
+  })
+
+  it('the CREATE reply names the pipe: related READ gets the reply, a later WRITE with the real FileId reaches the same pipe', () => {
+    const script: ScriptStep[] = [
+      ...smb2Tree('IPC$'),
+      ...ts(compound(smb2Cmd(5, {id: 2, tree: 5}, createBody('srvsvc')), smb2Cmd(9, {id: 3, related: true}, writeBody(bindX([[SRVSVC, 3]]))), smb2Cmd(8, {id: 4, related: true}, readBody()))),
+      {dir: 'toclient', data: compound(smb2Cmd(5, {reply: true, id: 2, tree: 5}, createRespBody()), smb2Cmd(9, {reply: true, related: true, id: 3, tree: 5}, Buffer.alloc(16)), smb2Cmd(8, {reply: true, related: true, id: 4, tree: 5}, readRespBody(badBindAck())))},
+      {dir: 'toserver', data: smb2Write(requestX(31, canonX('\\x\\..\\..\\y')), 5)},
+    ]
+    expect(fired(smbAnalyzer, script)).toEqual(['PP-2008-4250', 'PP-2022-26809', 'PP-DCERPC-MALFORMED-PDU'])
+    expect(splitInvariance(smbAnalyzer, script, 1)).toEqual([])
+    const r = runAnalyzer(smbAnalyzer, script)
+    expect(binarySpanMismatches(r.pdus, script)).toEqual([])
+    expect(held(script).state).toMatchObject({pipes: 1, pending: 0})
+    // the CREATE refused: the provisional pipe goes
+    expect(held([...script.slice(0, 3), {dir: 'toclient', data: smb2(5, {reply: true, id: 2, tree: 5, status: 0xc0000034}, Buffer.alloc(9))}]).state).toMatchObject({pipes: 0})
+  })
+})
+
+describe('variant audit: TRANS_SECONDARY out of order', () => {
+  const bad = Buffer.concat([bindX([[SRVSVC, 3]]), requestX(31, canonX('\\x\\..\\..\\y'))])
+  const good = Buffer.concat([bindX([[SRVSVC, 3]]), requestX(31, canonX('\\x\\..\\y'))])
+  /** smb1Transact's messages, the secondaries in `order` */
+  const shuffled = (data: Buffer, order: (n: number) => number[]): Buffer => {
+    const all = smb1Transact(data, 3, 90, 60)
+    const msgs: Buffer[] = []
+    for (let i = 0; i < all.length; ) {
+      const len = all.readUIntBE(i + 1, 3)
+      msgs.push(all.subarray(i, i + 4 + len))
+      i += 4 + len
+    }
+    const sec = msgs.slice(1)
+    return Buffer.concat([msgs[0]!, ...order(sec.length).map((k) => sec[k]!)])
+  }
+  const reversed = (n: number): number[] => Array.from({length: n}, (_, i) => n - 1 - i)
+
+  it('MS08-067: secondaries in reverse and in shuffled order are reassembled by displacement', () => {
+    expect(fired(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), ...ts(shuffled(bad, reversed))])).toEqual(['PP-2008-4250'])
+    expect(fired(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), ...ts(shuffled(bad, (n) => [1, ...Array.from({length: n - 2}, (_, i) => i + 2), 0]))], 5)).toEqual(['PP-2008-4250'])
+    expect(fired(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), ...ts(shuffled(good, reversed))])).toEqual([])
+    const script = [...smb1Open('IPC$', '\\srvsvc'), ...ts(shuffled(bad, reversed))]
+    expect(splitInvariance(smbAnalyzer, script, 3)).toEqual([])
+    expect(held(script)).toEqual({state: expect.objectContaining({transHeld: 0, trans: 0}), anomalies: []})
+  })
+
+  it('a secondary over bytes already fed (the server would run others) is smb.trans.out_of_order', () => {
+    const s = Buffer.alloc(16)
+    s.writeUInt16LE(bad.length, 2)
+    s.writeUInt16LE(10, 10)
+    s.writeUInt16LE(32 + 1 + 16 + 2, 12)
+    s.writeUInt16LE(40, 14) // displacement 40: inside the 90 bytes the TRANS carried
+    const over = smb1(0x26, {mid: 3, tid: 7}, s, Buffer.alloc(10, 0x41))
+    const all = smb1Transact(bad, 3, 90, 60)
+    const r = runAnalyzer(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), ...ts(all.subarray(0, 4 + all.readUIntBE(1, 3)), over)])
+    // the pipe's parser saw the request's head only
+    expect(r.anomalies.map((a) => a.event)).toEqual(['smb.trans.out_of_order', 'dcerpc.truncated_pdu'])
+    // held data is bounded
+    const a = held([...smb1Open('IPC$', '\\srvsvc'), ...ts(shuffled(bad, reversed))], {maxTransHeldBytes: 20})
+    expect(a.anomalies).toEqual(['smb.trans_held_limit', 'smb.trans.out_of_order'])
+    expect(a.state.transHeld).toBe(0)
   })
 })

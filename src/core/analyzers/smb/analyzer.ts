@@ -1,10 +1,13 @@
 /**
  * SMB analyzer (MS-SMB/MS-CIFS SMB1, MS-SMB2 SMB2/3) over TCP 445 (direct, 4-byte NetBIOS
- * session header) and 139 (NetBIOS session service). One PDU per SMB1 message, per SMB2 command
+ * session header) and 139 (NetBIOS session service). One PDU per SMB1 command (AndX chains
+ * split; each PDU of a chain spans the whole message, whose header they share), per SMB2 command
  * (compounds split), per compression/encryption transform header and per non-message NetBIOS
  * packet. DCE/RPC carried on named pipes (SMB1 WRITE_ANDX/READ_ANDX/TRANS TransactNmPipe, SMB2
  * WRITE/READ/IOCTL FSCTL_PIPE_TRANSCEIVE) is fed to one DcerpcConn per pipe, which emits
- * 'dcerpc' PDUs with spans in this stream.
+ * 'dcerpc' PDUs with spans in this stream. Commands chained after an SMB1 NT_CREATE_ANDX, and
+ * SMB2 related operations after a CREATE, reach the pipe it opens (a provisional key until the
+ * reply gives its FID / FileId).
  *
  * Limits: a NetBIOS message longer than maxMessageBytes is parsed from its first maxMessageBytes
  * bytes (smb.truncated = 1, anomaly smb.message_too_long) and the rest is skipped.
@@ -44,6 +47,10 @@ export interface SmbLimits {
   maxListItems: number
   /** SMB2 commands parsed in one compound message */
   maxCompound: number
+  /** SMB1 commands parsed in one AndX chain (the first command included) */
+  maxAndX: number
+  /** bytes of TRANS_SECONDARY pipe data held until the data before them arrives (all transactions) */
+  maxTransHeldBytes: number
 }
 
 export const SMB_LIMITS: Readonly<SmbLimits> = {
@@ -55,6 +62,8 @@ export const SMB_LIMITS: Readonly<SmbLimits> = {
   maxNameChars: 1024,
   maxListItems: 64,
   maxCompound: 32,
+  maxAndX: 16,
+  maxTransHeldBytes: 64 * 1024,
 }
 
 interface DirState {
@@ -80,6 +89,39 @@ interface Trans {
   /** TransactNmPipe on a tracked pipe: its key, and the data bytes fed to it so far */
   pipe?: string
   fed: number
+  /** secondaries' data that arrived before the data preceding it (by displacement), to feed in order */
+  held?: {disp: number; data: Uint8Array; off: number}[]
+  heldBytes: number
+}
+
+interface Pending {
+  kind: 'tree' | 'create' | 'fid'
+  name: string
+  pipe: boolean
+  /** create: the provisional key of the pipe it opens, fed by commands chained or related to it */
+  tmp?: string
+}
+
+/** what the commands of one SMB1 AndX chain share */
+interface Smb1Chain {
+  reply: boolean
+  unicode: boolean
+  tid: number
+  mid: number
+  msgLen: number
+  /** a TREE_CONNECT_ANDX of the chain: whether its path is IPC$ (undefined: the header TID decides) */
+  ipc: boolean | undefined
+  /** an NT_CREATE_ANDX of the chain: its provisional pipe key, null for another file (undefined: FIDs decide) */
+  open: string | null | undefined
+}
+
+/** what an SMB2 command related to the previous ones of its compound inherits (MS-SMB2 3.3.5.2.7.2) */
+interface Smb2Chain {
+  tree: number
+  /** a TREE_CONNECT of the compound: whether its path is IPC$ */
+  ipc: boolean | undefined
+  /** the file of the previous operation: a pipe key (maybe provisional), null for a file not tracked */
+  file: string | null | undefined
 }
 
 interface Feed {
@@ -90,6 +132,9 @@ interface Feed {
 }
 
 const SECONDARY_OF: Readonly<Record<number, number>> = {0x26: 0x25, 0x33: 0x32, 0xa1: 0xa0}
+/** SMB1 commands whose first words are AndXCommand, AndXReserved, AndXOffset (MS-CIFS 2.2.3.4) */
+const ANDX_COMMANDS: ReadonlySet<number> = new Set([0x24, 0x2d, 0x2e, 0x2f, 0x73, 0x74, 0x75, 0xa2])
+const IPC_PATH = /IPC\$$/i
 
 function sp(v: string | number | bigint, off: number, len: number): FieldValue {
   return {v, off, len}
@@ -113,9 +158,11 @@ export class SmbAnalyzer implements Analyzer {
   private readonly st: Record<Direction, DirState>
   private readonly pipes = new Map<string, {name: string; conn: DcerpcConn | null}>()
   /** request id -> what the response needs (tree path, create name, FID of a read) */
-  private readonly pending = new Map<string, {kind: 'tree' | 'create' | 'fid'; name: string; pipe: boolean}>()
+  private readonly pending = new Map<string, Pending>()
   private readonly ipcTrees = new Set<number>()
   private readonly trans = new Map<number, Trans>()
+  /** bytes held in Trans.held, all transactions */
+  private transHeld = 0
   private feeds: Feed[] = []
 
   constructor(
@@ -139,6 +186,7 @@ export class SmbAnalyzer implements Analyzer {
       pending: this.pending.size,
       trees: this.ipcTrees.size,
       trans: this.trans.size,
+      transHeld: this.transHeld,
       rpc,
     }
   }
@@ -299,7 +347,7 @@ export class SmbAnalyzer implements Analyzer {
     this.feeds.push({key, dir, data: m.subarray(from, to), off: mOff + from})
   }
 
-  private remember(id: string, v: {kind: 'tree' | 'create' | 'fid'; name: string; pipe: boolean}): void {
+  private remember(id: string, v: Pending): void {
     if (!this.pending.has(id) && this.pending.size >= this.limits.maxPending) {
       this.ctx.anomaly({type: 'applayer', event: 'smb.pending_limit', detail: {limit: this.limits.maxPending}})
       this.pending.delete(this.pending.keys().next().value as string)
@@ -314,6 +362,19 @@ export class SmbAnalyzer implements Analyzer {
       return
     }
     this.pipes.set(key, {name, conn: null})
+  }
+
+  /** a create of a pipe succeeded: its pipe is `key` (the provisional one renamed, when there was one) */
+  private openPipe(pend: Pending, key: string): void {
+    const tmp = pend.tmp
+    const p = tmp === undefined ? undefined : this.pipes.get(tmp)
+    if (tmp === undefined || p === undefined) {
+      this.addPipe(key, pend.name)
+      return
+    }
+    this.pipes.delete(tmp)
+    this.pipes.set(key, p)
+    for (const q of this.pending.values()) if (q.kind === 'fid' && q.name === tmp) q.name = key
   }
 
   private addTree(tid: number): void {
@@ -333,44 +394,99 @@ export class SmbAnalyzer implements Analyzer {
   // ---- SMB1 (MS-SMB / MS-CIFS) --------------------------------------------------------------
 
   private smb1(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, truncated: boolean): void {
-    const f: Fields = new Map()
-    f.set('smb.version', {v: 1})
-    f.set('smb.message_length', {v: msgLen})
-    if (truncated) f.set('smb.truncated', {v: 1})
     const reply = m.length > 9 && (m[9]! & 0x80) !== 0
     const kind = reply ? 'smb1_response' : 'smb1_request'
     if (m.length < SMB1_HEADER_LEN + 1) {
+      const f: Fields = new Map()
+      f.set('smb.version', {v: 1})
+      f.set('smb.message_length', {v: msgLen})
+      if (truncated) f.set('smb.truncated', {v: 1})
       this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff, length: m.length}})
       this.ctx.emit({protocol: 'smb', kind, dir, start, end, fields: f})
       return
     }
-    const cmd = m[4]!
-    const flags2 = u16(m, 10)
-    const unicode = (flags2 & 0x8000) !== 0
-    const tid = u16(m, 24)
+    const status = u32(m, 5)
     const mid = u16(m, 30)
-    f.set('smb.command', sp(cmd, mOff + 4, 1))
+    const x: Smb1Chain = {reply, unicode: (u16(m, 10) & 0x8000) !== 0, tid: u16(m, 24), mid, msgLen, ipc: undefined, open: undefined}
+    // MS-CIFS 2.2.3.4 AndX chain: each command's block starts at its WordCount; an AndX command's
+    // first words are AndXCommand(1) AndXReserved(1) AndXOffset(2, from the SMB header). One PDU
+    // per command, each spanning the whole message (the header is shared).
+    let cmd = m[4]!
+    let cmdAt = 4
+    let at = SMB1_HEADER_LEN
+    let k = 0
+    for (; ; k++) {
+      const f = this.smb1Header(m, mOff, msgLen, truncated, cmd, cmdAt)
+      const wc = m[at]!
+      const w = at + 1
+      const bcAt = w + 2 * wc
+      if (bcAt + 2 > m.length) {
+        if (!truncated) this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff + at, word_count: wc}})
+        this.ctx.emit({protocol: 'smb', kind, dir, start, end, fields: f})
+        break
+      }
+      const bs = bcAt + 2
+      const be = Math.min(m.length, bs + u16(m, bcAt))
+      const next = ANDX_COMMANDS.has(cmd) && wc >= 2 ? m[w]! : 0xff
+      // a reply chain stops at the command that failed: the header status is the last command's
+      this.smb1Command(cmd, f, m, mOff, w, wc, bs, be, k === 0 ? `1:${mid}` : `1:${mid}.${k}`, next === 0xff ? status : 0, next !== 0xff, x)
+      this.ctx.emit({protocol: 'smb', kind, dir, start, end, fields: f})
+      if (next === 0xff) break
+      const nextAt = u16(m, w + 2)
+      if (nextAt <= at || nextAt >= msgLen) {
+        this.ctx.anomaly({type: 'applayer', event: 'smb.andx_bad_offset', detail: {offset: mOff + w + 2, andx_offset: nextAt, command: next}})
+        break
+      }
+      if (nextAt >= m.length) break // past the bytes kept of a truncated message
+      if (k + 1 >= this.limits.maxAndX) {
+        this.ctx.anomaly({type: 'applayer', event: 'smb.andx_limit', detail: {offset: mOff + nextAt, limit: this.limits.maxAndX}})
+        break
+      }
+      cmd = next
+      cmdAt = w
+      at = nextAt
+    }
+    // an error reply ends the chain early: the requests chained after it were not run
+    if (reply && status !== 0 && this.pending.size > 0) {
+      for (let j = k + 1; j < this.limits.maxAndX; j++) {
+        const id = `1:${mid}.${j}`
+        const p = this.pending.get(id)
+        if (p === undefined) continue
+        this.pending.delete(id)
+        if (p.tmp !== undefined) this.pipes.delete(p.tmp)
+      }
+    }
+  }
+
+  private smb1Header(m: Uint8Array, mOff: number, msgLen: number, truncated: boolean, cmd: number, cmdAt: number): Fields {
+    const f: Fields = new Map()
+    f.set('smb.version', {v: 1})
+    f.set('smb.message_length', {v: msgLen})
+    if (truncated) f.set('smb.truncated', {v: 1})
+    f.set('smb.command', sp(cmd, mOff + cmdAt, 1))
     const name = SMB1_COMMANDS[cmd]
     if (name !== undefined) f.set('smb.command.name', {v: name})
     f.set('smb.status', sp(u32(m, 5), mOff + 5, 4))
     f.set('smb.flags', sp(m[9]!, mOff + 9, 1))
-    f.set('smb.flags2', sp(flags2, mOff + 10, 2))
-    f.set('smb.tid', sp(tid, mOff + 24, 2))
+    f.set('smb.flags2', sp(u16(m, 10), mOff + 10, 2))
+    f.set('smb.tid', sp(u16(m, 24), mOff + 24, 2))
     f.set('smb.uid', sp(u16(m, 28), mOff + 28, 2))
-    f.set('smb.mid', sp(mid, mOff + 30, 2))
-    const wc = m[32]!
-    const w = 33
-    const bcAt = w + 2 * wc
-    const haveWords = bcAt + 2 <= m.length
-    if (!haveWords) {
-      if (!truncated) this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff, word_count: wc}})
-      this.ctx.emit({protocol: 'smb', kind, dir, start, end, fields: f})
-      return
-    }
-    const bs = bcAt + 2
-    const be = Math.min(m.length, bs + u16(m, bcAt))
-    const status = u32(m, 5)
-    const id = `1:${mid}`
+    f.set('smb.mid', sp(u16(m, 30), mOff + 30, 2))
+    return f
+  }
+
+  /** the pipe a FID names: the file a command chained after an NT_CREATE_ANDX opened, else `1:fid` */
+  private fidKey(x: Smb1Chain, fid: number): string | null {
+    return x.open !== undefined ? x.open : `1:${fid}`
+  }
+
+  /**
+   * One SMB1 command (alone or chained): its words at w (wc of them), its bytes [bs, be); id keys
+   * what the reply needs; status is this command's (0 for a reply's commands before the last);
+   * more = another command is chained after it.
+   */
+  private smb1Command(cmd: number, f: Fields, m: Uint8Array, mOff: number, w: number, wc: number, bs: number, be: number, id: string, status: number, more: boolean, x: Smb1Chain): void {
+    const reply = x.reply
     switch (cmd) {
       case 0x72:
         if (!reply) {
@@ -389,7 +505,7 @@ export class SmbAnalyzer implements Analyzer {
         if (!reply && wc >= 4) {
           let p = bs + u16(m, w + 6)
           let path: {s: string; end: number}
-          if (unicode) {
+          if (x.unicode) {
             if (p & 1) p++
             path = utf16(m, p, be, this.limits.maxNameChars)
           } else {
@@ -398,12 +514,15 @@ export class SmbAnalyzer implements Analyzer {
           if (p <= be) {
             f.set('smb.tree', sp(path.s, mOff + p, path.end - p))
             this.remember(id, {kind: 'tree', name: path.s, pipe: false})
+            // the commands chained after it run on this tree (MS-CIFS 2.2.3.4)
+            x.ipc = IPC_PATH.test(path.s)
+            x.open = undefined
           }
         } else if (reply) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'tree') {
             this.pending.delete(id)
-            if (status === 0 && /IPC\$$/i.test(pend.name)) this.addTree(tid)
+            if (status === 0 && IPC_PATH.test(pend.name)) this.addTree(x.tid)
           }
         }
         break
@@ -411,7 +530,7 @@ export class SmbAnalyzer implements Analyzer {
         if (!reply && wc >= 24) {
           let p = bs
           let nm: {s: string; end: number}
-          if (unicode) {
+          if (x.unicode) {
             if (p & 1) p++
             nm = utf16(m, p, be, this.limits.maxNameChars)
           } else {
@@ -419,16 +538,30 @@ export class SmbAnalyzer implements Analyzer {
           }
           const v = sp(nm.s, mOff + p, nm.end - p)
           f.set('smb.create.name', v)
-          const pipe = this.ipcTrees.has(tid)
+          const pipe = x.ipc ?? this.ipcTrees.has(x.tid)
           if (pipe) this.pipeFields(f, v)
-          this.remember(id, {kind: 'create', name: nm.s, pipe})
-        } else if (reply && wc >= 3) {
+          // commands chained after it use the file it opens, whose FID only the reply will tell:
+          // a pipe opened so is tracked under a provisional key until then
+          let tmp: string | undefined
+          if (more) {
+            if (pipe) {
+              tmp = `1:c${id}`
+              this.addPipe(tmp, nm.s)
+              if (!this.pipes.has(tmp)) tmp = undefined
+            }
+            x.open = tmp ?? null
+          }
+          this.remember(id, {kind: 'create', name: nm.s, pipe, tmp})
+        } else if (reply) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'create') {
             this.pending.delete(id)
-            const fid = u16(m, w + 5)
-            f.set('smb.fid', sp(fid, mOff + w + 5, 2))
-            if (pend.pipe && status === 0) this.addPipe(`1:${fid}`, pend.name)
+            if (wc >= 3) {
+              const fid = u16(m, w + 5)
+              f.set('smb.fid', sp(fid, mOff + w + 5, 2))
+              if (pend.pipe && status === 0) this.openPipe(pend, `1:${fid}`)
+            }
+            if (pend.tmp !== undefined) this.pipes.delete(pend.tmp)
           }
         }
         break
@@ -445,7 +578,8 @@ export class SmbAnalyzer implements Analyzer {
             off += 2
             cnt -= 2
           }
-          this.feed(`1:${fid}`, 'toserver', m, mOff, off, cnt)
+          const key = this.fidKey(x, fid)
+          if (key !== null) this.feed(key, 'toserver', m, mOff, off, cnt)
         }
         break
       case 0x0b:
@@ -453,14 +587,16 @@ export class SmbAnalyzer implements Analyzer {
         if (!reply && wc >= 5 && bs + 3 <= be) {
           const fid = u16(m, w)
           f.set('smb.fid', sp(fid, mOff + w, 2))
-          this.feed(`1:${fid}`, 'toserver', m, mOff, bs + 3, u16(m, bs + 1))
+          const key = this.fidKey(x, fid)
+          if (key !== null) this.feed(key, 'toserver', m, mOff, bs + 3, u16(m, bs + 1))
         }
         break
       case 0x2e:
         if (!reply && wc >= 10) {
           const fid = u16(m, w + 4)
           f.set('smb.fid', sp(fid, mOff + w + 4, 2))
-          if (this.pipes.has(`1:${fid}`)) this.remember(id, {kind: 'fid', name: `1:${fid}`, pipe: true})
+          const key = this.fidKey(x, fid)
+          if (key !== null && this.pipes.has(key)) this.remember(id, {kind: 'fid', name: key, pipe: true})
         } else if (reply && wc >= 12) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'fid') {
@@ -475,7 +611,7 @@ export class SmbAnalyzer implements Analyzer {
       case 0x26:
       case 0x33:
       case 0xa1:
-        if (!reply) this.transaction(cmd, f, m, mOff, w, wc, mid, msgLen, id)
+        if (!reply) this.transaction(cmd, f, m, mOff, w, wc, x.mid, x.msgLen, id)
         else if (cmd === 0x25 && wc >= 10) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'fid') {
@@ -487,7 +623,6 @@ export class SmbAnalyzer implements Analyzer {
       default:
         break
     }
-    this.ctx.emit({protocol: 'smb', kind, dir, start, end, fields: f})
   }
 
   /**
@@ -548,11 +683,12 @@ export class SmbAnalyzer implements Analyzer {
       if (n(pc) < n(tp) || n(dc) < n(td)) {
         if (!this.trans.has(mid) && this.trans.size >= this.limits.maxTransactions) {
           this.ctx.anomaly({type: 'applayer', event: 'smb.transaction_limit', detail: {limit: this.limits.maxTransactions}})
-          this.trans.delete(this.trans.keys().next().value as number)
+          this.dropTrans(this.trans.keys().next().value as number)
         }
-        this.trans.set(mid, {cmd, totalParam: n(tp), totalData: n(td), gotParam: n(pc), gotData: n(dc), pipe, fed: n(dc)})
+        this.dropTrans(mid)
+        this.trans.set(mid, {cmd, totalParam: n(tp), totalData: n(td), gotParam: n(pc), gotData: n(dc), pipe, fed: n(dc), heldBytes: 0})
       } else {
-        this.trans.delete(mid)
+        this.dropTrans(mid)
       }
     } else {
       const t = this.trans.get(mid)
@@ -562,33 +698,103 @@ export class SmbAnalyzer implements Analyzer {
       } else {
         const mismatch = SECONDARY_OF[cmd] !== t.cmd
         f.set('smb.trans.type_mismatch', {v: mismatch ? 1 : 0})
-        // the rest of a TransactNmPipe's data (a DCE/RPC request split over secondaries), in order
-        if (t.pipe !== undefined && cmd === 0x26 && n(dd) === t.fed) {
-          this.feed(t.pipe, 'toserver', m, mOff, n(dof), n(dc))
-          t.fed += n(dc)
-        }
+        // the rest of a TransactNmPipe's data (a DCE/RPC request split over secondaries)
+        if (t.pipe !== undefined && cmd === 0x26) this.transPipeData(t, m, mOff, n(dof), n(dd), n(dc))
         t.gotParam += n(pc)
         t.gotData += n(dc)
         bad ||= mismatch || n(pd) + n(pc) > t.totalParam || n(dd) + n(dc) > t.totalData || n(tp) > t.totalParam || n(td) > t.totalData
         bad ||= t.gotParam > t.totalParam || t.gotData > t.totalData
         f.set('smb.trans.primary_total_param_count', {v: t.totalParam})
         f.set('smb.trans.primary_total_data_count', {v: t.totalData})
-        if (t.gotParam >= t.totalParam && t.gotData >= t.totalData) this.trans.delete(mid)
+        if (t.gotParam >= t.totalParam && t.gotData >= t.totalData) {
+          // complete, yet data held back: the pieces overlap and leave a hole the server fills
+          if (t.pipe !== undefined && t.held !== undefined && t.held.length > 0) this.outOfOrder(t, mOff, mid)
+          this.dropTrans(mid)
+        }
       }
     }
     f.set('smb.trans.inconsistent', {v: bad ? 1 : 0})
     if (bad) this.ctx.anomaly({type: 'applayer', event: 'smb.trans_inconsistent', detail: {offset: mOff, command: cmd, mid}})
   }
 
+  /**
+   * TRANS_SECONDARY data of a TransactNmPipe at displacement `disp`: the server places each piece
+   * at its displacement, so pieces are fed to the pipe in displacement order. A piece ahead of
+   * the data fed so far is held (copied; bounded by maxTransHeldBytes) until the bytes before it
+   * arrive; a piece over bytes already fed or held, or past TotalDataCount, would make the server
+   * run other bytes than the pipe's parser saw: anomaly smb.trans.out_of_order, and the
+   * transaction is no longer fed.
+   */
+  private transPipeData(t: Trans, m: Uint8Array, mOff: number, dof: number, disp: number, count: number): void {
+    const pipe = t.pipe!
+    if (count <= 0) return
+    if (disp === t.fed) {
+      this.feed(pipe, 'toserver', m, mOff, dof, count)
+      t.fed += count
+      const held = t.held
+      while (held !== undefined && held.length > 0 && held[0]!.disp <= t.fed) {
+        const h = held.shift()!
+        t.heldBytes -= h.data.length
+        this.transHeld -= h.data.length
+        if (h.disp < t.fed) {
+          this.outOfOrder(t, h.off, -1)
+          return
+        }
+        this.feeds.push({key: pipe, dir: 'toserver', data: h.data, off: h.off})
+        t.fed += h.data.length
+      }
+      return
+    }
+    if (disp < t.fed || disp + count > t.totalData || dof >= m.length) {
+      this.outOfOrder(t, mOff + Math.min(dof, m.length), -1)
+      return
+    }
+    const data = m.slice(dof, Math.min(m.length, dof + count))
+    if (this.transHeld + data.length > this.limits.maxTransHeldBytes) {
+      this.ctx.anomaly({type: 'applayer', event: 'smb.trans_held_limit', detail: {offset: mOff + dof, limit: this.limits.maxTransHeldBytes}})
+      this.outOfOrder(t, mOff + dof, -1)
+      return
+    }
+    const held = (t.held ??= [])
+    let i = 0
+    while (i < held.length && held[i]!.disp < disp) i++
+    const prev = held[i - 1]
+    const next = held[i]
+    if ((prev !== undefined && prev.disp + prev.data.length > disp) || (next !== undefined && disp + data.length > next.disp)) {
+      this.outOfOrder(t, mOff + dof, -1)
+      return
+    }
+    held.splice(i, 0, {disp, data, off: mOff + dof})
+    t.heldBytes += data.length
+    this.transHeld += data.length
+  }
+
+  /** pipe data of transaction `t` that cannot be fed in order: anomaly; stop feeding it */
+  private outOfOrder(t: Trans, offset: number, mid: number): void {
+    this.ctx.anomaly({type: 'applayer', event: 'smb.trans.out_of_order', detail: mid >= 0 ? {offset, mid} : {offset}})
+    this.transHeld -= t.heldBytes
+    t.heldBytes = 0
+    t.held = undefined
+    t.pipe = undefined
+  }
+
+  private dropTrans(mid: number): void {
+    const t = this.trans.get(mid)
+    if (t === undefined) return
+    this.transHeld -= t.heldBytes
+    this.trans.delete(mid)
+  }
+
   // ---- SMB2/3 (MS-SMB2) ---------------------------------------------------------------------
 
   private smb2(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, truncated: boolean): void {
     let h = 0
+    const x: Smb2Chain = {tree: -1, ipc: undefined, file: undefined}
     for (let count = 0; count < this.limits.maxCompound; count++) {
       const next = m.length >= h + 24 ? u32(m, h + 20) : 0
       const cmdEnd = next >= SMB2_HEADER_LEN && h + next < msgLen ? h + next : msgLen
       const view = m.subarray(h, Math.min(m.length, cmdEnd))
-      this.smb2One(dir, view, mOff + h, h === 0 ? start : mOff + h, cmdEnd === msgLen ? end : mOff + cmdEnd, cmdEnd - h, truncated && cmdEnd === msgLen)
+      this.smb2One(dir, view, mOff + h, h === 0 ? start : mOff + h, cmdEnd === msgLen ? end : mOff + cmdEnd, cmdEnd - h, truncated && cmdEnd === msgLen, count > 0, cmdEnd < msgLen, x)
       if (cmdEnd === msgLen || cmdEnd >= m.length) return
       h = cmdEnd
       if (smbMagic(m, h) !== 2) {
@@ -599,7 +805,13 @@ export class SmbAnalyzer implements Analyzer {
     this.ctx.anomaly({type: 'applayer', event: 'smb.compound_limit', detail: {limit: this.limits.maxCompound}})
   }
 
-  private smb2One(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, len: number, truncated: boolean): void {
+  /**
+   * One SMB2 command; later = not the first of its compound, more = another follows it, x = what
+   * the compound's commands share: a request with SMB2_FLAGS_RELATED_OPERATIONS runs on the tree
+   * and the file of the previous operation (the file a CREATE opens is known from its reply
+   * only: a pipe so opened is fed under a provisional key until then).
+   */
+  private smb2One(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, len: number, truncated: boolean, later: boolean, more: boolean, x: Smb2Chain): void {
     const f: Fields = new Map()
     f.set('smb.version', {v: 2})
     f.set('smb.message_length', {v: len})
@@ -616,6 +828,12 @@ export class SmbAnalyzer implements Analyzer {
     const async = (flags & 2) !== 0
     const tree = async ? -1 : u32(m, 36)
     const msgId = u64(m, 24)
+    const related = later && !reply && (flags & 4) !== 0
+    if (!reply && !related) {
+      x.tree = tree
+      x.ipc = undefined
+      x.file = undefined
+    }
     f.set('smb2.command', sp(cmd, mOff + 12, 2))
     if (cmd < SMB2_COMMANDS.length) f.set('smb.command.name', {v: SMB2_COMMANDS[cmd]!})
     f.set('smb2.status', sp(status, mOff + 8, 4))
@@ -646,12 +864,14 @@ export class SmbAnalyzer implements Analyzer {
           if (po < m.length) {
             f.set('smb.tree', sp(p.s, mOff + po, p.end - po))
             this.remember(id, {kind: 'tree', name: p.s, pipe: false})
+            x.ipc = IPC_PATH.test(p.s)
+            x.file = undefined
           }
         } else if (reply) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'tree') {
             this.pending.delete(id)
-            if (status === 0 && tree >= 0 && /IPC\$$/i.test(pend.name)) this.addTree(tree)
+            if (status === 0 && tree >= 0 && IPC_PATH.test(pend.name)) this.addTree(tree)
           }
         }
         break
@@ -662,14 +882,24 @@ export class SmbAnalyzer implements Analyzer {
           const nm = utf16(m, no, no + nl, this.limits.maxNameChars)
           const v = sp(nm.s, mOff + no, Math.max(0, nm.end - no))
           if (no < m.length) f.set('smb2.create.name', v)
-          const pipe = tree >= 0 && this.ipcTrees.has(tree)
+          const pipe = x.ipc ?? (x.tree >= 0 && this.ipcTrees.has(x.tree))
           if (pipe) this.pipeFields(f, v)
-          this.remember(id, {kind: 'create', name: nm.s, pipe})
-        } else if (reply && have(80)) {
+          let tmp: string | undefined
+          if (more) {
+            if (pipe) {
+              tmp = `2:c${msgId}`
+              this.addPipe(tmp, nm.s)
+              if (!this.pipes.has(tmp)) tmp = undefined
+            }
+            x.file = tmp ?? null
+          }
+          this.remember(id, {kind: 'create', name: nm.s, pipe, tmp})
+        } else if (reply && status !== 0x103) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'create') {
             this.pending.delete(id)
-            if (pend.pipe && status === 0) this.addPipe(`2:${hexKey(m, b + 64)}`, pend.name)
+            if (pend.pipe && status === 0 && have(80)) this.openPipe(pend, `2:${hexKey(m, b + 64)}`)
+            if (pend.tmp !== undefined) this.pipes.delete(pend.tmp)
           }
         }
         break
@@ -678,13 +908,14 @@ export class SmbAnalyzer implements Analyzer {
           const dof = u16(m, b + 2)
           const dl = u32(m, b + 4)
           f.set('smb2.write.length', sp(dl, mOff + b + 4, 4))
-          this.feed(`2:${hexKey(m, b + 16)}`, 'toserver', m, mOff, dof, dl)
+          const key = this.smb2File(x, related, m, b + 16)
+          if (key !== null) this.feed(key, 'toserver', m, mOff, dof, dl)
         }
         break
       case 8:
         if (!reply && have(32)) {
-          const key = `2:${hexKey(m, b + 16)}`
-          if (this.pipes.has(key)) this.remember(id, {kind: 'fid', name: key, pipe: true})
+          const key = this.smb2File(x, related, m, b + 16)
+          if (key !== null && this.pipes.has(key)) this.remember(id, {kind: 'fid', name: key, pipe: true})
         } else if (reply && have(8) && status !== 0x103) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'fid') {
@@ -697,8 +928,8 @@ export class SmbAnalyzer implements Analyzer {
         if (!reply && have(32)) {
           const code = u32(m, b + 4)
           f.set('smb2.ioctl.ctl_code', sp(code, mOff + b + 4, 4))
-          const key = `2:${hexKey(m, b + 8)}`
-          if (code === FSCTL_PIPE_TRANSCEIVE && this.pipes.has(key)) {
+          const key = this.smb2File(x, related, m, b + 8)
+          if (code === FSCTL_PIPE_TRANSCEIVE && key !== null && this.pipes.has(key)) {
             this.feed(key, 'toserver', m, mOff, u32(m, b + 24), u32(m, b + 28))
             this.remember(id, {kind: 'fid', name: key, pipe: true})
           }
@@ -714,6 +945,16 @@ export class SmbAnalyzer implements Analyzer {
         break
     }
     this.ctx.emit({protocol: 'smb', kind: reply ? 'smb2_response' : 'smb2_request', dir, start, end, fields: f})
+  }
+
+  /**
+   * The pipe key of a request's FileId at `at`: a related operation uses the file of the previous
+   * operation of its compound (its own FileId, normally all 0xFF, is ignored), which it passes on.
+   */
+  private smb2File(x: Smb2Chain, related: boolean, m: Uint8Array, at: number): string | null {
+    const key = related && x.file !== undefined ? x.file : `2:${hexKey(m, at)}`
+    x.file = key
+    return key
   }
 
   /** MS-SMB2 2.2.3.1 negotiate contexts: ContextType(2) DataLength(2) Reserved(4) Data, 8-aligned */

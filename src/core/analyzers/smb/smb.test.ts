@@ -102,7 +102,7 @@ describe('smb: attacks and malformed input', () => {
   it('bad NetBIOS header stops the direction with an anomaly; oversize message is truncated', () => {
     expect(runAnalyzer(smbAnalyzer, [{dir: 'toserver', data: Buffer.from('47455420', 'hex')}]).anomalies[0]!.event).toBe('smb.bad_nbss')
     const a = new SmbAnalyzer({emit: () => {}, anomaly: () => {}}, {maxMessageBytes: 100})
-    const big = smb1(0x2f, Buffer.alloc(24))
+    const big = smb1(0x2f, Buffer.concat([Buffer.from([0xff]), Buffer.alloc(23)])) // AndXCommand 0xff: no chained command
     const padded = Buffer.concat([nb(Buffer.concat([big.subarray(4), Buffer.alloc(500)]))])
     const events: string[] = []
     const b = new SmbAnalyzer({emit: () => {}, anomaly: (x) => events.push(x.event)}, {maxMessageBytes: 100})
