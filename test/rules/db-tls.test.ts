@@ -7,6 +7,7 @@
  */
 import {existsSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
+import {deflateSync} from 'node:zlib'
 import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {runAnalyzer, type ScriptStep} from '../../src/core/analyzers/harness.js'
@@ -50,6 +51,22 @@ const changeUser = (user: string, fill = 0x22): ScriptStep => S(my(0, [0x11], us
 const query = (q: string): ScriptStep => S(my(0, [3], q))
 const MY_SESSION = [MY_GREETING, myLogin('admin'), MY_OK(2)]
 const mysqlQuery = (q: string): ScriptStep[] => [...MY_SESSION, query(q)]
+// the compressed protocol (CLIENT_COMPRESS in the greeting and the login): after the login's OK
+// each direction is a sequence of compressed packets: 3-byte compressed length, sequence id,
+// 3-byte uncompressed length (0: the payload as is), then the payload (a zlib stream otherwise)
+const le24 = (n: number): number[] => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff]
+const myz = (seq: number, inner: Uint8Array, form: 'zlib' | 'raw' = 'zlib'): Uint8Array => {
+  const body = form === 'zlib' ? deflateSync(inner) : inner
+  return cat(le24(body.length), [seq], le24(form === 'zlib' ? inner.length : 0), body)
+}
+const MYZ_SESSION = [MY_GREETING, S(my(1, le32(MY_CAPS | 0x20), le32(1 << 24), [0x21], new Uint8Array(23), 'admin', [0, 20], new Uint8Array(20).fill(0x11), 'mysql_native_password\0')), MY_OK(2)]
+const zQuery = (q: string, form: 'zlib' | 'raw' = 'zlib'): ScriptStep[] => [...MYZ_SESSION, S(myz(0, query(q).data, form))]
+const zSplitQuery = (q: string, at: number): ScriptStep[] => {
+  const inner = query(q).data
+  return [...MYZ_SESSION, S(myz(0, inner.subarray(0, at))), S(myz(1, inner.subarray(at)))]
+}
+const zChangeUser = (fill: number): ScriptStep => S(myz(0, changeUser('root', fill).data))
+const zErr = (): ScriptStep => C(myz(0, MY_ERR(1).data))
 
 // TDS: 8-byte header, PRELOGIN option table
 const tds = (type: number, payload: Uint8Array): Uint8Array => cat([type, 1], be16(8 + payload.length), [0, 0, 1, 0], payload)
@@ -164,6 +181,11 @@ const cases: Case[] = [
   {name: 'mysql 6662: PERSIST with backquoted name, := and adjacent literals', protocol: 'mysql', steps: mysqlQuery("SET PERSIST `general_log_file` := '/var/lib/mysql/.my' '.cnf'"), expect: ['PP-2016-6662']},
   {name: 'mysql 6662: INTO DUMPFILE a .cnf', protocol: 'mysql', steps: mysqlQuery("SELECT 0x5b6d7973716c645d INTO DUMPFILE '/var/lib/mysql/my.cnf'"), expect: ['PP-2016-6662']},
   {name: 'mysql 6662: COM_STMT_PREPARE of the statement', protocol: 'mysql', steps: [...MY_SESSION, S(my(0, [0x16], "SET GLOBAL general_log_file='/var/lib/mysql/my.cnf'"))], expect: ['PP-2016-6662']},
+  {name: 'mysql 6662: compressed protocol, zlib payload', protocol: 'mysql', steps: zQuery("SET GLOBAL general_log_file = '/var/lib/mysql/my.cnf'"), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662: compressed protocol, payload sent uncompressed', protocol: 'mysql', steps: zQuery("SET GLOBAL general_log_file = '/var/lib/mysql/my.cnf'", 'raw'), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662: compressed protocol, statement split over two compressed packets', protocol: 'mysql', steps: zSplitQuery("SET GLOBAL general_log_file = '/var/lib/mysql/my.cnf'", 25), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662: compressed protocol, a benign SELECT', protocol: 'mysql', steps: [...zQuery('SELECT @@general_log_file, @@slow_query_log_file'), C(myz(0, cat(my(1, [2]), my(2, 'def'))))], expect: []},
+  {name: 'mysql auth bypass: compressed protocol, three failed COM_CHANGE_USER, the fourth is held', protocol: 'mysql', steps: [...MYZ_SESSION, zChangeUser(1), zErr(), zChangeUser(2), zErr(), zChangeUser(3), zErr(), zChangeUser(4)], expect: ['PP-2012-2122']},
   {name: 'mysql 6662: a log name that merely contains cnf', protocol: 'mysql', steps: mysqlQuery("SET GLOBAL general_log_file = '/var/log/mysql/cnf-changes.log'"), expect: []},
   {name: 'mysql 6662: the statement quoted as data in an INSERT', protocol: 'mysql', steps: mysqlQuery("INSERT INTO notes VALUES ('never run general_log_file = my.cnf')"), expect: []},
   {name: 'mysql 6662: turning the general log on', protocol: 'mysql', steps: mysqlQuery("SET GLOBAL general_log = 'ON'"), expect: []},
@@ -246,6 +268,18 @@ describe('database / TLS rule pack', () => {
     expect(Buffer.from(m.edits[0]!.data).toString('latin1')).toBe(' '.repeat(m.edits[0]!.len))
   })
 
+  it('compressed protocol: the fix of a zlib-carried statement becomes a drop (no stream span); as-is payloads are blanked in place', () => {
+    const q = "SET GLOBAL general_log_file = '/var/lib/mysql/my.cnf'"
+    const zm = runAnalyzer(factoryFor('mysql')!, zQuery(q)).pdus.flatMap((p) => set.evaluate(p))
+    expect(zm.map((m) => [m.rule.id, m.action])).toEqual([['PP-2016-6662', 'drop']])
+    const steps = zQuery(q, 'raw')
+    const rm = runAnalyzer(factoryFor('mysql')!, steps).pdus.flatMap((p) => set.evaluate(p))
+    expect(rm.map((m) => [m.rule.id, m.action, m.inline])).toEqual([['PP-2016-6662', 'fix', true]])
+    const e = rm[0]!.edits[0]!
+    const stream = Buffer.concat(steps.filter((x) => x.dir === 'toserver').map((x) => x.data))
+    expect(stream.subarray(e.off, e.off + e.len).toString('latin1')).toBe(q)
+  })
+
   for (const k of cases) {
     it(k.name, () => {
       expect(fired(k.protocol, k.steps)).toEqual([...k.expect].sort())
@@ -298,6 +332,7 @@ describe('database / TLS rule pack', () => {
     const variants: [string, ScriptStep[], string][] = [
       ['tds', [S(tds(0x12, prelogin([[0, TDS_VER], [2, cat(A(100), [0])]])))], 'PP-2002-1123'],
       ['mysql', mysqlQuery("SET GLOBAL general_log_file='/var/lib/mysql/my.cnf'"), 'PP-2016-6662'],
+      ['mysql', zSplitQuery("SET GLOBAL general_log_file='/var/lib/mysql/my.cnf'", 30), 'PP-2016-6662'],
       ['tns', tnsConnect(desc('(COMMAND=service_register_NSGR)')), 'PP-2012-1675'],
       ['tls', [...TLS_HS, S(heartbeat(1, 0x4000, 0, 0))], 'PP-2014-0160'],
     ]
@@ -329,6 +364,11 @@ describe('database / TLS rule pack on the analyzers\' capture extracts', () => {
   const hb = new URL('../../src/core/analyzers/tls/fixtures/heartbleed.txt', import.meta.url)
   it.skipIf(!existsSync(hb))('tls heartbleed extract: the request is caught', () => {
     expect(fired('tls', loadHexFixture(hb))).toEqual(['PP-2014-0160'])
+  })
+  it('mysql (real MariaDB --compress session): the config-file statement is caught through the compressed protocol', () => {
+    const fx = loadHexFixture(new URL('../../src/core/analyzers/mysql/fixtures/mariadb_compressed_session.s0.hex', import.meta.url))
+    expect(fired('mysql', fx)).toEqual(['PP-2016-6662'])
+    expect(fired('mysql', fx, 5)).toEqual(['PP-2016-6662'])
   })
 })
 

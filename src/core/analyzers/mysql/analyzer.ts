@@ -5,14 +5,28 @@
  * phase (one command per client packet with sequence 0, server responses classified as OK, ERR,
  * EOF, result set, rows, LOCAL INFILE request). COM_CHANGE_USER re-enters authentication, so a
  * flow may carry many login attempts: `mysql.auth_failures` counts the failed ones.
+ *
+ * Compressed protocol: when the greeting and the login both set CLIENT_COMPRESS, every byte of
+ * both directions after the server's OK to the login is carried in compressed packets. Each
+ * direction then has two framers: `wire` cuts the stream into compressed packets and unwraps
+ * them (inflated with a bounded output, or taken as is when the uncompressed length is 0), and
+ * `packets` cuts the unwrapped bytes into the same MySQL packets as without compression. A PDU
+ * of such a packet spans the compressed packets that carried it, [start of the one holding its
+ * first byte, end of the one holding its last byte (or the current one, for a packet inspected
+ * truncated)); several PDUs may share one compressed packet. String values keep their stream
+ * spans only when the packet lies whole in one compressed packet sent uncompressed; values that
+ * came out of zlib or straddle compressed packets have no span (a fix cannot rewrite them in
+ * place). A payload that fails to inflate, or inflates to another length than declared, or
+ * declares more than maxInflateBytes, is an anomaly and the analyzer stops on the flow.
  */
+import {constants as zlibConstants, inflateSync} from 'node:zlib'
 import type {AnomalySink} from '../../events/anomaly.js'
 import type {Analyzer, AnalyzerContext, Direction, FieldValue, Fields, Pdu} from '../types.js'
 import {latin1} from '../line/text.js'
 import {RecordFramer, u24le} from './records.js'
 import {
-  CLIENT_SECURE_CONNECTION, COM_CHANGE_USER, COM_CREATE_DB, COM_DROP_DB, COM_FIELD_LIST, COM_INIT_DB,
-  COM_QUERY, COM_QUIT, COM_STMT_CLOSE, COM_STMT_PREPARE, COM_STMT_SEND_LONG_DATA, MYSQL_HEADER,
+  CLIENT_COMPRESS, CLIENT_SECURE_CONNECTION, COM_CHANGE_USER, COM_CREATE_DB, COM_DROP_DB, COM_FIELD_LIST, COM_INIT_DB,
+  COM_QUERY, COM_QUIT, COM_STMT_CLOSE, COM_STMT_PREPARE, COM_STMT_SEND_LONG_DATA, MYSQL_COMPRESSED_HEADER, MYSQL_HEADER,
   MYSQL_MAX_PAYLOAD, commandName, findNul, parseChangeUser, parseErr, parseGreeting, parseLogin,
   type Login,
 } from './parser.js'
@@ -20,6 +34,16 @@ import {
 export const MYSQL_LIMITS = {
   /** bytes held of one packet (header included); longer packets are inspected truncated (anomaly mysql.packet_too_long) */
   maxPacketBytes: 256 * 1024,
+  /**
+   * bytes held of one compressed packet (7-byte header included); a longer one is unwrapped from
+   * its first part (anomaly mysql.compressed_too_long) and the rest is skipped
+   */
+  maxCompressedBytes: 256 * 1024,
+  /**
+   * largest uncompressed length of a compressed packet that is inflated (the output buffer of one
+   * inflate); above it the analyzer stops on the flow (anomaly mysql.inflate_too_large)
+   */
+  maxInflateBytes: 4 * 1024 * 1024,
 }
 
 export type MysqlLimits = typeof MYSQL_LIMITS
@@ -35,8 +59,21 @@ const R_NONE = 0
 const R_FIRST = 1
 const R_RESULT = 2
 
-function span(v: string, off: number): FieldValue {
-  return {v, off, len: v.length}
+/** one direction's framing state */
+interface Side {
+  readonly dir: Direction
+  /** MySQL packets: of the TCP stream until compression starts, then of the unwrapped bytes */
+  packets: RecordFramer
+  /** compressed packets of the TCP stream once compression is on (packets then gets their contents) */
+  wire: RecordFramer | undefined
+  /** the compressed packet being unwrapped: stream start and end, offset of its first unwrapped byte */
+  segStart: number
+  segEnd: number
+  segInner: number
+  /** its payload was sent as is (uncompressed length 0): unwrapped bytes are stream bytes */
+  segPlain: boolean
+  /** stream start of the compressed packet holding the first byte of the packet `packets` holds */
+  pendStart: number
 }
 
 export class MysqlAnalyzer implements Analyzer {
@@ -44,67 +81,211 @@ export class MysqlAnalyzer implements Analyzer {
   private readonly limits: MysqlLimits
   private readonly emitPdu: (pdu: Pdu) => void
   private readonly anomalySink: AnomalySink
-  private readonly cs: RecordFramer
-  private readonly sc: RecordFramer
+  private readonly cs: Side
+  private readonly sc: Side
   private phase = PH_GREETING
   private serverCaps = 0
+  private clientCaps = 0
+  private compressed = false
   private response = R_NONE
   private authFailures = 0
   /** the previous packet of this direction had a 0xffffff payload: this one continues it */
   private contC = false
   private contS = false
   private lastCommand = ''
+  /** the packet being handled: PDU end, and the stream offset of its byte 0 (-1: its values get no span) */
+  private curEnd = 0
+  private spanBase = 0
 
   constructor(ctx: AnalyzerContext, limits: Partial<MysqlLimits> = MYSQL_LIMITS) {
     this.limits = limits === MYSQL_LIMITS ? MYSQL_LIMITS : {...MYSQL_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
-    const max = Math.max(this.limits.maxPacketBytes, MYSQL_HEADER + 1)
-    this.cs = new RecordFramer(MYSQL_HEADER, max, {
+    this.cs = this.side('toserver')
+    this.sc = this.side('toclient')
+  }
+
+  private side(dir: Direction): Side {
+    const s: Side = {dir, packets: undefined as unknown as RecordFramer, wire: undefined, segStart: 0, segEnd: 0, segInner: 0, segPlain: false, pendStart: 0}
+    s.packets = this.packetFramer(s)
+    return s
+  }
+
+  private packetFramer(s: Side): RecordFramer {
+    return new RecordFramer(MYSQL_HEADER, Math.max(this.limits.maxPacketBytes, MYSQL_HEADER + 1), {
       recordLength: (h, o) => MYSQL_HEADER + u24le(h, o),
-      onRecord: (rec, start, declared, truncated) => this.client(rec, start, declared, truncated),
+      onRecord: (rec, start, declared, truncated) => this.packet(s, rec, start, declared, truncated),
       onBadHeader: () => {},
-      onLost: (at, length) => this.anomaly('mysql.gap', {dir: 'toserver', offset: at, length}),
-    })
-    this.sc = new RecordFramer(MYSQL_HEADER, max, {
-      recordLength: (h, o) => MYSQL_HEADER + u24le(h, o),
-      onRecord: (rec, start, declared, truncated) => this.server(rec, start, declared, truncated),
-      onBadHeader: () => {},
-      onLost: (at, length) => this.anomaly('mysql.gap', {dir: 'toclient', offset: at, length}),
+      onLost: (at, length) => {
+        if (s.wire === undefined) this.anomaly('mysql.gap', {dir: s.dir, offset: at, length})
+        else this.anomaly('mysql.gap', {dir: s.dir, offset: s.segStart, length, compressed: true})
+      },
     })
   }
 
   data(dir: Direction, chunk: Uint8Array): void {
-    ;(dir === 'toserver' ? this.cs : this.sc).data(chunk)
+    const s = dir === 'toserver' ? this.cs : this.sc
+    if (s.wire !== undefined) {
+      s.wire.data(chunk)
+      return
+    }
+    const base = s.packets.pos
+    s.packets.data(chunk)
+    // compression began at a packet inside this chunk: the rest is compressed packets
+    const wire = this.wireOf(s)
+    if (wire !== undefined && wire.pos - base < chunk.length) wire.data(chunk.subarray(wire.pos - base))
   }
 
   gap(dir: Direction, length: number): void {
-    ;(dir === 'toserver' ? this.cs : this.sc).gap(length)
+    const s = dir === 'toserver' ? this.cs : this.sc
+    ;(s.wire ?? s.packets).gap(length)
   }
 
   end(dir: Direction): void {
-    const fr = dir === 'toserver' ? this.cs : this.sc
+    const s = dir === 'toserver' ? this.cs : this.sc
+    const fr = s.wire ?? s.packets
     if (!fr.dead && fr.held() > 0) this.anomaly('mysql.truncated_packet', {dir, offset: fr.pending(), held: fr.held()})
+    else if (s.wire !== undefined && !s.packets.dead && s.packets.held() > 0) {
+      this.anomaly('mysql.truncated_packet', {dir, offset: s.pendStart, held: s.packets.held(), compressed: true})
+    }
     fr.stop()
+    s.packets.stop()
   }
 
   pendingFrom(dir: Direction): number {
-    return (dir === 'toserver' ? this.cs : this.sc).pending()
+    const s = dir === 'toserver' ? this.cs : this.sc
+    if (s.wire === undefined) return s.packets.pending()
+    if (s.wire.dead) return -1
+    return s.packets.pending() >= 0 ? s.pendStart : s.wire.pending()
   }
 
   /** buffer use, for tests and memory accounting */
   stats(): {held: number; capacity: number} {
-    return {held: this.cs.held() + this.sc.held(), capacity: this.cs.capacity() + this.sc.capacity()}
+    let held = 0
+    let capacity = 0
+    for (const fr of [this.cs.packets, this.sc.packets, this.cs.wire, this.sc.wire]) {
+      if (fr === undefined) continue
+      held += fr.held()
+      capacity += fr.capacity()
+    }
+    return {held, capacity}
   }
 
   private anomaly(event: string, detail: Record<string, number | string | boolean>): void {
     this.anomalySink({type: 'applayer', event, detail})
   }
 
+  /** (a method so that TypeScript does not narrow `wire` across the call that may set it) */
+  private wireOf(s: Side): RecordFramer | undefined {
+    return s.wire
+  }
+
+  private stopAll(): void {
+    for (const s of [this.cs, this.sc]) {
+      s.packets.stop()
+      s.wire?.stop()
+    }
+  }
+
+  // ---- compressed protocol -----------------------------------------------------------------
+
+  /** the server accepted the login: both directions carry compressed packets from here on */
+  private startCompression(endOfOk: number): void {
+    this.compressed = true
+    for (const s of [this.cs, this.sc]) {
+      // the server's switch is right after its OK; the client has sent nothing since its login
+      const at = s === this.sc ? endOfOk : s.packets.pos
+      const misaligned = s === this.cs && s.packets.held() > 0
+      s.packets.stop()
+      s.packets = this.packetFramer(s)
+      s.wire = new RecordFramer(MYSQL_COMPRESSED_HEADER, Math.max(this.limits.maxCompressedBytes, MYSQL_COMPRESSED_HEADER + 1), {
+        recordLength: (h, o) => MYSQL_COMPRESSED_HEADER + u24le(h, o),
+        onRecord: (rec, start, declared, truncated) => this.unwrap(s, rec, start, declared, truncated),
+        onBadHeader: () => {},
+        onLost: (gapAt, length) => this.anomaly('mysql.gap', {dir: s.dir, offset: gapAt, length}),
+      })
+      s.wire.pos = at
+      if (misaligned) {
+        // a client packet begun before the OK cannot be continued in compressed form
+        this.anomaly('mysql.compress_misaligned', {dir: s.dir, offset: at})
+        s.wire.stop()
+        s.packets.stop()
+      }
+    }
+  }
+
+  /** one compressed packet: its unwrapped bytes go to the packet framer */
+  private unwrap(s: Side, rec: Uint8Array, start: number, declared: number, truncated: boolean): void {
+    const H = MYSQL_COMPRESSED_HEADER
+    const ulen = u24le(rec, 4)
+    s.segStart = start
+    s.segEnd = start + declared
+    s.segInner = s.packets.pos
+    s.segPlain = ulen === 0
+    if (truncated) {
+      this.anomaly('mysql.compressed_too_long', {dir: s.dir, offset: start, length: declared - H, limit: this.limits.maxCompressedBytes})
+    }
+    let out: Uint8Array
+    let missing: number
+    if (ulen === 0) {
+      out = rec.subarray(H)
+      missing = declared - rec.length
+    } else {
+      if (ulen > this.limits.maxInflateBytes) {
+        this.anomaly('mysql.inflate_too_large', {dir: s.dir, offset: start, length: ulen, limit: this.limits.maxInflateBytes})
+        this.stopAll()
+        return
+      }
+      try {
+        // a truncated packet: inflate what is held (sync flush: no error for the missing end)
+        out = inflateSync(rec.subarray(H), truncated ? {maxOutputLength: ulen, finishFlush: zlibConstants.Z_SYNC_FLUSH} : {maxOutputLength: ulen})
+      } catch (e) {
+        const reason = (e as {code?: unknown}).code === 'ERR_BUFFER_TOO_LARGE' ? 'longer_than_declared' : 'corrupt'
+        this.anomaly('mysql.inflate_failed', {dir: s.dir, offset: start, length: ulen, reason})
+        this.stopAll()
+        return
+      }
+      if (!truncated && out.length !== ulen) {
+        this.anomaly('mysql.inflate_failed', {dir: s.dir, offset: start, length: ulen, reason: 'shorter_than_declared'})
+        this.stopAll()
+        return
+      }
+      missing = ulen - out.length
+    }
+    s.packets.data(out)
+    // bytes of a truncated compressed packet never seen: skipped if inside an oversized packet
+    if (missing > 0) s.packets.gap(missing)
+    const q = s.packets.pending()
+    if (q >= s.segInner) s.pendStart = start
+  }
+
+  /** one MySQL packet (`start` is a stream offset, or an offset in the unwrapped bytes once compressed) */
+  private packet(s: Side, rec: Uint8Array, start: number, declared: number, truncated: boolean): void {
+    let pduStart = start
+    if (s.wire === undefined) {
+      this.curEnd = start + declared
+      this.spanBase = start
+    } else {
+      // all of rec was unwrapped from the current compressed packet, or it began in an earlier one
+      const here = start >= s.segInner
+      pduStart = here ? s.segStart : s.pendStart
+      this.curEnd = s.segEnd
+      this.spanBase = here && s.segPlain ? s.segStart + MYSQL_COMPRESSED_HEADER + (start - s.segInner) : -1
+    }
+    if (s.dir === 'toserver') this.client(rec, pduStart, declared, truncated)
+    else this.server(rec, pduStart, declared, truncated)
+  }
+
+  /** a string value at index `i` of the current packet, with its stream span when it has one */
+  private at(v: string, i: number): FieldValue {
+    return this.spanBase < 0 ? {v} : {v, off: this.spanBase + i, len: v.length}
+  }
+
   private base(rec: Uint8Array, start: number, declared: number, truncated: boolean): Fields {
     const f: Fields = new Map()
     f.set('mysql.packet.length', {v: declared - MYSQL_HEADER})
     f.set('mysql.seq', {v: rec[3]!})
+    if (this.compressed) f.set('mysql.compressed', {v: 1})
     if (truncated) {
       f.set('mysql.packet.truncated', {v: 1})
       this.anomaly('mysql.packet_too_long', {offset: start, length: declared - MYSQL_HEADER, limit: this.limits.maxPacketBytes})
@@ -112,9 +293,9 @@ export class MysqlAnalyzer implements Analyzer {
     return f
   }
 
-  private emit(kind: string, dir: Direction, start: number, declared: number, f: Fields): void {
+  private emit(kind: string, dir: Direction, start: number, f: Fields): void {
     f.set('mysql.auth_failures', {v: this.authFailures})
-    this.emitPdu({protocol: 'mysql', kind, dir, start, end: start + declared, fields: f})
+    this.emitPdu({protocol: 'mysql', kind, dir, start, end: this.curEnd, fields: f})
   }
 
   // ---- client -------------------------------------------------------------------------------
@@ -125,7 +306,7 @@ export class MysqlAnalyzer implements Analyzer {
     this.contC = declared - MYSQL_HEADER === MYSQL_MAX_PAYLOAD
     if (cont) {
       f.set('mysql.continuation', {v: 1})
-      this.emit('packet', 'toserver', start, declared, f)
+      this.emit('packet', 'toserver', start, f)
       return
     }
     switch (this.phase) {
@@ -136,25 +317,25 @@ export class MysqlAnalyzer implements Analyzer {
         if (l.ssl) {
           f.set('mysql.capabilities', {v: l.capabilities})
           f.set('mysql.ssl_request', {v: 1})
-          this.emit('ssl_request', 'toserver', start, declared, f)
+          this.emit('ssl_request', 'toserver', start, f)
           this.phase = PH_TLS
-          this.cs.stop()
-          this.sc.stop()
+          this.stopAll()
           return
         }
         this.loginFields(f, l, rec, start, 'mysql.login_malformed')
         f.set('mysql.capabilities', {v: l.capabilities})
+        this.clientCaps = l.capabilities
         if (l.status === 'ok') {
           f.set('mysql.max_packet', {v: l.maxPacket})
           if (l.charset >= 0) f.set('mysql.charset', {v: l.charset})
         }
         this.phase = PH_AUTH
-        this.emit('login', 'toserver', start, declared, f)
+        this.emit('login', 'toserver', start, f)
         return
       }
       case PH_AUTH:
         f.set('mysql.auth_response.length', {v: declared - MYSQL_HEADER})
-        this.emit('auth', 'toserver', start, declared, f)
+        this.emit('auth', 'toserver', start, f)
         return
       case PH_COMMAND:
         this.command(f, rec, start, declared, truncated)
@@ -166,7 +347,7 @@ export class MysqlAnalyzer implements Analyzer {
 
   private loginFields(f: Fields, l: Login, rec: Uint8Array, start: number, event: string): void {
     if (l.userStart >= 0) {
-      f.set('mysql.user', span(latin1(rec, l.userStart, l.userEnd), start + l.userStart))
+      f.set('mysql.user', this.at(latin1(rec, l.userStart, l.userEnd), l.userStart))
       f.set('mysql.user.length', {v: l.userEnd - l.userStart})
     }
     f.set('mysql.login.user_unterminated', {v: l.userTerminated ? 0 : 1})
@@ -175,8 +356,8 @@ export class MysqlAnalyzer implements Analyzer {
       f.set('mysql.auth_response.length', {v: l.authDeclared >= 0 ? l.authDeclared : l.authAvailable})
       f.set('mysql.auth_response.available', {v: l.authAvailable})
     }
-    if (l.dbStart >= 0) f.set('mysql.database', span(latin1(rec, l.dbStart, l.dbEnd), start + l.dbStart))
-    if (l.pluginStart >= 0) f.set('mysql.auth_plugin', span(latin1(rec, l.pluginStart, l.pluginEnd), start + l.pluginStart))
+    if (l.dbStart >= 0) f.set('mysql.database', this.at(latin1(rec, l.dbStart, l.dbEnd), l.dbStart))
+    if (l.pluginStart >= 0) f.set('mysql.auth_plugin', this.at(latin1(rec, l.pluginStart, l.pluginEnd), l.pluginStart))
     if (l.malformed) {
       this.anomaly(event, {offset: start, user_unterminated: !l.userTerminated, auth_declared: l.authDeclared, auth_available: l.authAvailable})
     }
@@ -186,7 +367,7 @@ export class MysqlAnalyzer implements Analyzer {
     const n = rec.length
     if (rec[3] !== 0 || n <= MYSQL_HEADER) {
       // LOAD DATA LOCAL file contents, long data continuation: not a command
-      this.emit('packet', 'toserver', start, declared, f)
+      this.emit('packet', 'toserver', start, f)
       return
     }
     const code = rec[MYSQL_HEADER]!
@@ -198,18 +379,18 @@ export class MysqlAnalyzer implements Analyzer {
     switch (code) {
       case COM_QUERY:
       case COM_STMT_PREPARE:
-        f.set('mysql.query', span(latin1(rec, a, n), start + a))
+        f.set('mysql.query', this.at(latin1(rec, a, n), a))
         f.set('mysql.query.length', {v: declared - a})
         if (truncated) f.set('mysql.query.truncated', {v: 1})
         break
       case COM_INIT_DB:
       case COM_CREATE_DB:
       case COM_DROP_DB:
-        f.set('mysql.database', span(latin1(rec, a, n), start + a))
+        f.set('mysql.database', this.at(latin1(rec, a, n), a))
         break
       case COM_FIELD_LIST: {
         const z = findNul(rec, a, n)
-        f.set('mysql.table', span(latin1(rec, a, z < 0 ? n : z), start + a))
+        f.set('mysql.table', this.at(latin1(rec, a, z < 0 ? n : z), a))
         break
       }
       case COM_CHANGE_USER: {
@@ -223,7 +404,7 @@ export class MysqlAnalyzer implements Analyzer {
     }
     if (code === 0 || code > 0x1f) this.anomaly('mysql.unknown_command', {offset: start, code})
     this.response = code === COM_QUIT || code === COM_STMT_CLOSE || code === COM_STMT_SEND_LONG_DATA || code === COM_CHANGE_USER ? R_NONE : R_FIRST
-    this.emit('command', 'toserver', start, declared, f)
+    this.emit('command', 'toserver', start, f)
   }
 
   // ---- server -------------------------------------------------------------------------------
@@ -233,26 +414,26 @@ export class MysqlAnalyzer implements Analyzer {
     const cont = this.contS
     this.contS = declared - MYSQL_HEADER === MYSQL_MAX_PAYLOAD
     if (cont || rec.length <= MYSQL_HEADER) {
-      this.emit('packet', 'toclient', start, declared, f)
+      this.emit('packet', 'toclient', start, f)
       return
     }
     const t = rec[MYSQL_HEADER]!
     if (this.phase === PH_GREETING) {
       if (t === 0xff) {
         this.errFields(f, rec, start)
-        this.emit('error', 'toclient', start, declared, f)
+        this.emit('error', 'toclient', start, f)
         return
       }
       const g = parseGreeting(rec)
       f.set('mysql.protocol_version', {v: g.protocol})
-      if (g.versionStart >= 0) f.set('mysql.server_version', span(latin1(rec, g.versionStart, g.versionEnd), start + g.versionStart))
+      if (g.versionStart >= 0) f.set('mysql.server_version', this.at(latin1(rec, g.versionStart, g.versionEnd), g.versionStart))
       if (g.connectionId >= 0) f.set('mysql.connection_id', {v: g.connectionId})
       f.set('mysql.server_capabilities', {v: g.capabilities})
-      if (g.pluginStart >= 0) f.set('mysql.auth_plugin', span(latin1(rec, g.pluginStart, g.pluginEnd), start + g.pluginStart))
+      if (g.pluginStart >= 0) f.set('mysql.auth_plugin', this.at(latin1(rec, g.pluginStart, g.pluginEnd), g.pluginStart))
       if (g.status !== 'ok') this.anomaly('mysql.greeting_malformed', {offset: start, protocol: g.protocol})
       this.serverCaps = g.capabilities
       this.phase = PH_LOGIN
-      this.emit('greeting', 'toclient', start, declared, f)
+      this.emit('greeting', 'toclient', start, f)
       return
     }
     if (this.phase === PH_AUTH) {
@@ -272,9 +453,11 @@ export class MysqlAnalyzer implements Analyzer {
         kind = 'auth_switch'
         const a = MYSQL_HEADER + 1
         const z = findNul(rec, a, rec.length)
-        if (rec.length > a) f.set('mysql.auth_plugin', span(latin1(rec, a, z < 0 ? rec.length : z), start + a))
+        if (rec.length > a) f.set('mysql.auth_plugin', this.at(latin1(rec, a, z < 0 ? rec.length : z), a))
       }
-      this.emit(kind, 'toclient', start, declared, f)
+      this.emit(kind, 'toclient', start, f)
+      // CLIENT_COMPRESS on both sides: compressed packets follow the OK in both directions
+      if (kind === 'ok' && !this.compressed && (this.serverCaps & this.clientCaps & CLIENT_COMPRESS) !== 0) this.startCompression(this.curEnd)
       return
     }
     let kind: string
@@ -288,7 +471,7 @@ export class MysqlAnalyzer implements Analyzer {
       else if (t === 0xfb) {
         kind = 'local_infile'
         const a = MYSQL_HEADER + 1
-        f.set('mysql.local_infile', span(latin1(rec, a, rec.length), start + a))
+        f.set('mysql.local_infile', this.at(latin1(rec, a, rec.length), a))
       } else kind = 'resultset'
       this.response = kind === 'resultset' ? R_RESULT : R_NONE
     } else if (t === 0xfe && declared - MYSQL_HEADER < 9) {
@@ -297,7 +480,7 @@ export class MysqlAnalyzer implements Analyzer {
       kind = this.response === R_RESULT ? 'row' : 'packet'
     }
     if (this.lastCommand !== '') f.set('mysql.response_to', {v: this.lastCommand})
-    this.emit(kind, 'toclient', start, declared, f)
+    this.emit(kind, 'toclient', start, f)
   }
 
   private errFields(f: Fields, rec: Uint8Array, start: number): void {
@@ -307,7 +490,7 @@ export class MysqlAnalyzer implements Analyzer {
       return
     }
     f.set('mysql.error_code', {v: e.code})
-    if (e.stateStart >= 0) f.set('mysql.sql_state', span(latin1(rec, e.stateStart, e.stateStart + 5), start + e.stateStart))
-    f.set('mysql.error_message', span(latin1(rec, e.msgStart, rec.length), start + e.msgStart))
+    if (e.stateStart >= 0) f.set('mysql.sql_state', this.at(latin1(rec, e.stateStart, e.stateStart + 5), e.stateStart))
+    f.set('mysql.error_message', this.at(latin1(rec, e.msgStart, rec.length), e.msgStart))
   }
 }

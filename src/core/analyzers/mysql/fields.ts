@@ -3,12 +3,14 @@ import type {FieldSpec} from '../types.js'
 /**
  * Fields of the MySQL analyzer's PDUs. Kinds: toclient greeting, ok, error, eof, auth,
  * auth_switch, resultset, row, local_infile, packet; toserver ssl_request, login, auth, command,
- * packet. String values carry spans (absolute stream offsets) unless noted.
+ * packet. String values carry spans (absolute stream offsets) unless noted; with the compressed
+ * protocol only values of a packet sent whole in one uncompressed compressed packet keep them.
  */
 export const MYSQL_FIELDS: readonly FieldSpec[] = [
   {name: 'mysql.packet.length', description: 'payload length from the 3-byte packet header', type: 'number'},
   {name: 'mysql.seq', description: 'packet sequence id', type: 'number'},
   {name: 'mysql.packet.truncated', description: '1 when the packet was longer than maxPacketBytes and was inspected truncated', type: 'number'},
+  {name: 'mysql.compressed', description: '1 on packets carried by the compressed protocol (CLIENT_COMPRESS negotiated)', type: 'number'},
   {name: 'mysql.continuation', description: '1 on a packet continuing a 0xffffff-byte payload', type: 'number'},
   {name: 'mysql.protocol_version', description: 'greeting: protocol version byte (10 for HandshakeV10)', type: 'number'},
   {name: 'mysql.server_version', description: 'greeting: server version string', type: 'string'},

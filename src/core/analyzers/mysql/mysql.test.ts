@@ -1,3 +1,4 @@
+import {deflateSync} from 'node:zlib'
 import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {runAnalyzer, type ScriptStep} from '../harness.js'
@@ -8,6 +9,8 @@ import {RecordFramer} from './records.js'
 import {binarySpanMismatches, fuzzScripts, one} from './testing.js'
 
 const fixture = loadHexFixture(new URL('./fixtures/benign_mysql_session.s0.hex', import.meta.url))
+/** MariaDB 10.11 and its client with --compress (see the file's header) */
+const mariadbCompressed = loadHexFixture(new URL('./fixtures/mariadb_compressed_session.s0.hex', import.meta.url))
 
 const cat = (...parts: (string | number[] | Uint8Array)[]): Uint8Array =>
   Uint8Array.from(Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p)))))
@@ -27,6 +30,20 @@ const OK = (seq: number): ScriptStep => C(seq, [0, 0, 0, 2, 0, 0, 0])
 const ERR = (seq: number, code: number, msg: string): ScriptStep => C(seq, [0xff, code & 0xff, code >> 8], '#28000', msg)
 const query = (q: string): ScriptStep => S(0, [3], q)
 const runAll = (script: ScriptStep[], limits = {}) => runAnalyzer(makeMysqlAnalyzer(limits), script)
+
+// compressed protocol: 3-byte compressed length, sequence id, 3-byte uncompressed length (0: payload as is)
+const le24 = (n: number): number[] => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff]
+const zpkt = (seq: number, inner: Uint8Array, form: 'zlib' | 'raw' = 'zlib'): Uint8Array => {
+  const body = form === 'zlib' ? deflateSync(inner) : inner
+  return cat(le24(body.length), [seq], le24(form === 'zlib' ? inner.length : 0), body)
+}
+const ZS = (seq: number, inner: Uint8Array, form: 'zlib' | 'raw' = 'zlib'): ScriptStep => ({dir: 'toserver', data: zpkt(seq, inner, form)})
+const ZC = (seq: number, inner: Uint8Array, form: 'zlib' | 'raw' = 'zlib'): ScriptStep => ({dir: 'toclient', data: zpkt(seq, inner, form)})
+const CL_COMPRESS = CL_CAPS | 0x20
+/** greeting (CLIENT_COMPRESS offered), login asking for it, OK: compressed packets follow */
+const Z_SESSION = [GREETING, login('root\0', [[20], new Uint8Array(20), 'mysql\0', 'caching_sha2_password\0'], CL_COMPRESS), OK(2)]
+const Q6662 = "SET GLOBAL general_log_file = '/var/lib/mysql/my.cnf'"
+const OK_BODY = (seq: number): Uint8Array => OK(seq).data
 
 describe('mysql: fixture benign_mysql_session', () => {
   it('every split and 1-byte chunks give the same PDUs', () => {
@@ -182,6 +199,175 @@ describe('mysql: hand-written sessions', () => {
   })
 })
 
+// a compressed session: zlib and as-is payloads, a packet straddling two compressed packets
+const zInner = query(Q6662).data
+const zFixture: ScriptStep[] = [
+  ...Z_SESSION, ZS(0, zInner), ZC(0, OK_BODY(1), 'raw'), ZS(0, zInner.subarray(0, 30)), ZS(1, zInner.subarray(30), 'raw'),
+  ZC(0, cat(C(1, [1]).data, C(2, [3], 'def').data, C(3, [0xfe, 0, 0, 2, 0]).data, C(4, [1], '1').data, C(5, [0xfe, 0, 0, 2, 0]).data)),
+]
+
+describe('mysql: compressed protocol', () => {
+  it('compressed session: every split and 1-byte chunks give the same PDUs, spans map onto the stream', () => {
+    expect(splitInvariance(mysqlAnalyzer, zFixture)).toEqual([])
+    const r = runAnalyzer(mysqlAnalyzer, zFixture)
+    expect(r.anomalies).toEqual([])
+    expect(r.pdus.map((p) => p.kind)).toEqual(['greeting', 'login', 'ok', 'command', 'ok', 'command', 'resultset', 'row', 'eof', 'row', 'eof'])
+    expect(binarySpanMismatches(r.pdus, zFixture)).toEqual([])
+  })
+
+  it('real MariaDB --compress session: every split gives the same PDUs; queries, zlib result sets and the error parsed', () => {
+    expect(splitInvariance(mysqlAnalyzer, mariadbCompressed)).toEqual([])
+    const r = runAnalyzer(mysqlAnalyzer, mariadbCompressed)
+    expect(r.anomalies).toEqual([])
+    expect(binarySpanMismatches(r.pdus, mariadbCompressed)).toEqual([])
+    const cmds = r.pdus.filter((p) => p.kind === 'command')
+    expect(cmds.map((p) => one(p, 'mysql.command').v)).toEqual(['COM_QUERY', 'COM_QUERY', 'COM_QUERY', 'COM_QUIT'])
+    expect(cmds.slice(0, 3).map((p) => one(p, 'mysql.query').v)).toEqual(['SELECT 1', "SELECT REPEAT('abc', 500) AS big", Q6662])
+    // the client sent its short statements as is (uncompressed length 0): spans kept
+    expect(one(cmds[2], 'mysql.query').off).toBe(cmds[2]!.start + 7 + 5)
+    expect(r.pdus.filter((p) => p.dir === 'toclient').map((p) => p.kind)).toEqual([
+      'greeting', 'ok', 'resultset', 'row', 'eof', 'row', 'eof', 'resultset', 'row', 'eof', 'row', 'eof', 'error',
+    ])
+    expect(one(r.pdus.find((p) => p.kind === 'error'), 'mysql.error_code').v).toBe(1231)
+  })
+
+  it('CLIENT_COMPRESS on both sides: zlib-wrapped query and answer give the plain PDUs, without spans', () => {
+    const q = ZS(0, query(Q6662).data)
+    const script = [...Z_SESSION, q, ZC(0, OK_BODY(1))]
+    const r = runAll(script)
+    expect(r.anomalies).toEqual([])
+    expect(r.pdus.map((p) => p.kind)).toEqual(['greeting', 'login', 'ok', 'command', 'ok'])
+    const c = r.pdus[3]!
+    const before = Z_SESSION.filter((s) => s.dir === 'toserver').reduce((n, s) => n + s.data.length, 0)
+    expect(one(c, 'mysql.command').v).toBe('COM_QUERY')
+    expect(one(c, 'mysql.query')).toEqual({v: Q6662})
+    expect(one(c, 'mysql.query.length').v).toBe(Q6662.length)
+    expect(one(c, 'mysql.compressed').v).toBe(1)
+    expect([c.start, c.end]).toEqual([before, before + q.data.length])
+    expect(r.pdus[2]!.fields.has('mysql.compressed')).toBe(false)
+    expect(one(r.pdus[4], 'mysql.response_to').v).toBe('COM_QUERY')
+    expect(binarySpanMismatches(r.pdus, script)).toEqual([])
+  })
+
+  it('uncompressed payloads (length 0) keep their stream spans', () => {
+    const script = [...Z_SESSION, ZS(0, query(Q6662).data, 'raw'), ZC(0, ERR(1, 1227, 'Access denied; you need SUPER').data, 'raw')]
+    const r = runAll(script)
+    expect(r.anomalies).toEqual([])
+    const c = r.pdus[3]!
+    expect(one(c, 'mysql.query')).toEqual({v: Q6662, off: c.start + 7 + 5, len: Q6662.length})
+    const e = r.pdus[4]!
+    expect(e.kind).toBe('error')
+    expect(one(e, 'mysql.error_message').v).toBe('Access denied; you need SUPER')
+    expect(one(e, 'mysql.error_message').off).toBeDefined()
+    expect(binarySpanMismatches(r.pdus, script)).toEqual([])
+  })
+
+  it('a packet split over two compressed packets, and two packets in one', () => {
+    const inner = query(Q6662).data
+    const a = zpkt(0, inner.subarray(0, 20))
+    const b = zpkt(1, inner.subarray(20), 'raw')
+    const two = zpkt(2, cat(query('select 1').data, query('select 2').data))
+    const script: ScriptStep[] = [...Z_SESSION, {dir: 'toserver', data: a}, {dir: 'toserver', data: b}, {dir: 'toserver', data: two}]
+    const r = runAll(script)
+    expect(r.anomalies).toEqual([])
+    const cmds = r.pdus.filter((p) => p.kind === 'command')
+    expect(cmds.map((p) => one(p, 'mysql.query'))).toEqual([{v: Q6662}, {v: 'select 1'}, {v: 'select 2'}])
+    const base = cmds[0]!.start
+    expect(cmds.map((p) => [p.start - base, p.end - base])).toEqual([
+      [0, a.length + b.length],
+      [a.length + b.length, a.length + b.length + two.length],
+      [a.length + b.length, a.length + b.length + two.length],
+    ])
+    expect(splitInvariance(mysqlAnalyzer, script)).toEqual([])
+  })
+
+  it('the switch may fall inside one data() call; every split gives the same PDUs', () => {
+    // the server's OK and a compressed packet in one chunk (and every other cut of it)
+    const okAndMore: ScriptStep = {dir: 'toclient', data: cat(OK(2).data, zpkt(0, ERR(0, 1040, 'Too many connections').data))}
+    const script: ScriptStep[] = [GREETING, login('u\0', [[0]], CL_COMPRESS), okAndMore, ZS(0, query(Q6662).data), ZC(0, OK_BODY(1), 'raw'), ZS(0, query('select 1').data, 'raw')]
+    const r = runAll(script)
+    expect(r.anomalies).toEqual([])
+    expect(r.pdus.map((p) => p.kind)).toEqual(['greeting', 'login', 'ok', 'error', 'command', 'ok', 'command'])
+    expect(one(r.pdus[3], 'mysql.error_code').v).toBe(1040)
+    expect(splitInvariance(mysqlAnalyzer, script)).toEqual([])
+  })
+
+  it('only one side asking for compression: plain packets go on', () => {
+    expect(runAll([GREETING, login('u\0', [[0]]), OK(2), query('select 1')]).pdus[3]!.fields.has('mysql.compressed')).toBe(false)
+    const noServer = C(0, [10], '5.0.0\0', le32(1), '12345678', [0], [0xdf, 0xf7])
+    const r = runAll([noServer, login('u\0', [[0]], CL_COMPRESS), OK(2), query('select 1')])
+    expect(one(r.pdus[3], 'mysql.query').v).toBe('select 1')
+  })
+
+  it('failed COM_CHANGE_USER logins are still counted', () => {
+    const cu = S(0, [0x11], 'root\0', [20], new Uint8Array(20), 'mysql\0').data
+    const script: ScriptStep[] = [...Z_SESSION]
+    for (let i = 0; i < 3; i++) script.push(ZS(0, cu), ZC(0, ERR(1, 1045, 'Access denied').data))
+    const r = runAll(script)
+    expect(r.pdus.filter((p) => p.kind === 'error').map((p) => one(p, 'mysql.auth_failures').v)).toEqual([1, 2, 3])
+  })
+
+  it('corrupt zlib, a bomb, a short stream and an oversized declaration: anomaly, then the flow is not parsed', () => {
+    const hdr = (clen: number, ulen: number): number[] => [...le24(clen), 0, ...le24(ulen)]
+    const bomb = deflateSync(new Uint8Array(1 << 20))
+    const short = deflateSync(query('select 1').data)
+    const bad: [ScriptStep, string, string | undefined][] = [
+      [{dir: 'toserver', data: cat(hdr(10, 50), 'not zlib!!')}, 'mysql.inflate_failed', 'corrupt'],
+      [{dir: 'toserver', data: cat(hdr(bomb.length, 100), bomb)}, 'mysql.inflate_failed', 'longer_than_declared'],
+      [{dir: 'toserver', data: cat(hdr(short.length, 200), short)}, 'mysql.inflate_failed', 'shorter_than_declared'],
+      [{dir: 'toserver', data: cat(hdr(0, 20))}, 'mysql.inflate_failed', 'corrupt'],
+      [{dir: 'toserver', data: cat(hdr(bomb.length, 0xffffff), bomb)}, 'mysql.inflate_too_large', undefined],
+    ]
+    for (const [step, event, reason] of bad) {
+      const script = [...Z_SESSION, step, ZS(0, query(Q6662).data), ZC(0, OK_BODY(1))]
+      const r = runAll(script)
+      expect(r.anomalies.map((a) => a.event)).toEqual([event])
+      expect(r.anomalies[0]!.detail?.['reason']).toBe(reason)
+      expect(r.pdus.map((p) => p.kind)).toEqual(['greeting', 'login', 'ok'])
+      expect(splitInvariance(mysqlAnalyzer, script, 5)).toEqual([])
+    }
+  })
+
+  it('a compressed packet over maxCompressedBytes: unwrapped from its first part, then in sync again', () => {
+    const big = query('SELECT ' + 'x'.repeat(3000)).data
+    const limits = {maxCompressedBytes: 512, maxPacketBytes: 200}
+    for (const form of ['zlib', 'raw'] as const) {
+      // zlib output of 3000 x is tiny: pad the zlib form with incompressible bytes
+      let x = 1
+      const noise = Array.from({length: 3000}, () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 16) & 0xff)
+      const inner = form === 'raw' ? big : query('SELECT ' + Buffer.from(noise).toString('latin1')).data
+      const script = [...Z_SESSION, ZS(0, inner, form), ZS(0, query('select 2').data)]
+      const r = runAll(script, limits)
+      const cmds = r.pdus.filter((p) => p.kind === 'command')
+      expect(cmds.length).toBe(2)
+      expect(one(cmds[0], 'mysql.query.truncated').v).toBe(1)
+      expect(one(cmds[0], 'mysql.query.length').v).toBe(inner.length - 5)
+      expect(one(cmds[1], 'mysql.query').v).toBe('select 2')
+      expect(r.anomalies.map((a) => a.event)).toEqual(['mysql.compressed_too_long', 'mysql.packet_too_long'])
+      expect(splitInvariance(makeMysqlAnalyzer(limits), script, 41)).toEqual([])
+    }
+  })
+
+  it('pendingFrom points at the compressed packet where the unfinished packet began', () => {
+    const pdus: Pdu[] = []
+    const a = new MysqlAnalyzer({emit: (p) => pdus.push(p), anomaly: () => {}})
+    for (const s of Z_SESSION) a.data(s.dir, s.data)
+    const at = a.pendingFrom('toserver')
+    expect(at).toBe(-1)
+    const inner = query(Q6662).data
+    const first = zpkt(0, inner.subarray(0, 20))
+    const start = Z_SESSION.filter((s) => s.dir === 'toserver').reduce((n, s) => n + s.data.length, 0)
+    a.data('toserver', first.subarray(0, 3))
+    expect(a.pendingFrom('toserver')).toBe(start)
+    a.data('toserver', first.subarray(3))
+    expect(a.pendingFrom('toserver')).toBe(start)
+    a.data('toserver', zpkt(1, inner.subarray(20)).subarray(0, 9))
+    expect(a.pendingFrom('toserver')).toBe(start)
+    a.end('toserver')
+    expect(pdus.filter((p) => p.kind === 'command')).toEqual([])
+  })
+})
+
 describe('mysql: detect and fields', () => {
   it('detects the greeting toclient, not other bytes', () => {
     expect(detectMysql('toclient', fixture[0]!.data)).toBe(true)
@@ -201,30 +387,33 @@ describe('mysql: detect and fields', () => {
 })
 
 describe('mysql: fuzz', () => {
-  it('never throws, keeps buffers under the cap, PDUs well-formed', () => {
-    const cap = 512
-    fc.assert(
-      fc.property(fuzzScripts(fixture), fc.oneof(fc.constant(0), fc.constant(0), fc.integer({min: 1, max: 64})), (script, chunk) => {
-        const pdus: Pdu[] = []
-        const a = new MysqlAnalyzer({emit: (p) => pdus.push(p), anomaly: () => {}}, {maxPacketBytes: cap})
-        let maxCap = 0
-        for (const s of script) {
-          const step = chunk === 0 ? s.data.length || 1 : chunk
-          for (let i = 0; i < s.data.length; i += step) {
-            a.data(s.dir, s.data.subarray(i, i + step))
-            maxCap = Math.max(maxCap, a.stats().capacity)
+  for (const [name, fx] of [['plain fixture', fixture], ['compressed session', zFixture]] as const) {
+    it(`never throws, keeps buffers under the cap, PDUs well-formed (${name})`, () => {
+      const cap = 512
+      fc.assert(
+        fc.property(fuzzScripts(fx), fc.oneof(fc.constant(0), fc.constant(0), fc.integer({min: 1, max: 64})), (script, chunk) => {
+          const pdus: Pdu[] = []
+          const a = new MysqlAnalyzer({emit: (p) => pdus.push(p), anomaly: () => {}}, {maxPacketBytes: cap, maxCompressedBytes: cap})
+          let maxCap = 0
+          for (const s of script) {
+            const step = chunk === 0 ? s.data.length || 1 : chunk
+            for (let i = 0; i < s.data.length; i += step) {
+              a.data(s.dir, s.data.subarray(i, i + step))
+              maxCap = Math.max(maxCap, a.stats().capacity)
+            }
           }
-        }
-        expect(maxCap).toBeLessThanOrEqual(2 * cap)
-        a.end('toserver')
-        a.end('toclient')
-        expect(pdus.every((p) => p.end > p.start)).toBe(true)
-        const bad = binarySpanMismatches(pdus, script)
-        if (bad.length > 0) expect(bad).toEqual([])
-      }),
-      {numRuns: fuzzRuns(10_000)},
-    )
-  })
+          // a packet framer per direction, and a compressed-packet framer per direction once compressed
+          expect(maxCap).toBeLessThanOrEqual(4 * cap)
+          a.end('toserver')
+          a.end('toclient')
+          expect(pdus.every((p) => p.end > p.start)).toBe(true)
+          const bad = binarySpanMismatches(pdus, script)
+          if (bad.length > 0) expect(bad).toEqual([])
+        }),
+        {numRuns: fuzzRuns(name === 'plain fixture' ? 10_000 : 3_000)},
+      )
+    })
+  }
 
   it('framer: random record lengths in random splits give the same records', () => {
     fc.assert(

@@ -23,6 +23,22 @@ import {u16le, u24le, u32le} from './records.js'
 export const MYSQL_HEADER = 4
 export const MYSQL_MAX_PAYLOAD = 0xffffff
 
+/*
+ * Compressed packet (section "Compressed Packet"), used on both sides after the login's OK when
+ * the greeting and the login both set CLIENT_COMPRESS:
+ *
+ *   0                 3       4                       7
+ *   +-----------------+-------+-----------------------+------------------------------+
+ *   | compressed len  | seq   | uncompressed len      | payload (compressed len)     |
+ *   | int<3>          | int<1>| int<3>                |                              |
+ *   +-----------------+-------+-----------------------+------------------------------+
+ *
+ * An uncompressed length of 0 means the payload is sent as is; otherwise it is a zlib stream
+ * that inflates to that many bytes. The unwrapped bytes of a direction are a sequence of
+ * ordinary packets (header + payload), which may straddle compressed packets.
+ */
+export const MYSQL_COMPRESSED_HEADER = 7
+
 export interface PacketHeader {
   status: 'ok' | 'incomplete'
   /** payload length */
@@ -39,6 +55,7 @@ export function parsePacketHeader(b: Uint8Array, off = 0): PacketHeader {
 // capability flags (Protocol::CapabilityFlags)
 export const CLIENT_LONG_PASSWORD = 0x1
 export const CLIENT_CONNECT_WITH_DB = 0x8
+export const CLIENT_COMPRESS = 0x20
 export const CLIENT_PROTOCOL_41 = 0x200
 export const CLIENT_SSL = 0x800
 export const CLIENT_SECURE_CONNECTION = 0x8000
