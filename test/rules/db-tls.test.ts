@@ -13,11 +13,11 @@ import fc from 'fast-check'
 import {runAnalyzer, type ScriptStep} from '../../src/core/analyzers/harness.js'
 import {loadHexFixture} from '../../src/core/analyzers/line/testing.js'
 import {factoryFor} from '../../src/core/analyzers/registry.js'
-import type {Fields, Pdu} from '../../src/core/analyzers/types.js'
 import {runReplay} from '../../src/core/engine/replay-run.js'
 import {fieldsFor, testFactoryFor} from '../../src/core/rules/fields.js'
 import {loadRules, RuleSet} from '../../src/core/rules/engine.js'
 import {testRule} from '../../src/core/rules/sample-test.js'
+import {anomalyPdu} from '../../src/core/protections/anomaly-fields.js'
 
 const RULE_DIRS = ['mssql', 'mysql', 'oracle', 'tls'].map((d) => fileURLToPath(new URL(`../../rules/${d}/`, import.meta.url)))
 const PCAPS = fileURLToPath(new URL('../../../shared/corpus/pcaps/', import.meta.url))
@@ -129,9 +129,7 @@ function fired(protocol: string, steps: readonly ScriptStep[], chunkSize?: numbe
   const ids = new Set<string>()
   for (const pdu of res.pdus) for (const m of set.evaluate(pdu)) ids.add(m.rule.id)
   for (const a of res.anomalies) {
-    const fields: Fields = new Map([['anomaly.event', {v: a.event}], ['anomaly.type', {v: a.type}]])
-    const unit: Pdu = {protocol: 'anomaly', kind: a.type, dir: 'toserver', start: 0, end: 0, fields}
-    for (const m of set.evaluate(unit)) ids.add(m.rule.id)
+    for (const m of set.evaluate(anomalyPdu(a))) ids.add(m.rule.id)
   }
   return [...ids].sort()
 }

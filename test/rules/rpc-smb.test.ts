@@ -16,10 +16,11 @@ import {binarySpanMismatches} from '../../src/core/analyzers/dcerpc/testing.js'
 import {oncrpcAnalyzer, oncrpcUdpAnalyzer} from '../../src/core/analyzers/oncrpc/index.js'
 import type {AnalyzerFactory, Pdu} from '../../src/core/analyzers/types.js'
 import type {CompiledRule} from '../../src/core/rules/compile.js'
-import {RuleSet} from '../../src/core/rules/engine.js'
+import {RuleSet, loadRules} from '../../src/core/rules/engine.js'
 import {fieldsFor, testFactoryFor} from '../../src/core/rules/fields.js'
 import {lintRules} from '../../src/core/rules/lint.js'
 import {testRule} from '../../src/core/rules/sample-test.js'
+import {anomalyPdu} from '../../src/core/protections/anomaly-fields.js'
 
 const RULES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../rules')
 const DIRS = ['windows', 'samba', 'sunrpc'].map((d) => path.join(RULES, d))
@@ -41,7 +42,7 @@ function fired(factory: AnalyzerFactory, script: ScriptStep[], chunkSize?: numbe
   const ids = new Set<string>()
   const units: Pdu[] = [...res.pdus]
   for (const a of res.anomalies) {
-    units.push({protocol: 'anomaly', kind: a.type, dir: 'toserver', start: 0, end: 0, fields: new Map([['anomaly.event', {v: a.event}], ['anomaly.type', {v: a.type}]])})
+    units.push(anomalyPdu(a))
   }
   for (const p of units) for (const m of (p.protocol === 'anomaly' ? anomalySet : set).evaluate(p)) ids.add(m.rule.id)
   return [...ids].sort()
@@ -1078,8 +1079,10 @@ describe('variant audit: TRANS_SECONDARY out of order', () => {
     const over = smb1(0x26, {mid: 3, tid: 7}, s, Buffer.alloc(10, 0x41))
     const all = smb1Transact(bad, 3, 90, 60)
     const r = runAnalyzer(smbAnalyzer, [...smb1Open('IPC$', '\\srvsvc'), ...ts(all.subarray(0, 4 + all.readUIntBE(1, 3)), over)])
-    // the pipe's parser saw the request's head only
+    // the pipe's parser saw the request's head only, and the rewrite is dropped
     expect(r.anomalies.map((a) => a.event)).toEqual(['smb.trans.out_of_order', 'dcerpc.truncated_pdu'])
+    const evasion = new RuleSet(loadRules(path.join(RULES, 'generic', 'PP-EVASION-SMB-TRANS-OUT-OF-ORDER.yaml')).rules)
+    expect(r.anomalies.flatMap((a) => evasion.evaluate(anomalyPdu(a)).map((m) => m.action))).toEqual(['drop'])
     // held data is bounded
     const a = held([...smb1Open('IPC$', '\\srvsvc'), ...ts(shuffled(bad, reversed))], {maxTransHeldBytes: 20})
     expect(a.anomalies).toEqual(['smb.trans_held_limit', 'smb.trans.out_of_order'])
