@@ -25,7 +25,7 @@ export interface HarnessOptions {
   /** flow addresses handed to the analyzer (default: client 192.0.2.1:40000 -> server 192.0.2.2 on the factory's first port) */
   flow?: FlowInfo
   /** the rules' field needs (AnalyzerContext.reads; default: every field is read) */
-  reads?: (field: string) => boolean
+  reads?: (field: string, dir?: Direction) => boolean
 }
 
 export function runAnalyzer(factory: AnalyzerFactory, script: readonly ScriptStep[], opts: HarnessOptions = {}): HarnessResult {

@@ -67,11 +67,13 @@ export interface AnalyzerContext {
   /** a protocol anomaly (type 'applayer'), e.g. 'http.cl_and_te', 'smtp.line_too_long' */
   anomaly: AnomalySink
   /**
-   * Does any loaded rule read this field (a name, or a family ending in '.': any field of it)? An
-   * analyzer may leave out a costly field no rule reads (absent: every field is built). The same
-   * function for every flow of an engine: an analyzer may remember its answers by it.
+   * Does any loaded rule read this field (a name, or a family ending in '.': any field of it), in
+   * PDUs of direction `dir` (any direction when `dir` is absent: rules only judge PDUs of their
+   * own direction)? An analyzer may leave out a field no rule reads (absent: every field is
+   * built). The same function for every flow of an engine: an analyzer may remember its answers
+   * by it.
    */
-  reads?(field: string): boolean
+  reads?(field: string, dir?: Direction): boolean
   /**
    * A port assigned at run time that now carries a known protocol (portmapper GETPORT replies,
    * DCE/RPC endpoint-mapper replies, FTP PASV/EPSV answers): the engine and gateway start

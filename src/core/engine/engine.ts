@@ -53,8 +53,8 @@ export interface EngineProtections {
 /** What the engine asks of the rule layer: judge one PDU. */
 export interface PduJudge {
   judge(pdu: Pdu, flow: EngineFlow, emit: (ev: EveEvent) => void): void
-  /** does any rule read this field? (absent: every field may be read; see AnalyzerContext.reads) */
-  reads?(field: string): boolean
+  /** does any rule read this field (in PDUs of `dir`)? (absent: every field may be read; see AnalyzerContext.reads) */
+  reads?(field: string, dir?: Direction): boolean
 }
 
 export interface EngineOptions {
@@ -283,11 +283,11 @@ export class Engine {
   private current: DecodedPacket | null = null
   private readonly protectionReport: ProtectionReport = (a, flow) => this.reportAnomaly(a, flow)
   /** the judge's field needs, handed to each analyzer (AnalyzerContext.reads) */
-  private readonly fieldReads: ((field: string) => boolean) | undefined
+  private readonly fieldReads: ((field: string, dir?: Direction) => boolean) | undefined
 
   constructor(private readonly opts: EngineOptions) {
     const judge = opts.judge
-    this.fieldReads = judge?.reads === undefined ? undefined : (field) => judge.reads!(field)
+    this.fieldReads = judge?.reads === undefined ? undefined : (field, dir) => judge.reads!(field, dir)
     this.defrag = new Defragmenter({
       defaultPolicy: opts.defragPolicy ?? 'first',
       policyFor: (dst) => opts.hostPolicy?.(dst)?.defrag,

@@ -3,7 +3,7 @@
  * and each match becomes an EVE alert carrying patchpoint's action, rule id and CVEs. The
  * gateway applies the action; replay reports what it would have been.
  */
-import type {Pdu} from '../analyzers/types.js'
+import type {Direction, Pdu} from '../analyzers/types.js'
 import type {EveAlertEvent, EveEvent} from '../events/eve.js'
 import {fnv1a52} from '../events/eve.js'
 import type {RuleSet} from '../rules/engine.js'
@@ -35,8 +35,8 @@ export class RuleJudge implements PduJudge {
     private readonly opts: RuleJudgeOptions = {},
   ) {}
 
-  reads(field: string): boolean {
-    return this.rules.reads(field)
+  reads(field: string, dir?: Direction): boolean {
+    return this.rules.reads(field, dir)
   }
 
   judge(pdu: Pdu, flow: EngineFlow, emit: (ev: EveEvent) => void): void {

@@ -131,6 +131,16 @@ describe('RuleSet', () => {
     expect(['a.', 'c.', 'h.x.', 'z.', 'b.'].map((f) => set.reads(f))).toEqual([true, true, true, false, false])
   })
 
+  it('reads with a direction: only the rules of that direction count; a fixed family counts', () => {
+    const up = ruleFromYaml('direction: toserver\ndetect:\n  s: {field: a.b, contains: x}\ncondition: s\nfix:\n  - defuse: {field: f.*, chars: x, with: y}', {id: 'PP-R-1'})
+    const down = ruleFromYaml('direction: toclient\ndetect:\n  s: {fields: [c.d, h.*], contains: x}\ncondition: s', {id: 'PP-R-2'})
+    const set = new RuleSet([up, down])
+    const names = ['a.b', 'c.d', 'h.one', 'h.', 'f.g', 'f.', 'z']
+    expect(names.map((f) => set.reads(f, 'toserver'))).toEqual([true, false, false, false, true, true, false])
+    expect(names.map((f) => set.reads(f, 'toclient'))).toEqual([false, true, true, true, false, false, false])
+    expect(names.map((f) => set.reads(f))).toEqual([true, true, true, true, true, true, false])
+  })
+
   it('fuzz: random PDUs against the pack never throw and matches stay bounded', () => {
     const {rules} = loadRules(packageRulesDir)
     const set = new RuleSet(rules, {maxMatchesPerPdu: 2})

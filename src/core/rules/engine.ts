@@ -10,7 +10,7 @@
  * cannot match): see the property test in engine.test.ts.
  */
 import type {AnomalySink} from '../events/anomaly.js'
-import type {FieldValue, Pdu} from '../analyzers/types.js'
+import type {Direction, FieldValue, Pdu} from '../analyzers/types.js'
 import {AhoCorasick} from './aho.js'
 import {evalSelection, gatherPrefixed, MAX_VALUES_PER_MATCHER, prefixedEntry, prefixedKey, releasePrefixed, type CompiledRule} from './compile.js'
 import {computeFix} from './fixes.js'
@@ -55,6 +55,16 @@ interface Bucket {
 /** what curFields holds between PDUs (no PDU's fields kept alive, no Map per PDU) */
 const EMPTY_FIELDS: Pdu['fields'] = new Map()
 
+/** the fields and families (`name.` prefixes) some rules read */
+interface ReadNeeds {
+  fields: Set<string>
+  prefixes: string[]
+}
+
+function newReadNeeds(): ReadNeeds {
+  return {fields: new Set(), prefixes: []}
+}
+
 const NO_MATCHES: readonly Match[] = Object.freeze([]) as readonly Match[]
 
 /** Printable excerpt: printable ASCII kept, other bytes as \xHH, bounded. */
@@ -82,10 +92,10 @@ export class RuleSet {
   private curFields: Pdu['fields'] = EMPTY_FIELDS
   private curRule: CompiledRule | undefined
   private readonly onLimit: (field: string) => void
-  /** every field a matcher or fix of an enabled rule names, and the `name.*` families */
-  private readonly readFields = new Set<string>()
-  private readonly readPrefixes: string[] = []
-  private readonly readsCache = new Map<string, boolean>()
+  /** every field a matcher or fix of an enabled rule names, and the `name.*` families: all rules, toserver rules, toclient rules */
+  private readonly readNeeds: [ReadNeeds, ReadNeeds, ReadNeeds] = [newReadNeeds(), newReadNeeds(), newReadNeeds()]
+  /** per direction of the question (any, toserver, toclient): name -> answer */
+  private readonly readsCache: [Map<string, boolean>, Map<string, boolean>, Map<string, boolean>] = [new Map(), new Map(), new Map()]
 
   constructor(rules: readonly CompiledRule[], opts: RuleSetOptions = {}) {
     this.opts = opts
@@ -97,13 +107,22 @@ export class RuleSet {
     for (const r of this.rules) maxSel = Math.max(maxSel, r.selections.length)
     this.cache = new Int8Array(maxSel)
     for (const r of this.rules) {
-      for (const sel of r.selections) {
-        for (const m of sel.matchers) {
-          m.fields.forEach((f) => this.readFields.add(f))
-          for (const p of m.prefixes) if (!this.readPrefixes.includes(p)) this.readPrefixes.push(p)
+      for (const needs of [this.readNeeds[0], this.readNeeds[r.direction === 'toserver' ? 1 : 2]]) {
+        for (const sel of r.selections) {
+          for (const m of sel.matchers) {
+            m.fields.forEach((f) => needs.fields.add(f))
+            for (const p of m.prefixes) if (!needs.prefixes.includes(p)) needs.prefixes.push(p)
+          }
+        }
+        for (const f of r.fixes) {
+          if (!('field' in f)) continue
+          // a fix of a family (`name.*`) edits any field of it
+          if (f.field.endsWith('.*')) {
+            const p = f.field.slice(0, -1)
+            if (!needs.prefixes.includes(p)) needs.prefixes.push(p)
+          } else needs.fields.add(f.field)
         }
       }
-      for (const f of r.fixes) if ('field' in f) this.readFields.add(f.field)
     }
     const sink = opts.anomaly
     this.onLimit = (field) => sink?.({type: 'limit', event: 'rules.values_per_matcher', detail: {rule: this.curRule?.id ?? '', field, limit: MAX_VALUES_PER_MATCHER}})
@@ -111,15 +130,19 @@ export class RuleSet {
 
   /**
    * Does an enabled rule read `name`? A field name, or a family ending in '.' (true when a rule
-   * reads any field of it). Analyzers may skip fields no rule reads. Answers are remembered.
+   * reads any field of it). With `dir`, only rules of that direction count (a rule judges only
+   * PDUs of its own direction). Analyzers may skip fields no rule reads. Answers are remembered.
    */
-  reads(name: string): boolean {
-    let r = this.readsCache.get(name)
+  reads(name: string, dir?: Direction): boolean {
+    const d = dir === undefined ? 0 : dir === 'toserver' ? 1 : 2
+    const cache = this.readsCache[d]
+    let r = cache.get(name)
     if (r === undefined) {
-      r = this.readPrefixes.some((p) => name.startsWith(p) || (name.endsWith('.') && p.startsWith(name)))
-        || (name.endsWith('.') ? [...this.readFields].some((f) => f.startsWith(name)) : this.readFields.has(name))
-      // names come from analyzer code, not traffic: a few dozen at most
-      if (this.readsCache.size < MAX_READS_CACHE) this.readsCache.set(name, r)
+      const {fields, prefixes} = this.readNeeds[d]
+      r = prefixes.some((p) => name.startsWith(p) || (name.endsWith('.') && p.startsWith(name)))
+        || (name.endsWith('.') ? [...fields].some((f) => f.startsWith(name)) : fields.has(name))
+      // names come from analyzer code, not traffic: a few hundred at most
+      if (cache.size < MAX_READS_CACHE) cache.set(name, r)
     }
     return r
   }

@@ -16,6 +16,7 @@ export class DcerpcAnalyzer implements Analyzer {
       anomaly: ctx.anomaly,
       dynamicService: ctx.dynamicService,
       serverIp: ctx.flow?.serverIp,
+      reads: ctx.reads,
     }
     this.conn = new DcerpcConn(sink, limits === DCERPC_LIMITS ? DCERPC_LIMITS : {...DCERPC_LIMITS, ...limits})
   }

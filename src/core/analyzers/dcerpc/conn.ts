@@ -21,7 +21,9 @@ import {
   authInfo,
   parseBind,
   parseBindAck,
-  parseHeader,
+  readHeader,
+  HEADER_ERROR,
+  HEADER_OK,
   rd16,
   rd32,
   scanEpmTowers,
@@ -29,6 +31,8 @@ import {
   uuidAt,
   type DcerpcHeader,
 } from './parser.js'
+import {DCERPC_FIELDS, type DcerpcField} from './fields.js'
+import {fieldWants, type DirWants, type Wants} from '../wants.js'
 
 export interface DcerpcLimits {
   /** reassembled stub bytes kept for one fragmented request (hitting it: dcerpc.fragment_limit) */
@@ -67,11 +71,33 @@ export interface DcerpcSink {
   dynamicService?: AnalyzerContext['dynamicService']
   /** the server address, for endpoint-mapper towers that carry 0.0.0.0 */
   serverIp?: string
+  /** the rules' field needs: fields no rule reads are left out (absent: every field is built) */
+  reads?: AnalyzerContext['reads']
 }
 
+const dcerpcWants = fieldWants(DCERPC_FIELDS)
+
+/** request fields made from the stub bytes (not only from their count) */
+const STUB_FIELDS: readonly DcerpcField[] = [
+  'dcerpc.stub',
+  'dcerpc.stub.strings',
+  'dcerpc.stub.max_string_length',
+  'netlogon.client_credential',
+  'netlogon.client_credential.raw',
+  'netlogon.client_credential_zero',
+  'netlogon.client_credential.leading_zeros',
+  'netlogon.authenticator_zero',
+  'netlogon.new_password_zero',
+]
+
 interface DirState {
-  /** bytes of the unit being buffered (header first, then the whole fragment) */
+  /** bytes of the unit being buffered (header first, then the whole fragment; may be longer) */
   buf: Uint8Array
+  /**
+   * the buffer of the last fragment that spanned chunks, for the next one (nothing refers to a
+   * fragment's bytes once it was judged: fields are copies); at most SPARE_BUFFER_MAX bytes
+   */
+  spare: Uint8Array
   len: number
   /** bytes needed before the buffer can be parsed (16, then frag_length) */
   need: number
@@ -99,17 +125,19 @@ interface Reassembly {
   flushed: boolean
 }
 
-interface CallInfo {
-  ctxId: number
-  opnum: number
-}
-
 interface Ctx {
   uuid: string
   version: string
+  /** INTERFACE_NAMES[uuid] */
+  name: string | undefined
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** the largest fragment buffer a direction keeps for its next fragment (larger ones are dropped) */
+export const SPARE_BUFFER_MAX = 16 * 1024
+/** fragment buffers are at least this long (one for the header grows less often) */
+const MIN_BUFFER = 1024
 
 function sp(v: string | number | bigint, base: number, rel: number, len: number): FieldValue {
   return base < 0 ? {v} : {v, off: base + rel, len}
@@ -161,14 +189,23 @@ function netlogonCredentialAt(stub: Uint8Array, le: boolean): number {
 export class DcerpcConn {
   private readonly st: Record<Direction, DirState>
   private readonly contexts = new Map<number, Ctx>()
-  private readonly calls = new Map<number, CallInfo>()
+  /** call_id -> context id * 0x10000 + opnum of its request (a number: no object per call) */
+  private readonly calls = new Map<number, number>()
   private readonly frags = new Map<number, Reassembly>()
+  private readonly hdr: DcerpcHeader = {ptype: 0, flags: 0, le: false, minor: 0, fragLength: 0, authLength: 0, callId: 0}
+  /** per direction: the fields some rule reads (all without sink.reads) */
+  private readonly want: DirWants<DcerpcField>
+  /** some request field is made from the stub bytes: fragments' stubs are kept for it */
+  private readonly stubRead: boolean
 
   constructor(
     private readonly sink: DcerpcSink,
     private readonly limits: DcerpcLimits = DCERPC_LIMITS,
   ) {
-    const mk = (): DirState => ({buf: EMPTY, len: 0, need: DCERPC_HEADER_LEN, start: 0, next: 0, contig: true, dead: false})
+    this.want = dcerpcWants(sink.reads)
+    const w = this.want.toserver
+    this.stubRead = STUB_FIELDS.some((name) => w[name])
+    const mk = (): DirState => ({buf: EMPTY, spare: EMPTY, len: 0, need: DCERPC_HEADER_LEN, start: 0, next: 0, contig: true, dead: false})
     this.st = {toserver: mk(), toclient: mk()}
   }
 
@@ -195,23 +232,25 @@ export class DcerpcConn {
     const s = this.st[dir]
     if (s.dead) return
     if (s.len > 0 && off !== s.next) s.contig = false
+    // the header of the PDU at hand: one object, rewritten for each PDU (pdu() keeps none)
+    const h = this.hdr
     let i = 0
     const n = chunk.length
     while (i < n && !s.dead) {
       if (s.len === 0) {
-        const h = parseHeader(chunk, i)
-        if (h.status === 'error') {
+        const st = readHeader(chunk, i, h)
+        if (st === HEADER_ERROR) {
           this.stop(dir, 'dcerpc.bad_version', off + i)
           break
         }
-        if (h.status === 'ok') {
-          const frag = h.header.fragLength
+        if (st === HEADER_OK) {
+          const frag = h.fragLength
           if (frag < DCERPC_HEADER_LEN) {
             this.stop(dir, 'dcerpc.frag_too_short', off + i, frag)
             break
           }
           if (n - i >= frag) {
-            this.pdu(dir, chunk.subarray(i, i + frag), h.header, off + i, off + i, off + i + frag)
+            this.pdu(dir, chunk.subarray(i, i + frag), h, off + i, off + i, off + i + frag)
             i += frag
             continue
           }
@@ -219,7 +258,8 @@ export class DcerpcConn {
         } else {
           s.need = DCERPC_HEADER_LEN
         }
-        s.buf = new Uint8Array(s.need)
+        s.buf = s.spare.length >= s.need ? s.spare : new Uint8Array(Math.max(s.need, MIN_BUFFER))
+        s.spare = EMPTY
         s.start = off + i
         s.contig = true
       }
@@ -228,20 +268,21 @@ export class DcerpcConn {
       s.len += take
       i += take
       if (s.len < s.need) break
-      const h = parseHeader(s.buf, 0)
-      if (h.status !== 'ok') {
+      if (readHeader(s.buf, 0, h) !== HEADER_OK) {
         this.stop(dir, 'dcerpc.bad_version', s.start)
         break
       }
-      const frag = h.header.fragLength
+      const frag = h.fragLength
       if (frag < DCERPC_HEADER_LEN) {
         this.stop(dir, 'dcerpc.frag_too_short', s.start, frag)
         break
       }
       if (s.need < frag) {
-        const nb = new Uint8Array(frag)
-        nb.set(s.buf.subarray(0, s.len))
-        s.buf = nb
+        if (s.buf.length < frag) {
+          const nb = new Uint8Array(frag)
+          nb.set(s.buf.subarray(0, s.len))
+          s.buf = nb
+        }
         s.need = frag
         continue
       }
@@ -249,7 +290,8 @@ export class DcerpcConn {
       s.buf = EMPTY
       s.len = 0
       s.need = DCERPC_HEADER_LEN
-      this.pdu(dir, buf, h.header, s.contig ? s.start : -1, s.start, off + i)
+      this.pdu(dir, buf.length === frag ? buf : buf.subarray(0, frag), h, s.contig ? s.start : -1, s.start, off + i)
+      if (buf.length <= SPARE_BUFFER_MAX) s.spare = buf
     }
     s.next = off + n
   }
@@ -311,34 +353,35 @@ export class DcerpcConn {
   private pdu(dir: Direction, b: Uint8Array, h: DcerpcHeader, base: number, start: number, end: number): void {
     const f: Fields = new Map()
     const le = h.le
-    f.set('dcerpc.ptype', sp(h.ptype, base, 2, 1))
-    f.set('dcerpc.flags', sp(h.flags, base, 3, 1))
-    f.set('dcerpc.little_endian', {v: le ? 1 : 0})
-    f.set('dcerpc.frag_length', sp(h.fragLength, base, 8, 2))
-    f.set('dcerpc.auth_length', sp(h.authLength, base, 10, 2))
-    f.set('dcerpc.call_id', sp(h.callId, base, 12, 4))
+    const w = this.want[dir]
+    if (w['dcerpc.ptype']) f.set('dcerpc.ptype', sp(h.ptype, base, 2, 1))
+    if (w['dcerpc.flags']) f.set('dcerpc.flags', sp(h.flags, base, 3, 1))
+    if (w['dcerpc.little_endian']) f.set('dcerpc.little_endian', {v: le ? 1 : 0})
+    if (w['dcerpc.frag_length']) f.set('dcerpc.frag_length', sp(h.fragLength, base, 8, 2))
+    if (w['dcerpc.auth_length']) f.set('dcerpc.auth_length', sp(h.authLength, base, 10, 2))
+    if (w['dcerpc.call_id']) f.set('dcerpc.call_id', sp(h.callId, base, 12, 4))
     const kind = PTYPE_NAMES[h.ptype] ?? 'unknown'
     if (h.authLength > 0 && h.authLength + 8 + DCERPC_HEADER_LEN > h.fragLength) {
       this.sink.anomaly({type: 'applayer', event: 'dcerpc.auth_length_too_long', detail: {offset: start, auth_length: h.authLength, frag_length: h.fragLength}})
     }
     switch (h.ptype) {
       case 0:
-        this.request(dir, b, h, base, start, end, f)
+        this.request(dir, b, h, base, start, end, f, w)
         return
       case 2:
       case 3:
-        this.response(b, h, base, f)
+        this.response(b, h, base, f, w)
         break
       case 11:
       case 14:
-        this.bind(b, h, base, f)
+        this.bind(b, h, base, f, w)
         break
       case 12:
       case 15:
-        this.bindAck(b, h, base, start, f)
+        this.bindAck(b, h, base, start, f, w)
         break
       case 13:
-        if (b.length >= 18) f.set('dcerpc.bind_nak.reason', sp(rd16(b, 16, le), base, 16, 2))
+        if (b.length >= 18 && w['dcerpc.bind_nak.reason']) f.set('dcerpc.bind_nak.reason', sp(rd16(b, 16, le), base, 16, 2))
         break
       default:
         break
@@ -346,29 +389,28 @@ export class DcerpcConn {
     this.sink.emit({protocol: 'dcerpc', kind, dir, start, end, fields: f})
   }
 
-  private auth(b: Uint8Array, h: DcerpcHeader, fixed: number, f: Fields): number {
+  private auth(b: Uint8Array, h: DcerpcHeader, fixed: number, f: Fields, w: Wants<DcerpcField>): number {
     const a = authInfo(b, 0, h, Math.min(fixed, b.length))
     if (h.authLength > 0 && !a.bad) {
-      f.set('dcerpc.auth.type', {v: a.type})
-      f.set('dcerpc.auth.level', {v: a.level})
-      f.set('dcerpc.auth.pad_length', {v: a.padLength})
+      if (w['dcerpc.auth.type']) f.set('dcerpc.auth.type', {v: a.type})
+      if (w['dcerpc.auth.level']) f.set('dcerpc.auth.level', {v: a.level})
+      if (w['dcerpc.auth.pad_length']) f.set('dcerpc.auth.pad_length', {v: a.padLength})
     }
     return Math.max(Math.min(a.bodyEnd, b.length), fixed)
   }
 
-  private iface(f: Fields, ctxId: number): Ctx | undefined {
+  private iface(f: Fields, ctxId: number, w: Wants<DcerpcField>): Ctx | undefined {
     const c = this.contexts.get(ctxId)
     if (c === undefined) return undefined
-    f.set('dcerpc.interface', {v: c.uuid})
-    f.set('dcerpc.interface.version', {v: c.version})
-    const name = INTERFACE_NAMES[c.uuid]
-    if (name !== undefined) f.set('dcerpc.interface.name', {v: name})
+    if (w['dcerpc.interface']) f.set('dcerpc.interface', {v: c.uuid})
+    if (w['dcerpc.interface.version']) f.set('dcerpc.interface.version', {v: c.version})
+    if (w['dcerpc.interface.name'] && c.name !== undefined) f.set('dcerpc.interface.name', {v: c.name})
     return c
   }
 
   // ---- request ------------------------------------------------------------------------------
 
-  private request(dir: Direction, b: Uint8Array, h: DcerpcHeader, base: number, start: number, end: number, f: Fields): void {
+  private request(dir: Direction, b: Uint8Array, h: DcerpcHeader, base: number, start: number, end: number, f: Fields, w: Wants<DcerpcField>): void {
     const le = h.le
     const hasObj = (h.flags & PFC_OBJECT_UUID) !== 0
     const fixed = 24 + (hasObj ? 16 : 0)
@@ -381,18 +423,18 @@ export class DcerpcConn {
     const ctxId = rd16(b, 20, le)
     const opnum = rd16(b, 22, le)
     const object = hasObj ? uuidAt(b, 24, le) : ''
-    const bodyEnd = this.auth(b, h, fixed, f)
+    const bodyEnd = this.auth(b, h, fixed, f, w)
     const stub = b.subarray(fixed, bodyEnd)
     const first = (h.flags & PFC_FIRST_FRAG) !== 0
     const last = (h.flags & PFC_LAST_FRAG) !== 0
     if (first && last) {
       this.frags.delete(h.callId)
-      f.set('dcerpc.alloc_hint', sp(allocHint, base, 16, 4))
-      f.set('dcerpc.context_id', sp(ctxId, base, 20, 2))
-      f.set('dcerpc.opnum', sp(opnum, base, 22, 2))
-      if (hasObj) f.set('dcerpc.object', sp(object, base, 24, 16))
+      if (w['dcerpc.alloc_hint']) f.set('dcerpc.alloc_hint', sp(allocHint, base, 16, 4))
+      if (w['dcerpc.context_id']) f.set('dcerpc.context_id', sp(ctxId, base, 20, 2))
+      if (w['dcerpc.opnum']) f.set('dcerpc.opnum', sp(opnum, base, 22, 2))
+      if (hasObj && w['dcerpc.object']) f.set('dcerpc.object', sp(object, base, 24, 16))
       this.remember(h.callId, ctxId, opnum)
-      this.requestBody(f, ctxId, opnum, stub, le, base < 0 ? -1 : base + fixed, 1, stub.length, false)
+      this.requestBody(f, w, ctxId, opnum, stub, le, base < 0 ? -1 : base + fixed, 1, stub.length, false)
       this.sink.emit({protocol: 'dcerpc', kind: 'request', dir, start, end, fields: f})
       return
     }
@@ -422,7 +464,8 @@ export class DcerpcConn {
       const room = this.limits.maxStubBytes - r.kept
       if (stub.length > 0 && room > 0) {
         const keep = Math.min(room, stub.length)
-        r.parts.push(stub.slice(0, keep))
+        // no copy when no field made from the stub is read
+        if (this.stubRead) r.parts.push(stub.slice(0, keep))
         r.kept += keep
       }
       if (r.total > this.limits.maxStubBytes || r.frags > this.limits.maxFragments) {
@@ -444,30 +487,39 @@ export class DcerpcConn {
 
   private emitReassembled(r: Reassembly, end: number, _flags: number, truncated: boolean): void {
     const f: Fields = new Map()
-    f.set('dcerpc.ptype', {v: 0})
-    f.set('dcerpc.call_id', {v: r.callId})
-    f.set('dcerpc.little_endian', {v: r.le ? 1 : 0})
-    f.set('dcerpc.alloc_hint', {v: r.allocHint})
-    f.set('dcerpc.context_id', {v: r.ctxId})
-    f.set('dcerpc.opnum', {v: r.opnum})
-    if (r.object !== '') f.set('dcerpc.object', {v: r.object})
-    const stub = r.parts.length === 1 ? r.parts[0]! : Uint8Array.from(Buffer.concat(r.parts))
-    this.requestBody(f, r.ctxId, r.opnum, stub, r.le, -1, r.frags, r.total, truncated)
+    const w = this.want.toserver
+    if (w['dcerpc.ptype']) f.set('dcerpc.ptype', {v: 0})
+    if (w['dcerpc.call_id']) f.set('dcerpc.call_id', {v: r.callId})
+    if (w['dcerpc.little_endian']) f.set('dcerpc.little_endian', {v: r.le ? 1 : 0})
+    if (w['dcerpc.alloc_hint']) f.set('dcerpc.alloc_hint', {v: r.allocHint})
+    if (w['dcerpc.context_id']) f.set('dcerpc.context_id', {v: r.ctxId})
+    if (w['dcerpc.opnum']) f.set('dcerpc.opnum', {v: r.opnum})
+    if (r.object !== '' && w['dcerpc.object']) f.set('dcerpc.object', {v: r.object})
+    const stub = r.parts.length === 0 ? EMPTY : r.parts.length === 1 ? r.parts[0]! : Uint8Array.from(Buffer.concat(r.parts))
+    // without stubRead no part was kept: the stub length comes from r.kept
+    this.requestBody(f, w, r.ctxId, r.opnum, stub, r.le, -1, r.frags, r.total, truncated, this.stubRead ? stub.length : r.kept)
     r.parts = []
     this.sink.emit({protocol: 'dcerpc', kind: 'request', dir: 'toserver', start: r.start, end: Math.max(end, r.start), fields: f})
   }
 
-  /** stub-derived fields; stubBase = absolute offset of stub[0] when it maps onto the stream */
-  private requestBody(f: Fields, ctxId: number, opnum: number, stub: Uint8Array, le: boolean, stubBase: number, frags: number, total: number, truncated: boolean): void {
-    const c = this.iface(f, ctxId)
-    f.set('dcerpc.stub', sp(latin1(stub, 0, stub.length), stubBase, 0, stub.length))
-    f.set('dcerpc.stub.length', {v: total})
-    f.set('dcerpc.frag_count', {v: frags})
-    if (truncated || total > stub.length) f.set('dcerpc.stub.truncated', {v: 1})
-    const ndr = scanNdrStrings(stub, le, this.limits.maxStrings, this.limits.maxStringChars)
-    if (ndr.strings.length > 0) f.set('dcerpc.stub.strings', ndr.strings.map((s) => ({v: s})))
-    f.set('dcerpc.stub.max_string_length', {v: ndr.maxLength})
-    if (c === undefined || INTERFACE_NAMES[c.uuid] !== 'netlogon') return
+  /**
+   * stub-derived fields; stubBase = absolute offset of stub[0] when it maps onto the stream;
+   * kept = stub bytes held (stub.length, or what was counted when no part was kept)
+   */
+  private requestBody(f: Fields, w: Wants<DcerpcField>, ctxId: number, opnum: number, stub: Uint8Array, le: boolean, stubBase: number, frags: number, total: number, truncated: boolean, kept = stub.length): void {
+    const c = this.iface(f, ctxId, w)
+    if (w['dcerpc.stub']) f.set('dcerpc.stub', sp(latin1(stub, 0, stub.length), stubBase, 0, stub.length))
+    if (w['dcerpc.stub.length']) f.set('dcerpc.stub.length', {v: total})
+    if (w['dcerpc.frag_count']) f.set('dcerpc.frag_count', {v: frags})
+    if ((truncated || total > kept) && w['dcerpc.stub.truncated']) f.set('dcerpc.stub.truncated', {v: 1})
+    const wantStrings = w['dcerpc.stub.strings']
+    const wantMax = w['dcerpc.stub.max_string_length']
+    if (wantStrings || wantMax) {
+      const ndr = scanNdrStrings(stub, le, this.limits.maxStrings, this.limits.maxStringChars)
+      if (ndr.strings.length > 0 && wantStrings) f.set('dcerpc.stub.strings', ndr.strings.map((s) => ({v: s})))
+      if (wantMax) f.set('dcerpc.stub.max_string_length', {v: ndr.maxLength})
+    }
+    if (c === undefined || c.name !== 'netlogon') return
     const n = stub.length
     // MS-NRPC 3.5.4.4.1-3 NetrServerAuthenticate (5), NetrServerAuthenticate2 (15) and 3 (26):
     // PrimaryName, AccountName, SecureChannelType, ComputerName, ClientCredential(8)[, NegotiateFlags]
@@ -476,12 +528,12 @@ export class DcerpcConn {
       // not parseable as NDR: the last 8 bytes (opnum 5) or the 8 before NegotiateFlags
       if (at < 0) at = opnum === 5 ? n - 8 : n - 12
       if (at >= 0 && at + 8 <= n) {
-        f.set('netlogon.client_credential', {v: hex(stub, at, at + 8)})
-        f.set('netlogon.client_credential.raw', sp(latin1(stub, at, at + 8), stubBase, at, 8))
-        f.set('netlogon.client_credential_zero', {v: allZero(stub, at, at + 8) ? 1 : 0})
+        if (w['netlogon.client_credential']) f.set('netlogon.client_credential', {v: hex(stub, at, at + 8)})
+        if (w['netlogon.client_credential.raw']) f.set('netlogon.client_credential.raw', sp(latin1(stub, at, at + 8), stubBase, at, 8))
+        if (w['netlogon.client_credential_zero']) f.set('netlogon.client_credential_zero', {v: allZero(stub, at, at + 8) ? 1 : 0})
         let z = 0
         while (z < 8 && stub[at + z] === 0) z++
-        f.set('netlogon.client_credential.leading_zeros', {v: z})
+        if (w['netlogon.client_credential.leading_zeros']) f.set('netlogon.client_credential.leading_zeros', {v: z})
       }
     }
     // MS-NRPC 3.5.4.4.5 NetrServerPasswordSet2: ..., ComputerName, Authenticator(8 + 4), ClearNewPassword(516)
@@ -489,8 +541,8 @@ export class DcerpcConn {
       const cred = netlogonCredentialAt(stub, le)
       const auth = cred < 0 ? n - 528 : (cred + 3) & ~3
       if (auth >= 0 && auth + 528 <= n) {
-        f.set('netlogon.authenticator_zero', {v: allZero(stub, auth, auth + 8) ? 1 : 0})
-        f.set('netlogon.new_password_zero', {v: allZero(stub, auth + 12, auth + 528) ? 1 : 0})
+        if (w['netlogon.authenticator_zero']) f.set('netlogon.authenticator_zero', {v: allZero(stub, auth, auth + 8) ? 1 : 0})
+        if (w['netlogon.new_password_zero']) f.set('netlogon.new_password_zero', {v: allZero(stub, auth + 12, auth + 528) ? 1 : 0})
       }
     }
   }
@@ -500,38 +552,40 @@ export class DcerpcConn {
       this.sink.anomaly({type: 'applayer', event: 'dcerpc.call_limit', detail: {limit: this.limits.maxCalls}})
       this.calls.delete(this.calls.keys().next().value as number)
     }
-    this.calls.set(callId, {ctxId, opnum})
+    this.calls.set(callId, ctxId * 0x10000 + opnum)
   }
 
   // ---- response / fault ---------------------------------------------------------------------
 
-  private response(b: Uint8Array, h: DcerpcHeader, base: number, f: Fields): void {
+  private response(b: Uint8Array, h: DcerpcHeader, base: number, f: Fields, w: Wants<DcerpcField>): void {
     const le = h.le
     if (b.length < 24) {
       this.sink.anomaly({type: 'applayer', event: 'dcerpc.pdu_too_short', detail: {frag_length: h.fragLength, ptype: h.ptype}})
       return
     }
-    f.set('dcerpc.alloc_hint', sp(rd32(b, 16, le), base, 16, 4))
-    f.set('dcerpc.context_id', sp(rd16(b, 20, le), base, 20, 2))
+    if (w['dcerpc.alloc_hint']) f.set('dcerpc.alloc_hint', sp(rd32(b, 16, le), base, 16, 4))
+    if (w['dcerpc.context_id']) f.set('dcerpc.context_id', sp(rd16(b, 20, le), base, 20, 2))
     const call = this.calls.get(h.callId)
     if ((h.flags & PFC_LAST_FRAG) !== 0) this.calls.delete(h.callId)
+    const opnum = call === undefined ? -1 : call & 0xffff
+    const ctxId = call === undefined ? -1 : call >>> 16
     if (call !== undefined) {
-      f.set('dcerpc.opnum', {v: call.opnum})
-      this.iface(f, call.ctxId)
+      if (w['dcerpc.opnum']) f.set('dcerpc.opnum', {v: opnum})
+      this.iface(f, ctxId, w)
     }
     if (h.ptype === 3) {
-      if (b.length >= 28) f.set('dcerpc.fault.status', sp(rd32(b, 24, le), base, 24, 4))
+      if (b.length >= 28 && w['dcerpc.fault.status']) f.set('dcerpc.fault.status', sp(rd32(b, 24, le), base, 24, 4))
       return
     }
-    const bodyEnd = this.auth(b, h, 24, f)
-    const stub = b.subarray(24, bodyEnd)
-    f.set('dcerpc.stub.length', {v: stub.length})
-    f.set('dcerpc.stub', sp(latin1(stub, 0, stub.length), base, 24, stub.length))
-    if (call !== undefined && call.opnum === 3 && this.contexts.get(call.ctxId)?.uuid === 'e1af8308-5d1f-11c9-91a4-08002b14a0fa') {
-      const towers = scanEpmTowers(stub, this.limits.maxTowers)
+    const bodyEnd = this.auth(b, h, 24, f, w)
+    const stubEnd = Math.max(24, bodyEnd)
+    if (w['dcerpc.stub.length']) f.set('dcerpc.stub.length', {v: stubEnd - 24})
+    if (w['dcerpc.stub']) f.set('dcerpc.stub', sp(latin1(b, 24, stubEnd), base, 24, stubEnd - 24))
+    if (opnum === 3 && this.contexts.get(ctxId)?.uuid === 'e1af8308-5d1f-11c9-91a4-08002b14a0fa') {
+      const towers = scanEpmTowers(b.subarray(24, bodyEnd), this.limits.maxTowers)
       if (towers.length > 0) {
-        f.set('dcerpc.epm.port', towers.map((t) => ({v: t.port})))
-        f.set('dcerpc.epm.interface', towers.map((t) => ({v: t.uuid})))
+        if (w['dcerpc.epm.port']) f.set('dcerpc.epm.port', towers.map((t) => ({v: t.port})))
+        if (w['dcerpc.epm.interface']) f.set('dcerpc.epm.interface', towers.map((t) => ({v: t.uuid})))
       }
       for (const t of towers) {
         const ip = t.ip === '0.0.0.0' && this.sink.serverIp !== undefined ? this.sink.serverIp : t.ip
@@ -542,46 +596,50 @@ export class DcerpcConn {
 
   // ---- bind ---------------------------------------------------------------------------------
 
-  private bind(b: Uint8Array, h: DcerpcHeader, base: number, f: Fields): void {
+  private bind(b: Uint8Array, h: DcerpcHeader, base: number, f: Fields, w: Wants<DcerpcField>): void {
     const body = parseBind(b, 0, h, b.length, this.limits.maxContexts)
     if (b.length >= 20) {
-      f.set('dcerpc.max_xmit', sp(body.maxXmit, base, 16, 2))
-      f.set('dcerpc.max_recv', sp(body.maxRecv, base, 18, 2))
+      if (w['dcerpc.max_xmit']) f.set('dcerpc.max_xmit', sp(body.maxXmit, base, 16, 2))
+      if (w['dcerpc.max_recv']) f.set('dcerpc.max_recv', sp(body.maxRecv, base, 18, 2))
     }
-    f.set('dcerpc.bind.context_count', {v: body.declaredCount})
+    if (w['dcerpc.bind.context_count']) f.set('dcerpc.bind.context_count', {v: body.declaredCount})
     if (body.truncated) this.sink.anomaly({type: 'applayer', event: 'dcerpc.bind_malformed', detail: {declared: body.declaredCount, parsed: body.contexts.length}})
     if (body.contexts.length > 0) {
-      f.set('dcerpc.interface', body.contexts.map((c) => ({v: c.uuid})))
-      f.set('dcerpc.interface.version', body.contexts.map((c) => ({v: c.version})))
-      const names = body.contexts.map((c) => INTERFACE_NAMES[c.uuid]).filter((x): x is string => x !== undefined)
-      if (names.length > 0) f.set('dcerpc.interface.name', names.map((v) => ({v})))
-      const ts: FieldValue[] = []
-      for (const c of body.contexts) for (const t of c.transfer) ts.push({v: t})
-      if (ts.length > 0) f.set('dcerpc.bind.transfer_syntax', ts)
+      if (w['dcerpc.interface']) f.set('dcerpc.interface', body.contexts.map((c) => ({v: c.uuid})))
+      if (w['dcerpc.interface.version']) f.set('dcerpc.interface.version', body.contexts.map((c) => ({v: c.version})))
+      if (w['dcerpc.interface.name']) {
+        const names = body.contexts.map((c) => INTERFACE_NAMES[c.uuid]).filter((x): x is string => x !== undefined)
+        if (names.length > 0) f.set('dcerpc.interface.name', names.map((v) => ({v})))
+      }
+      if (w['dcerpc.bind.transfer_syntax']) {
+        const ts: FieldValue[] = []
+        for (const c of body.contexts) for (const t of c.transfer) ts.push({v: t})
+        if (ts.length > 0) f.set('dcerpc.bind.transfer_syntax', ts)
+      }
     }
     for (const c of body.contexts) {
       if (!this.contexts.has(c.id) && this.contexts.size >= this.limits.maxContexts) {
         this.sink.anomaly({type: 'applayer', event: 'dcerpc.context_limit', detail: {limit: this.limits.maxContexts}})
         break
       }
-      this.contexts.set(c.id, {uuid: c.uuid, version: c.version})
+      this.contexts.set(c.id, {uuid: c.uuid, version: c.version, name: INTERFACE_NAMES[c.uuid]})
     }
   }
 
-  private bindAck(b: Uint8Array, h: DcerpcHeader, base: number, start: number, f: Fields): void {
+  private bindAck(b: Uint8Array, h: DcerpcHeader, base: number, start: number, f: Fields, w: Wants<DcerpcField>): void {
     const a = parseBindAck(b, 0, h, b.length, 16)
     if (b.length >= 20) {
-      f.set('dcerpc.max_xmit', sp(a.maxXmit, base, 16, 2))
-      f.set('dcerpc.max_recv', sp(a.maxRecv, base, 18, 2))
+      if (w['dcerpc.max_xmit']) f.set('dcerpc.max_xmit', sp(a.maxXmit, base, 16, 2))
+      if (w['dcerpc.max_recv']) f.set('dcerpc.max_recv', sp(a.maxRecv, base, 18, 2))
     }
     if (b.length >= 26) {
-      f.set('dcerpc.bind_ack.secondary_address.length', sp(a.secAddrLength, base, 24, 2))
-      f.set('dcerpc.bind_ack.secondary_address', sp(latin1(b, a.secAddrStart, a.secAddrEnd), base, a.secAddrStart, a.secAddrEnd - a.secAddrStart))
+      if (w['dcerpc.bind_ack.secondary_address.length']) f.set('dcerpc.bind_ack.secondary_address.length', sp(a.secAddrLength, base, 24, 2))
+      if (w['dcerpc.bind_ack.secondary_address']) f.set('dcerpc.bind_ack.secondary_address', sp(latin1(b, a.secAddrStart, a.secAddrEnd), base, a.secAddrStart, a.secAddrEnd - a.secAddrStart))
     }
-    f.set('dcerpc.bind_ack.result_count', {v: a.declaredResults})
-    if (a.results.length > 0) f.set('dcerpc.bind_ack.results', a.results.map((v) => ({v})))
+    if (w['dcerpc.bind_ack.result_count']) f.set('dcerpc.bind_ack.result_count', {v: a.declaredResults})
+    if (a.results.length > 0 && w['dcerpc.bind_ack.results']) f.set('dcerpc.bind_ack.results', a.results.map((v) => ({v})))
     const tooSmall = b.length >= 20 && (a.maxXmit < 1432 || a.maxRecv < 1432)
-    f.set('dcerpc.bind_ack.malformed', {v: a.malformed || tooSmall ? 1 : 0})
+    if (w['dcerpc.bind_ack.malformed']) f.set('dcerpc.bind_ack.malformed', {v: a.malformed || tooSmall ? 1 : 0})
     if (a.malformed) this.sink.anomaly({type: 'applayer', event: 'dcerpc.bind_ack_malformed', detail: {offset: start, sec_addr_length: a.secAddrLength, results: a.declaredResults}})
     if (tooSmall) this.sink.anomaly({type: 'applayer', event: 'dcerpc.bind_ack_frag_size', detail: {offset: start, max_xmit: a.maxXmit, max_recv: a.maxRecv}})
   }

@@ -1,10 +1,13 @@
 import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
-import {runAnalyzer, type ScriptStep} from '../harness.js'
+import {runAnalyzer, summarize, type ScriptStep} from '../harness.js'
 import {fuzzRuns, loadHexFixture, splitInvariance} from '../line/testing.js'
 import type {FieldValue, Pdu} from '../types.js'
-import {binarySpanMismatches} from './testing.js'
-import {DcerpcAnalyzer, dcerpcAnalyzer, detectDcerpc, makeDcerpcAnalyzer, scanNdrStrings} from './index.js'
+import {binarySpanMismatches, readsMismatches} from './testing.js'
+import {DCERPC_FIELDS, DcerpcAnalyzer, dcerpcAnalyzer, detectDcerpc, makeDcerpcAnalyzer, scanNdrStrings} from './index.js'
+import {SPARE_BUFFER_MAX} from './conn.js'
+import {RuleSet, loadRules} from '../../rules/engine.js'
+import {packageRulesDir} from '../../rules/rule-schema.js'
 
 const fx = (name: string) => loadHexFixture(new URL(`./fixtures/${name}.hex`, import.meta.url))
 const one = (p: Pdu, name: string): FieldValue => {
@@ -181,5 +184,73 @@ describe('dcerpc: requests, fragments, anomalies', () => {
       }),
       {numRuns: fuzzRuns(10000)},
     )
+  })
+})
+
+describe('dcerpc: fields no rule reads are left out', () => {
+  const pack = new RuleSet(loadRules(packageRulesDir).rules)
+  const packReads = (f: string, dir?: 'toserver' | 'toclient') => pack.reads(f, dir)
+  const names = DCERPC_FIELDS.map((f) => f.name)
+  const fragmented = [
+    S(bind(SRVSVC).toString('hex')),
+    S(Buffer.concat([request(1, 7, 31, Buffer.concat([ndrString('SRV'), Buffer.alloc(90, 0x41)])), request(0, 7, 31, Buffer.alloc(100, 0x42)), request(2, 7, 31, ndrString('\\a\\..\\x'))]).toString('hex')),
+    S(request(3, 8, 31, ndrString('\\..\\y')).toString('hex')),
+  ]
+
+  it('with the pack: the fields its rules read, per direction; responses and bind_acks carry only theirs', () => {
+    const script = fx('zerologon-netlogon')
+    expect(readsMismatches(dcerpcAnalyzer, script, packReads)).toEqual([])
+    const r = runAnalyzer(dcerpcAnalyzer, script, {reads: packReads})
+    // NetrServerAuthenticate3: what the Zerologon rule reads, not the stub itself (no rule reads it)
+    const auth = r.pdus.find((p) => p.kind === 'request' && (p.fields.get('dcerpc.opnum') as FieldValue | undefined)?.v === 26)!
+    expect([...auth.fields.keys()].sort()).toEqual(['dcerpc.interface.name', 'dcerpc.opnum', 'dcerpc.stub.max_string_length', 'dcerpc.stub.strings', 'netlogon.client_credential.leading_zeros'])
+    expect(r.pdus.filter((p) => p.kind === 'response').every((p) => p.fields.size === 0)).toBe(true)
+    for (const p of r.pdus.filter((x) => x.kind === 'bind_ack')) expect([...p.fields.keys()]).toEqual(['dcerpc.bind_ack.malformed'])
+  })
+
+  it('fixtures and fragments: same PDUs with any set of fields read, in each direction', () => {
+    const scripts = [fx('zerologon-epm'), fx('zerologon-netlogon'), fx('domain-join'), fragmented]
+    const limited = makeDcerpcAnalyzer({maxStubBytes: 150})
+    fc.assert(
+      fc.property(fc.subarray(names), fc.subarray(names), fc.integer({min: 0, max: 3}), fc.integer({min: 0, max: 300}), (up, down, k, chunk) => {
+        const ups = new Set<string>(up)
+        const downs = new Set<string>(down)
+        const reads = (f: string, dir?: 'toserver' | 'toclient') => (dir !== 'toclient' && ups.has(f)) || (dir !== 'toserver' && downs.has(f))
+        const opts = {chunkSize: chunk}
+        expect(readsMismatches(dcerpcAnalyzer, scripts[k]!, reads, opts)).toEqual([])
+        expect(readsMismatches(limited, fragmented, reads, opts)).toEqual([])
+      }),
+      {numRuns: fuzzRuns(200)},
+    )
+    // nothing read: every PDU still emitted, none with a field
+    const none = runAnalyzer(dcerpcAnalyzer, fx('domain-join'), {reads: () => false}).pdus
+    expect(none.length).toBe(runAnalyzer(dcerpcAnalyzer, fx('domain-join')).pdus.length)
+    expect(none.every((p) => p.fields.size === 0)).toBe(true)
+  })
+
+  it('fragment limit with only counts read: stub.length and stub.truncated as when the stub is kept', () => {
+    const f = makeDcerpcAnalyzer({maxStubBytes: 150})
+    const parts = [request(1, 7, 9, Buffer.alloc(100)), request(0, 7, 9, Buffer.alloc(100)), request(2, 7, 9, Buffer.alloc(1))]
+    const reads = (n: string) => n === 'dcerpc.stub.length' || n === 'dcerpc.stub.truncated' || n === 'dcerpc.frag_count'
+    const r = runAnalyzer(f, [S(Buffer.concat(parts).toString('hex'))], {reads})
+    expect(r.pdus.map((p) => Object.fromEntries([...p.fields].map(([k, v]) => [k, (v as FieldValue).v])))).toEqual([
+      {'dcerpc.stub.length': 200, 'dcerpc.frag_count': 2, 'dcerpc.stub.truncated': 1},
+    ])
+    const whole = runAnalyzer(f, [S(Buffer.concat([request(1, 7, 9, Buffer.alloc(100)), request(2, 7, 9, Buffer.alloc(40))]).toString('hex'))], {reads})
+    expect(whole.pdus.map((p) => [...p.fields.keys()])).toEqual([['dcerpc.stub.length', 'dcerpc.frag_count']])
+  })
+
+  it('every split with the pack reads gives the same PDUs', () => {
+    expect(splitInvariance(dcerpcAnalyzer, fx('domain-join'), 3, {reads: packReads})).toEqual([])
+  })
+
+  it('fragments that span chunks, of growing, shrinking and oversize lengths, reuse one buffer safely', () => {
+    const sizes = [3000, 100, 6000, SPARE_BUFFER_MAX + 500, 40, 2000]
+    const stream = Buffer.concat(sizes.map((n, i) => request(3, i + 1, 1, Buffer.alloc(n, 0x41 + i))))
+    const whole = summarize(runAnalyzer(dcerpcAnalyzer, [S(stream.toString('hex'))]).pdus)
+    expect(whole).toHaveLength(sizes.length)
+    for (const chunk of [1000, 1460, 7]) {
+      expect(summarize(runAnalyzer(dcerpcAnalyzer, [S(stream.toString('hex'))], {chunkSize: chunk}).pdus)).toEqual(whole)
+    }
   })
 })

@@ -6,7 +6,7 @@ import type {FieldSpec} from '../types.js'
  * Emitted both for DCE/RPC over TCP and for DCE/RPC carried in SMB named pipes. Spans are given
  * only when the PDU's bytes were contiguous in the carrying stream.
  */
-export const DCERPC_FIELDS: readonly FieldSpec[] = [
+export const DCERPC_FIELDS = [
   {name: 'dcerpc.ptype', description: 'PDU type (0 request, 2 response, 3 fault, 11 bind, 12 bind_ack, 14 alter_context...), with span', type: 'number'},
   {name: 'dcerpc.flags', description: 'pfc_flags (1 first frag, 2 last frag, 0x80 object uuid), with span', type: 'number'},
   {name: 'dcerpc.little_endian', description: '1 when the data representation is little-endian', type: 'number'},
@@ -48,7 +48,9 @@ export const DCERPC_FIELDS: readonly FieldSpec[] = [
   {name: 'netlogon.client_credential.leading_zeros', description: 'zero bytes at the start of the ClientCredential (0-8; under Zerologon, a zero-IV AES-CFB8, a credential of k <= 7 leading zeros is accepted once in 2^(8(8-k)) tries, 8 once in 256)', type: 'number'},
   {name: 'netlogon.authenticator_zero', description: 'NetrServerPasswordSet2 (opnum 30): 1 when the Authenticator credential is all zero', type: 'number'},
   {name: 'netlogon.new_password_zero', description: 'NetrServerPasswordSet2 (opnum 30): 1 when the 516-byte ClearNewPassword is all zero', type: 'number'},
-]
+] as const satisfies readonly FieldSpec[]
+
+export type DcerpcField = (typeof DCERPC_FIELDS)[number]['name']
 
 /** anomaly codes this analyzer reports */
 export const DCERPC_ANOMALIES: readonly string[] = [

@@ -102,26 +102,34 @@ export type HeaderResult = {status: 'ok'; header: DcerpcHeader} | {status: 'inco
 
 /** Parse the 16-byte common header at `at` (C706 12.6.3.1). */
 export function parseHeader(b: Uint8Array, at: number): HeaderResult {
+  const header: DcerpcHeader = {ptype: 0, flags: 0, le: false, minor: 0, fragLength: 0, authLength: 0, callId: 0}
+  const st = readHeader(b, at, header)
+  return st === HEADER_OK ? {status: 'ok', header} : st === HEADER_INCOMPLETE ? {status: 'incomplete'} : {status: 'error', reason: 'version'}
+}
+
+export const HEADER_OK = 0
+export const HEADER_INCOMPLETE = 1
+/** not DCE/RPC version 5.0/5.1 */
+export const HEADER_ERROR = 2
+
+/** parseHeader without allocating: fills `out` (only on HEADER_OK) and returns HEADER_OK, HEADER_INCOMPLETE or HEADER_ERROR */
+export function readHeader(b: Uint8Array, at: number, out: DcerpcHeader): number {
   if (b.length - at < DCERPC_HEADER_LEN) {
     // reject early what cannot be DCE/RPC
-    if (b.length > at && b[at] !== 5) return {status: 'error', reason: 'version'}
-    if (b.length > at + 1 && b[at + 1]! > 1) return {status: 'error', reason: 'version'}
-    return {status: 'incomplete'}
+    if (b.length > at && b[at] !== 5) return HEADER_ERROR
+    if (b.length > at + 1 && b[at + 1]! > 1) return HEADER_ERROR
+    return HEADER_INCOMPLETE
   }
-  if (b[at] !== 5 || b[at + 1]! > 1) return {status: 'error', reason: 'version'}
+  if (b[at] !== 5 || b[at + 1]! > 1) return HEADER_ERROR
   const le = (b[at + 4]! & 0x10) !== 0
-  return {
-    status: 'ok',
-    header: {
-      ptype: b[at + 2]!,
-      flags: b[at + 3]!,
-      le,
-      minor: b[at + 1]!,
-      fragLength: rd16(b, at + 8, le),
-      authLength: rd16(b, at + 10, le),
-      callId: rd32(b, at + 12, le),
-    },
-  }
+  out.ptype = b[at + 2]!
+  out.flags = b[at + 3]!
+  out.le = le
+  out.minor = b[at + 1]!
+  out.fragLength = rd16(b, at + 8, le)
+  out.authLength = rd16(b, at + 10, le)
+  out.callId = rd32(b, at + 12, le)
+  return HEADER_OK
 }
 
 const HEX = '0123456789abcdef'
@@ -292,31 +300,31 @@ export function scanNdrStrings(stub: Uint8Array, le: boolean, maxStrings: number
   const out: NdrStrings = {strings: [], maxLength: 0, lastEnd: -1}
   let i = 0
   const n = stub.length
+  // a character's low and high byte, relative to its offset, in this byte order
+  const loAt = le ? 0 : 1
+  const hiAt = le ? 1 : 0
   while (i + 14 <= n && out.strings.length < maxStrings) {
+    // offset(4) = 0 first: most positions fail it
+    if ((stub[i + 4]! | stub[i + 5]! | stub[i + 6]! | stub[i + 7]!) !== 0) {
+      i += 4
+      continue
+    }
     const max = rd32(stub, i, le)
-    const off = rd32(stub, i + 4, le)
     const actual = rd32(stub, i + 8, le)
-    const c0 = le ? stub[i + 12]! : stub[i + 13]!
-    const c1 = le ? stub[i + 13]! : stub[i + 12]!
+    const c0 = stub[i + 12 + loAt]!
+    const c1 = stub[i + 12 + hiAt]!
     const printable = c1 === 0 && c0 >= 0x20 && c0 < 0x7f
     const whole = (c0 | c1) !== 0 && actual >= 2 && i + 12 + 2 * actual <= n && stub[i + 10 + 2 * actual] === 0 && stub[i + 11 + 2 * actual] === 0
-    if (off === 0 && actual > 0 && actual <= max && (printable || whole)) {
+    if (actual > 0 && actual <= max && (printable || whole)) {
       const take = Math.min(actual, maxChars, (n - i - 12) >> 1)
-      let s = ''
       let end = take
       // drop the terminating NUL of a [string]
-      if (take === actual && take > 0) {
-        const lo = le ? stub[i + 12 + 2 * (take - 1)]! : stub[i + 13 + 2 * (take - 1)]!
-        const hi = le ? stub[i + 13 + 2 * (take - 1)]! : stub[i + 12 + 2 * (take - 1)]!
-        if (lo === 0 && hi === 0) end = take - 1
-      }
-      const parts: string[] = []
+      if (take === actual && take > 0 && stub[i + 12 + 2 * (take - 1)]! === 0 && stub[i + 13 + 2 * (take - 1)]! === 0) end = take - 1
+      let s = ''
       for (let k = 0; k < end; k++) {
-        const lo = le ? stub[i + 12 + 2 * k]! : stub[i + 13 + 2 * k]!
-        const hi = le ? stub[i + 13 + 2 * k]! : stub[i + 12 + 2 * k]!
-        parts.push(hi === 0 ? String.fromCharCode(lo) : '?')
+        const at = i + 12 + 2 * k
+        s += stub[at + hiAt] === 0 ? String.fromCharCode(stub[at + loAt]!) : '?'
       }
-      s = parts.join('')
       out.strings.push(s)
       if (actual > out.maxLength) out.maxLength = actual
       const stop = i + 12 + 2 * actual
