@@ -12,7 +12,7 @@ import {runAnalyzer, type ScriptStep} from '../../src/core/analyzers/harness.js'
 import {dcerpcAnalyzer} from '../../src/core/analyzers/dcerpc/index.js'
 import {SmbAnalyzer, smbAnalyzer, type SmbLimits} from '../../src/core/analyzers/smb/index.js'
 import {splitInvariance} from '../../src/core/analyzers/line/testing.js'
-import {binarySpanMismatches} from '../../src/core/analyzers/dcerpc/testing.js'
+import {binarySpanMismatches, readsMismatches} from '../../src/core/analyzers/dcerpc/testing.js'
 import {oncrpcAnalyzer, oncrpcUdpAnalyzer} from '../../src/core/analyzers/oncrpc/index.js'
 import type {AnalyzerFactory, Pdu} from '../../src/core/analyzers/types.js'
 import type {CompiledRule} from '../../src/core/rules/compile.js'
@@ -38,6 +38,8 @@ function rule(id: string): CompiledRule {
 function fired(factory: AnalyzerFactory, script: ScriptStep[], chunkSize?: number): string[] {
   const res = runAnalyzer(factory, script, {chunkSize})
   const set = new RuleSet(all.rules.filter((r) => r.protocol !== 'anomaly'))
+  // SMB builds only the fields the rules read: the same PDUs with those fields (chains, compounds, secondaries)
+  if (factory.protocol === 'smb') expect(readsMismatches(factory, script, (f, dir) => set.reads(f, dir), {chunkSize})).toEqual([])
   const anomalySet = new RuleSet(all.rules.filter((r) => r.protocol === 'anomaly'))
   const ids = new Set<string>()
   const units: Pdu[] = [...res.pdus]

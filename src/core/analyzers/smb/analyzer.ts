@@ -13,7 +13,7 @@
  * bytes (smb.truncated = 1, anomaly smb.message_too_long) and the rest is skipped.
  */
 import type {Analyzer, AnalyzerContext, Direction, FieldValue, Fields} from '../types.js'
-import {DCERPC_LIMITS, DcerpcConn, type DcerpcLimits} from '../dcerpc/conn.js'
+import {DCERPC_LIMITS, DcerpcConn, SPARE_BUFFER_MAX, type DcerpcLimits} from '../dcerpc/conn.js'
 import {
   FSCTL_PIPE_TRANSCEIVE,
   NBSS_HEADER_LEN,
@@ -29,6 +29,8 @@ import {
   u64,
   utf16,
 } from './parser.js'
+import {SMB_FIELDS, type SmbField} from './fields.js'
+import {fieldWants, type DirWants, type Wants} from '../wants.js'
 
 export interface SmbLimits {
   /** bytes of one NetBIOS message held and parsed */
@@ -69,8 +71,16 @@ export const SMB_LIMITS: Readonly<SmbLimits> = {
 interface DirState {
   hdr: Uint8Array
   hdrLen: number
-  /** message body being held, its declared length, bytes received */
+  /** message body being held (may be longer than `keep`), its declared length, bytes received */
   buf: Uint8Array | null
+  /** bytes of the message held: min(msgLen, maxMessageBytes) */
+  keep: number
+  /**
+   * the buffer of the last message that spanned chunks, for the next one (nothing refers to a
+   * message's bytes once it was parsed: fields are copies, held TRANS_SECONDARY data is copied);
+   * at most SPARE_BUFFER_MAX bytes
+   */
+  spare: Uint8Array
   have: number
   msgLen: number
   type: number
@@ -104,6 +114,8 @@ interface Pending {
 
 /** what the commands of one SMB1 AndX chain share */
 interface Smb1Chain {
+  /** the fields some rule reads in this direction */
+  fw: Wants<SmbField>
   reply: boolean
   unicode: boolean
   tid: number
@@ -117,6 +129,8 @@ interface Smb1Chain {
 
 /** what an SMB2 command related to the previous ones of its compound inherits (MS-SMB2 3.3.5.2.7.2) */
 interface Smb2Chain {
+  /** the fields some rule reads in this direction */
+  fw: Wants<SmbField>
   tree: number
   /** a TREE_CONNECT of the compound: whether its path is IPC$ */
   ipc: boolean | undefined
@@ -130,6 +144,20 @@ interface Feed {
   data: Uint8Array
   off: number
 }
+
+const smbWants = fieldWants(SMB_FIELDS)
+
+const NO_BYTES = new Uint8Array(0)
+
+/**
+ * Word offsets (from the parameter words) of TotalParameterCount, TotalDataCount,
+ * ParameterCount, ParameterOffset, ParameterDisplacement, DataCount, DataOffset,
+ * DataDisplacement; -1: the request has no such word (0)
+ */
+const TRANS_WORDS: readonly number[] = [0, 2, 18, 20, -1, 22, 24, -1]
+const SECONDARY_WORDS: readonly number[] = [0, 2, 4, 6, 8, 10, 12, 14]
+const NT_TRANSACT_WORDS: readonly number[] = [3, 7, 19, 23, -1, 27, 31, -1]
+const NT_SECONDARY_WORDS: readonly number[] = [3, 7, 11, 15, 19, 23, 27, 31]
 
 const SECONDARY_OF: Readonly<Record<number, number>> = {0x26: 0x25, 0x33: 0x32, 0xa1: 0xa0}
 /** SMB1 commands whose first words are AndXCommand, AndXReserved, AndXOffset (MS-CIFS 2.2.3.4) */
@@ -145,6 +173,11 @@ function addMulti(f: Fields, name: string, v: FieldValue): void {
   if (cur === undefined) f.set(name, [v])
   else if (Array.isArray(cur)) cur.push(v)
   else f.set(name, [cur, v])
+}
+
+/** an SMB2 header's MessageId as a key of `pending` (made only by the commands that remember or look up) */
+function smb2Id(m: Uint8Array): string {
+  return `2:${u64(m, 24)}`
 }
 
 function hexKey(b: Uint8Array, from: number): string {
@@ -164,6 +197,8 @@ export class SmbAnalyzer implements Analyzer {
   /** bytes held in Trans.held, all transactions */
   private transHeld = 0
   private feeds: Feed[] = []
+  /** per direction: the fields some rule reads (all without ctx.reads) */
+  private readonly want: DirWants<SmbField>
 
   constructor(
     private readonly ctx: AnalyzerContext,
@@ -172,7 +207,8 @@ export class SmbAnalyzer implements Analyzer {
   ) {
     this.limits = limits === SMB_LIMITS ? SMB_LIMITS : {...SMB_LIMITS, ...limits}
     this.rpcLimits = rpcLimits === DCERPC_LIMITS ? DCERPC_LIMITS : {...DCERPC_LIMITS, ...rpcLimits}
-    const mk = (): DirState => ({hdr: new Uint8Array(4), hdrLen: 0, buf: null, have: 0, msgLen: 0, type: 0, start: 0, skip: 0, pos: 0, dead: false})
+    this.want = smbWants(ctx.reads)
+    const mk = (): DirState => ({hdr: new Uint8Array(4), hdrLen: 0, buf: null, keep: 0, spare: NO_BYTES, have: 0, msgLen: 0, type: 0, start: 0, skip: 0, pos: 0, dead: false})
     this.st = {toserver: mk(), toclient: mk()}
   }
 
@@ -180,8 +216,8 @@ export class SmbAnalyzer implements Analyzer {
     let rpc = 0
     for (const p of this.pipes.values()) if (p.conn !== null) for (const v of Object.values(p.conn.heldState())) rpc += v
     return {
-      bufToserver: this.st.toserver.buf?.length ?? 0,
-      bufToclient: this.st.toclient.buf?.length ?? 0,
+      bufToserver: this.st.toserver.buf === null ? 0 : this.st.toserver.keep,
+      bufToclient: this.st.toclient.buf === null ? 0 : this.st.toclient.keep,
       pipes: this.pipes.size,
       pending: this.pending.size,
       trees: this.ipcTrees.size,
@@ -234,31 +270,35 @@ export class SmbAnalyzer implements Analyzer {
         s.type = h.type
         s.msgLen = h.length
         s.have = 0
-        s.buf = new Uint8Array(Math.min(h.length, this.limits.maxMessageBytes))
+        s.keep = Math.min(h.length, this.limits.maxMessageBytes)
+        s.buf = s.spare.length >= s.keep ? s.spare : new Uint8Array(s.keep)
+        s.spare = NO_BYTES
         if (h.length === 0) {
           this.complete(dir)
         }
         continue
       }
-      const room = s.buf.length - s.have
+      const room = s.keep - s.have
       const k = Math.min(room, n - i)
       s.buf.set(chunk.subarray(i, i + k), s.have)
       s.have += k
       i += k
-      if (s.have === s.buf.length) this.complete(dir)
+      if (s.have === s.keep) this.complete(dir)
     }
   }
 
   private complete(dir: Direction): void {
     const s = this.st[dir]
-    const buf = s.buf!
+    const held = s.buf!
     s.buf = null
+    const buf = held.length === s.keep ? held : held.subarray(0, s.keep)
     const truncated = s.msgLen > buf.length
     if (truncated) {
       this.ctx.anomaly({type: 'applayer', event: 'smb.message_too_long', detail: {offset: s.start, length: s.msgLen, limit: this.limits.maxMessageBytes}})
       s.skip = s.msgLen - buf.length
     }
     this.message(dir, s.type, buf, s.start + 4, s.start, s.msgLen)
+    if (held.length <= SPARE_BUFFER_MAX) s.spare = held
   }
 
   gap(dir: Direction, length: number): void {
@@ -304,10 +344,11 @@ export class SmbAnalyzer implements Analyzer {
   private message(dir: Direction, type: number, m: Uint8Array, mOff: number, start: number, msgLen: number): void {
     const end = start + 4 + msgLen
     const truncated = msgLen > m.length
+    const fw = this.want[dir]
     if (type !== 0) {
       const f: Fields = new Map()
-      f.set('smb.netbios.type', sp(type, start, 1))
-      f.set('smb.message_length', {v: msgLen})
+      if (fw['smb.netbios.type']) f.set('smb.netbios.type', sp(type, start, 1))
+      if (fw['smb.message_length']) f.set('smb.message_length', {v: msgLen})
       this.ctx.emit({protocol: 'smb', kind: 'netbios', dir, start, end, fields: f})
       return
     }
@@ -317,13 +358,13 @@ export class SmbAnalyzer implements Analyzer {
       return
     }
     this.feeds = []
-    if (magic === 1) this.smb1(dir, m, mOff, start, end, msgLen, truncated)
-    else if (magic === 2) this.smb2(dir, m, mOff, start, end, msgLen, truncated)
-    else if (magic === 3) this.compression(dir, m, mOff, start, end, msgLen)
+    if (magic === 1) this.smb1(dir, m, mOff, start, end, msgLen, truncated, fw)
+    else if (magic === 2) this.smb2(dir, m, mOff, start, end, msgLen, truncated, fw)
+    else if (magic === 3) this.compression(dir, m, mOff, start, end, msgLen, fw)
     else {
       const f: Fields = new Map()
-      f.set('smb.version', {v: 3})
-      f.set('smb.message_length', {v: msgLen})
+      if (fw['smb.version']) f.set('smb.version', {v: 3})
+      if (fw['smb.message_length']) f.set('smb.message_length', {v: msgLen})
       this.ctx.emit({protocol: 'smb', kind: 'encryption_transform', dir, start, end, fields: f})
     }
     const feeds = this.feeds
@@ -333,7 +374,7 @@ export class SmbAnalyzer implements Analyzer {
       if (p === undefined) continue
       if (p.conn === null) {
         p.conn = new DcerpcConn(
-          {emit: (pdu) => this.ctx.emit(pdu), anomaly: this.ctx.anomaly, dynamicService: this.ctx.dynamicService, serverIp: this.ctx.flow?.serverIp},
+          {emit: (pdu) => this.ctx.emit(pdu), anomaly: this.ctx.anomaly, dynamicService: this.ctx.dynamicService, serverIp: this.ctx.flow?.serverIp, reads: this.ctx.reads},
           this.rpcLimits,
         )
       }
@@ -386,28 +427,28 @@ export class SmbAnalyzer implements Analyzer {
     this.ipcTrees.add(tid)
   }
 
-  private pipeFields(f: Fields, name: FieldValue): void {
-    f.set('smb.pipe', name)
-    f.set('smb.pipe.has_slash', {v: typeof name.v === 'string' && name.v.includes('/') ? 1 : 0})
+  private pipeFields(f: Fields, name: FieldValue, fw: Wants<SmbField>): void {
+    if (fw['smb.pipe']) f.set('smb.pipe', name)
+    if (fw['smb.pipe.has_slash']) f.set('smb.pipe.has_slash', {v: typeof name.v === 'string' && name.v.includes('/') ? 1 : 0})
   }
 
   // ---- SMB1 (MS-SMB / MS-CIFS) --------------------------------------------------------------
 
-  private smb1(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, truncated: boolean): void {
+  private smb1(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, truncated: boolean, fw: Wants<SmbField>): void {
     const reply = m.length > 9 && (m[9]! & 0x80) !== 0
     const kind = reply ? 'smb1_response' : 'smb1_request'
     if (m.length < SMB1_HEADER_LEN + 1) {
       const f: Fields = new Map()
-      f.set('smb.version', {v: 1})
-      f.set('smb.message_length', {v: msgLen})
-      if (truncated) f.set('smb.truncated', {v: 1})
+      if (fw['smb.version']) f.set('smb.version', {v: 1})
+      if (fw['smb.message_length']) f.set('smb.message_length', {v: msgLen})
+      if (truncated && fw['smb.truncated']) f.set('smb.truncated', {v: 1})
       this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff, length: m.length}})
       this.ctx.emit({protocol: 'smb', kind, dir, start, end, fields: f})
       return
     }
     const status = u32(m, 5)
     const mid = u16(m, 30)
-    const x: Smb1Chain = {reply, unicode: (u16(m, 10) & 0x8000) !== 0, tid: u16(m, 24), mid, msgLen, ipc: undefined, open: undefined}
+    const x: Smb1Chain = {fw, reply, unicode: (u16(m, 10) & 0x8000) !== 0, tid: u16(m, 24), mid, msgLen, ipc: undefined, open: undefined}
     // MS-CIFS 2.2.3.4 AndX chain: each command's block starts at its WordCount; an AndX command's
     // first words are AndXCommand(1) AndXReserved(1) AndXOffset(2, from the SMB header). One PDU
     // per command, each spanning the whole message (the header is shared).
@@ -416,7 +457,7 @@ export class SmbAnalyzer implements Analyzer {
     let at = SMB1_HEADER_LEN
     let k = 0
     for (; ; k++) {
-      const f = this.smb1Header(m, mOff, msgLen, truncated, cmd, cmdAt)
+      const f = this.smb1Header(fw, m, mOff, msgLen, truncated, cmd, cmdAt)
       const wc = m[at]!
       const w = at + 1
       const bcAt = w + 2 * wc
@@ -458,20 +499,20 @@ export class SmbAnalyzer implements Analyzer {
     }
   }
 
-  private smb1Header(m: Uint8Array, mOff: number, msgLen: number, truncated: boolean, cmd: number, cmdAt: number): Fields {
+  private smb1Header(fw: Wants<SmbField>, m: Uint8Array, mOff: number, msgLen: number, truncated: boolean, cmd: number, cmdAt: number): Fields {
     const f: Fields = new Map()
-    f.set('smb.version', {v: 1})
-    f.set('smb.message_length', {v: msgLen})
-    if (truncated) f.set('smb.truncated', {v: 1})
-    f.set('smb.command', sp(cmd, mOff + cmdAt, 1))
+    if (fw['smb.version']) f.set('smb.version', {v: 1})
+    if (fw['smb.message_length']) f.set('smb.message_length', {v: msgLen})
+    if (truncated && fw['smb.truncated']) f.set('smb.truncated', {v: 1})
+    if (fw['smb.command']) f.set('smb.command', sp(cmd, mOff + cmdAt, 1))
     const name = SMB1_COMMANDS[cmd]
-    if (name !== undefined) f.set('smb.command.name', {v: name})
-    f.set('smb.status', sp(u32(m, 5), mOff + 5, 4))
-    f.set('smb.flags', sp(m[9]!, mOff + 9, 1))
-    f.set('smb.flags2', sp(u16(m, 10), mOff + 10, 2))
-    f.set('smb.tid', sp(u16(m, 24), mOff + 24, 2))
-    f.set('smb.uid', sp(u16(m, 28), mOff + 28, 2))
-    f.set('smb.mid', sp(u16(m, 30), mOff + 30, 2))
+    if (name !== undefined && fw['smb.command.name']) f.set('smb.command.name', {v: name})
+    if (fw['smb.status']) f.set('smb.status', sp(u32(m, 5), mOff + 5, 4))
+    if (fw['smb.flags']) f.set('smb.flags', sp(m[9]!, mOff + 9, 1))
+    if (fw['smb.flags2']) f.set('smb.flags2', sp(u16(m, 10), mOff + 10, 2))
+    if (fw['smb.tid']) f.set('smb.tid', sp(u16(m, 24), mOff + 24, 2))
+    if (fw['smb.uid']) f.set('smb.uid', sp(u16(m, 28), mOff + 28, 2))
+    if (fw['smb.mid']) f.set('smb.mid', sp(u16(m, 30), mOff + 30, 2))
     return f
   }
 
@@ -487,9 +528,11 @@ export class SmbAnalyzer implements Analyzer {
    */
   private smb1Command(cmd: number, f: Fields, m: Uint8Array, mOff: number, w: number, wc: number, bs: number, be: number, id: string, status: number, more: boolean, x: Smb1Chain): void {
     const reply = x.reply
+    const fw = x.fw
     switch (cmd) {
       case 0x72:
-        if (!reply) {
+        // the dialect strings are only a field
+        if (!reply && fw['smb.dialects']) {
           let i = bs
           while (i < be) {
             if (m[i] !== 2) break
@@ -512,7 +555,7 @@ export class SmbAnalyzer implements Analyzer {
             path = cstr(m, p, be, this.limits.maxNameChars)
           }
           if (p <= be) {
-            f.set('smb.tree', sp(path.s, mOff + p, path.end - p))
+            if (fw['smb.tree']) f.set('smb.tree', sp(path.s, mOff + p, path.end - p))
             this.remember(id, {kind: 'tree', name: path.s, pipe: false})
             // the commands chained after it run on this tree (MS-CIFS 2.2.3.4)
             x.ipc = IPC_PATH.test(path.s)
@@ -537,9 +580,9 @@ export class SmbAnalyzer implements Analyzer {
             nm = cstr(m, p, be, this.limits.maxNameChars)
           }
           const v = sp(nm.s, mOff + p, nm.end - p)
-          f.set('smb.create.name', v)
+          if (fw['smb.create.name']) f.set('smb.create.name', v)
           const pipe = x.ipc ?? this.ipcTrees.has(x.tid)
-          if (pipe) this.pipeFields(f, v)
+          if (pipe) this.pipeFields(f, v, fw)
           // commands chained after it use the file it opens, whose FID only the reply will tell:
           // a pipe opened so is tracked under a provisional key until then
           let tmp: string | undefined
@@ -558,7 +601,7 @@ export class SmbAnalyzer implements Analyzer {
             this.pending.delete(id)
             if (wc >= 3) {
               const fid = u16(m, w + 5)
-              f.set('smb.fid', sp(fid, mOff + w + 5, 2))
+              if (fw['smb.fid']) f.set('smb.fid', sp(fid, mOff + w + 5, 2))
               if (pend.pipe && status === 0) this.openPipe(pend, `1:${fid}`)
             }
             if (pend.tmp !== undefined) this.pipes.delete(pend.tmp)
@@ -568,10 +611,10 @@ export class SmbAnalyzer implements Analyzer {
       case 0x2f:
         if (!reply && wc >= 12) {
           const fid = u16(m, w + 4)
-          f.set('smb.fid', sp(fid, mOff + w + 4, 2))
+          if (fw['smb.fid']) f.set('smb.fid', sp(fid, mOff + w + 4, 2))
           const len = u16(m, w + 20) + (u16(m, w + 18) << 16)
           let off = u16(m, w + 22)
-          f.set('smb.write.length', sp(len, mOff + w + 20, 2))
+          if (fw['smb.write.length']) f.set('smb.write.length', sp(len, mOff + w + 20, 2))
           let cnt = len
           // MS-CIFS 2.2.4.43.1: WriteMode MessageStart on a pipe: 2-byte message length first
           if ((u16(m, w + 14) & 0x08) !== 0 && m[off] !== 5 && m[off + 2] === 5) {
@@ -586,7 +629,7 @@ export class SmbAnalyzer implements Analyzer {
         // MS-CIFS 2.2.4.12 SMB_COM_WRITE: FID(2) Count(2) Offset(4) Remaining(2); bytes: 0x01 DataLength(2) Data
         if (!reply && wc >= 5 && bs + 3 <= be) {
           const fid = u16(m, w)
-          f.set('smb.fid', sp(fid, mOff + w, 2))
+          if (fw['smb.fid']) f.set('smb.fid', sp(fid, mOff + w, 2))
           const key = this.fidKey(x, fid)
           if (key !== null) this.feed(key, 'toserver', m, mOff, bs + 3, u16(m, bs + 1))
         }
@@ -594,7 +637,7 @@ export class SmbAnalyzer implements Analyzer {
       case 0x2e:
         if (!reply && wc >= 10) {
           const fid = u16(m, w + 4)
-          f.set('smb.fid', sp(fid, mOff + w + 4, 2))
+          if (fw['smb.fid']) f.set('smb.fid', sp(fid, mOff + w + 4, 2))
           const key = this.fidKey(x, fid)
           if (key !== null && this.pipes.has(key)) this.remember(id, {kind: 'fid', name: key, pipe: true})
         } else if (reply && wc >= 12) {
@@ -611,7 +654,7 @@ export class SmbAnalyzer implements Analyzer {
       case 0x26:
       case 0x33:
       case 0xa1:
-        if (!reply) this.transaction(cmd, f, m, mOff, w, wc, x.mid, x.msgLen, id)
+        if (!reply) this.transaction(cmd, f, fw, m, mOff, w, wc, x.mid, x.msgLen, id)
         else if (cmd === 0x25 && wc >= 10) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'fid') {
@@ -630,82 +673,81 @@ export class SmbAnalyzer implements Analyzer {
    * 2.2.4.62): counts, offsets, displacements; inconsistent when a displacement + count passes
    * the total, an offset + count passes the message, or a secondary follows another type.
    */
-  private transaction(cmd: number, f: Fields, m: Uint8Array, mOff: number, w: number, wc: number, mid: number, msgLen: number, id: string): void {
+  private transaction(cmd: number, f: Fields, fw: Wants<SmbField>, m: Uint8Array, mOff: number, w: number, wc: number, mid: number, msgLen: number, id: string): void {
     const nt = cmd === 0xa0 || cmd === 0xa1
     const secondary = cmd === 0x26 || cmd === 0x33 || cmd === 0xa1
     const need = cmd === 0xa0 ? 19 : cmd === 0xa1 ? 18 : secondary ? 8 : 14
     if (wc < need) {
       this.ctx.anomaly({type: 'applayer', event: 'smb.trans_malformed', detail: {offset: mOff, command: cmd, word_count: wc}})
-      f.set('smb.trans.inconsistent', {v: 1})
+      if (fw['smb.trans.inconsistent']) f.set('smb.trans.inconsistent', {v: 1})
       return
     }
-    const rd = (at: number): FieldValue => (nt ? sp(u32(m, w + at), mOff + w + at, 4) : sp(u16(m, w + at), mOff + w + at, 2))
-    // word offsets of: totalParam, totalData, paramCount, paramOffset, paramDisp, dataCount, dataOffset, dataDisp
-    let o: number[]
-    if (cmd === 0xa0) o = [3, 7, 19, 23, -1, 27, 31, -1]
-    else if (cmd === 0xa1) o = [3, 7, 11, 15, 19, 23, 27, 31]
-    else if (secondary) o = [0, 2, 4, 6, 8, 10, 12, 14]
-    else o = [0, 2, 18, 20, -1, 22, 24, -1]
-    const tp = rd(o[0]!)
-    const td = rd(o[1]!)
-    const pc = rd(o[2]!)
-    const po = rd(o[3]!)
-    const pd = o[4]! >= 0 ? rd(o[4]!) : {v: 0}
-    const dc = rd(o[5]!)
-    const dof = rd(o[6]!)
-    const dd = o[7]! >= 0 ? rd(o[7]!) : {v: 0}
-    f.set('smb.trans.total_param_count', tp)
-    f.set('smb.trans.total_data_count', td)
-    f.set('smb.trans.param_count', pc)
-    f.set('smb.trans.param_offset', po)
-    f.set('smb.trans.param_displacement', pd)
-    f.set('smb.trans.data_count', dc)
-    f.set('smb.trans.data_offset', dof)
-    f.set('smb.trans.data_displacement', dd)
-    const n = (x: FieldValue): number => x.v as number
-    let bad = n(po) + n(pc) > msgLen || n(dof) + n(dc) > msgLen
-    if (cmd === 0x32 && m.length >= w + 30) f.set('smb.trans2.subcommand', sp(u16(m, w + 28), mOff + w + 28, 2))
-    if (cmd === 0xa0 && m.length >= w + 38) f.set('smb.nt_transact.function', sp(u16(m, w + 36), mOff + w + 36, 2))
+    const o = cmd === 0xa0 ? NT_TRANSACT_WORDS : cmd === 0xa1 ? NT_SECONDARY_WORDS : secondary ? SECONDARY_WORDS : TRANS_WORDS
+    const size = nt ? 4 : 2
+    const rd = (k: number): number => (o[k]! < 0 ? 0 : nt ? u32(m, w + o[k]!) : u16(m, w + o[k]!))
+    // the value as a field: with its span, or 0 without one (no such word on primaries)
+    const put = (name: SmbField, k: number, v: number): void => {
+      if (fw[name]) f.set(name, o[k]! < 0 ? {v} : sp(v, mOff + w + o[k]!, size))
+    }
+    const tp = rd(0)
+    const td = rd(1)
+    const pc = rd(2)
+    const po = rd(3)
+    const pd = rd(4)
+    const dc = rd(5)
+    const dof = rd(6)
+    const dd = rd(7)
+    put('smb.trans.total_param_count', 0, tp)
+    put('smb.trans.total_data_count', 1, td)
+    put('smb.trans.param_count', 2, pc)
+    put('smb.trans.param_offset', 3, po)
+    put('smb.trans.param_displacement', 4, pd)
+    put('smb.trans.data_count', 5, dc)
+    put('smb.trans.data_offset', 6, dof)
+    put('smb.trans.data_displacement', 7, dd)
+    let bad = po + pc > msgLen || dof + dc > msgLen
+    if (cmd === 0x32 && m.length >= w + 30 && fw['smb.trans2.subcommand']) f.set('smb.trans2.subcommand', sp(u16(m, w + 28), mOff + w + 28, 2))
+    if (cmd === 0xa0 && m.length >= w + 38 && fw['smb.nt_transact.function']) f.set('smb.nt_transact.function', sp(u16(m, w + 36), mOff + w + 36, 2))
     let pipe: string | undefined
     if (cmd === 0x25 && m.length >= w + 32 && m[w + 26]! >= 2) {
       const fn = u16(m, w + 28)
       const fid = u16(m, w + 30)
-      f.set('smb.trans.function', sp(fn, mOff + w + 28, 2))
-      f.set('smb.fid', sp(fid, mOff + w + 30, 2))
+      if (fw['smb.trans.function']) f.set('smb.trans.function', sp(fn, mOff + w + 28, 2))
+      if (fw['smb.fid']) f.set('smb.fid', sp(fid, mOff + w + 30, 2))
       if (fn === 0x26 && this.pipes.has(`1:${fid}`)) {
         pipe = `1:${fid}`
-        this.feed(pipe, 'toserver', m, mOff, n(dof), n(dc))
+        this.feed(pipe, 'toserver', m, mOff, dof, dc)
         this.remember(id, {kind: 'fid', name: pipe, pipe: true})
       }
     }
     if (!secondary) {
-      bad ||= n(pc) > n(tp) || n(dc) > n(td)
-      if (n(pc) < n(tp) || n(dc) < n(td)) {
+      bad ||= pc > tp || dc > td
+      if (pc < tp || dc < td) {
         if (!this.trans.has(mid) && this.trans.size >= this.limits.maxTransactions) {
           this.ctx.anomaly({type: 'applayer', event: 'smb.transaction_limit', detail: {limit: this.limits.maxTransactions}})
           this.dropTrans(this.trans.keys().next().value as number)
         }
         this.dropTrans(mid)
-        this.trans.set(mid, {cmd, totalParam: n(tp), totalData: n(td), gotParam: n(pc), gotData: n(dc), pipe, fed: n(dc), heldBytes: 0})
+        this.trans.set(mid, {cmd, totalParam: tp, totalData: td, gotParam: pc, gotData: dc, pipe, fed: dc, heldBytes: 0})
       } else {
         this.dropTrans(mid)
       }
     } else {
       const t = this.trans.get(mid)
       if (t === undefined) {
-        f.set('smb.trans.no_primary', {v: 1})
-        bad ||= n(pd) + n(pc) > n(tp) || n(dd) + n(dc) > n(td)
+        if (fw['smb.trans.no_primary']) f.set('smb.trans.no_primary', {v: 1})
+        bad ||= pd + pc > tp || dd + dc > td
       } else {
         const mismatch = SECONDARY_OF[cmd] !== t.cmd
-        f.set('smb.trans.type_mismatch', {v: mismatch ? 1 : 0})
+        if (fw['smb.trans.type_mismatch']) f.set('smb.trans.type_mismatch', {v: mismatch ? 1 : 0})
         // the rest of a TransactNmPipe's data (a DCE/RPC request split over secondaries)
-        if (t.pipe !== undefined && cmd === 0x26) this.transPipeData(t, m, mOff, n(dof), n(dd), n(dc))
-        t.gotParam += n(pc)
-        t.gotData += n(dc)
-        bad ||= mismatch || n(pd) + n(pc) > t.totalParam || n(dd) + n(dc) > t.totalData || n(tp) > t.totalParam || n(td) > t.totalData
+        if (t.pipe !== undefined && cmd === 0x26) this.transPipeData(t, m, mOff, dof, dd, dc)
+        t.gotParam += pc
+        t.gotData += dc
+        bad ||= mismatch || pd + pc > t.totalParam || dd + dc > t.totalData || tp > t.totalParam || td > t.totalData
         bad ||= t.gotParam > t.totalParam || t.gotData > t.totalData
-        f.set('smb.trans.primary_total_param_count', {v: t.totalParam})
-        f.set('smb.trans.primary_total_data_count', {v: t.totalData})
+        if (fw['smb.trans.primary_total_param_count']) f.set('smb.trans.primary_total_param_count', {v: t.totalParam})
+        if (fw['smb.trans.primary_total_data_count']) f.set('smb.trans.primary_total_data_count', {v: t.totalData})
         if (t.gotParam >= t.totalParam && t.gotData >= t.totalData) {
           // complete, yet data held back: the pieces overlap and leave a hole the server fills
           if (t.pipe !== undefined && t.held !== undefined && t.held.length > 0) this.outOfOrder(t, mOff, mid)
@@ -713,7 +755,7 @@ export class SmbAnalyzer implements Analyzer {
         }
       }
     }
-    f.set('smb.trans.inconsistent', {v: bad ? 1 : 0})
+    if (fw['smb.trans.inconsistent']) f.set('smb.trans.inconsistent', {v: bad ? 1 : 0})
     if (bad) this.ctx.anomaly({type: 'applayer', event: 'smb.trans_inconsistent', detail: {offset: mOff, command: cmd, mid}})
   }
 
@@ -787,9 +829,9 @@ export class SmbAnalyzer implements Analyzer {
 
   // ---- SMB2/3 (MS-SMB2) ---------------------------------------------------------------------
 
-  private smb2(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, truncated: boolean): void {
+  private smb2(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, truncated: boolean, fw: Wants<SmbField>): void {
     let h = 0
-    const x: Smb2Chain = {tree: -1, ipc: undefined, file: undefined}
+    const x: Smb2Chain = {fw, tree: -1, ipc: undefined, file: undefined}
     for (let count = 0; count < this.limits.maxCompound; count++) {
       const next = m.length >= h + 24 ? u32(m, h + 20) : 0
       const cmdEnd = next >= SMB2_HEADER_LEN && h + next < msgLen ? h + next : msgLen
@@ -812,10 +854,11 @@ export class SmbAnalyzer implements Analyzer {
    * only: a pipe so opened is fed under a provisional key until then).
    */
   private smb2One(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, len: number, truncated: boolean, later: boolean, more: boolean, x: Smb2Chain): void {
+    const fw = x.fw
     const f: Fields = new Map()
-    f.set('smb.version', {v: 2})
-    f.set('smb.message_length', {v: len})
-    if (truncated) f.set('smb.truncated', {v: 1})
+    if (fw['smb.version']) f.set('smb.version', {v: 2})
+    if (fw['smb.message_length']) f.set('smb.message_length', {v: len})
+    if (truncated && fw['smb.truncated']) f.set('smb.truncated', {v: 1})
     if (m.length < SMB2_HEADER_LEN) {
       this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff, length: m.length}})
       this.ctx.emit({protocol: 'smb', kind: dir === 'toserver' ? 'smb2_request' : 'smb2_response', dir, start, end, fields: f})
@@ -827,33 +870,31 @@ export class SmbAnalyzer implements Analyzer {
     const status = u32(m, 8)
     const async = (flags & 2) !== 0
     const tree = async ? -1 : u32(m, 36)
-    const msgId = u64(m, 24)
     const related = later && !reply && (flags & 4) !== 0
     if (!reply && !related) {
       x.tree = tree
       x.ipc = undefined
       x.file = undefined
     }
-    f.set('smb2.command', sp(cmd, mOff + 12, 2))
-    if (cmd < SMB2_COMMANDS.length) f.set('smb.command.name', {v: SMB2_COMMANDS[cmd]!})
-    f.set('smb2.status', sp(status, mOff + 8, 4))
-    f.set('smb2.credit', sp(u16(m, 14), mOff + 14, 2))
-    f.set('smb2.flags', sp(flags, mOff + 16, 4))
-    f.set('smb2.message_id', sp(msgId, mOff + 24, 8))
-    if (tree >= 0) f.set('smb2.tree_id', sp(tree, mOff + 36, 4))
-    f.set('smb2.session_id', sp(u64(m, 40), mOff + 40, 8))
+    if (fw['smb2.command']) f.set('smb2.command', sp(cmd, mOff + 12, 2))
+    if (cmd < SMB2_COMMANDS.length && fw['smb.command.name']) f.set('smb.command.name', {v: SMB2_COMMANDS[cmd]!})
+    if (fw['smb2.status']) f.set('smb2.status', sp(status, mOff + 8, 4))
+    if (fw['smb2.credit']) f.set('smb2.credit', sp(u16(m, 14), mOff + 14, 2))
+    if (fw['smb2.flags']) f.set('smb2.flags', sp(flags, mOff + 16, 4))
+    if (fw['smb2.message_id']) f.set('smb2.message_id', sp(u64(m, 24), mOff + 24, 8))
+    if (tree >= 0 && fw['smb2.tree_id']) f.set('smb2.tree_id', sp(tree, mOff + 36, 4))
+    if (fw['smb2.session_id']) f.set('smb2.session_id', sp(u64(m, 40), mOff + 40, 8))
     const b = SMB2_HEADER_LEN
-    const id = `2:${msgId}`
     const have = (k: number): boolean => m.length >= b + k
     switch (cmd) {
       case 0:
         if (!reply && have(36)) {
           const cnt = u16(m, b + 2)
-          for (let k = 0; k < cnt && k < this.limits.maxListItems && have(36 + 2 * k + 2); k++) addMulti(f, 'smb2.dialects', sp(u16(m, b + 36 + 2 * k), mOff + b + 36 + 2 * k, 2))
-          this.negContexts(f, m, mOff, u32(m, b + 28), u16(m, b + 32))
+          if (fw['smb2.dialects']) for (let k = 0; k < cnt && k < this.limits.maxListItems && have(36 + 2 * k + 2); k++) addMulti(f, 'smb2.dialects', sp(u16(m, b + 36 + 2 * k), mOff + b + 36 + 2 * k, 2))
+          this.negContexts(f, fw, m, mOff, u32(m, b + 28), u16(m, b + 32))
         } else if (reply && have(64)) {
-          f.set('smb2.negotiate.dialect', sp(u16(m, b + 4), mOff + b + 4, 2))
-          if (u16(m, b + 4) === 0x311) this.negContexts(f, m, mOff, u32(m, b + 60), u16(m, b + 6))
+          if (fw['smb2.negotiate.dialect']) f.set('smb2.negotiate.dialect', sp(u16(m, b + 4), mOff + b + 4, 2))
+          if (u16(m, b + 4) === 0x311) this.negContexts(f, fw, m, mOff, u32(m, b + 60), u16(m, b + 6))
         }
         break
       case 3:
@@ -862,15 +903,16 @@ export class SmbAnalyzer implements Analyzer {
           const pl = u16(m, b + 6)
           const p = utf16(m, po, po + pl, this.limits.maxNameChars)
           if (po < m.length) {
-            f.set('smb.tree', sp(p.s, mOff + po, p.end - po))
-            this.remember(id, {kind: 'tree', name: p.s, pipe: false})
+            if (fw['smb.tree']) f.set('smb.tree', sp(p.s, mOff + po, p.end - po))
+            this.remember(smb2Id(m), {kind: 'tree', name: p.s, pipe: false})
             x.ipc = IPC_PATH.test(p.s)
             x.file = undefined
           }
         } else if (reply) {
-          const pend = this.pending.get(id)
+          const key = smb2Id(m)
+          const pend = this.pending.get(key)
           if (pend?.kind === 'tree') {
-            this.pending.delete(id)
+            this.pending.delete(key)
             if (status === 0 && tree >= 0 && IPC_PATH.test(pend.name)) this.addTree(tree)
           }
         }
@@ -881,23 +923,24 @@ export class SmbAnalyzer implements Analyzer {
           const nl = u16(m, b + 46)
           const nm = utf16(m, no, no + nl, this.limits.maxNameChars)
           const v = sp(nm.s, mOff + no, Math.max(0, nm.end - no))
-          if (no < m.length) f.set('smb2.create.name', v)
+          if (no < m.length && fw['smb2.create.name']) f.set('smb2.create.name', v)
           const pipe = x.ipc ?? (x.tree >= 0 && this.ipcTrees.has(x.tree))
-          if (pipe) this.pipeFields(f, v)
+          if (pipe) this.pipeFields(f, v, fw)
           let tmp: string | undefined
           if (more) {
             if (pipe) {
-              tmp = `2:c${msgId}`
+              tmp = `2:c${u64(m, 24)}`
               this.addPipe(tmp, nm.s)
               if (!this.pipes.has(tmp)) tmp = undefined
             }
             x.file = tmp ?? null
           }
-          this.remember(id, {kind: 'create', name: nm.s, pipe, tmp})
+          this.remember(smb2Id(m), {kind: 'create', name: nm.s, pipe, tmp})
         } else if (reply && status !== 0x103) {
-          const pend = this.pending.get(id)
+          const key = smb2Id(m)
+          const pend = this.pending.get(key)
           if (pend?.kind === 'create') {
-            this.pending.delete(id)
+            this.pending.delete(key)
             if (pend.pipe && status === 0 && have(80)) this.openPipe(pend, `2:${hexKey(m, b + 64)}`)
             if (pend.tmp !== undefined) this.pipes.delete(pend.tmp)
           }
@@ -907,7 +950,7 @@ export class SmbAnalyzer implements Analyzer {
         if (!reply && have(32)) {
           const dof = u16(m, b + 2)
           const dl = u32(m, b + 4)
-          f.set('smb2.write.length', sp(dl, mOff + b + 4, 4))
+          if (fw['smb2.write.length']) f.set('smb2.write.length', sp(dl, mOff + b + 4, 4))
           const key = this.smb2File(x, related, m, b + 16)
           if (key !== null) this.feed(key, 'toserver', m, mOff, dof, dl)
         }
@@ -915,11 +958,12 @@ export class SmbAnalyzer implements Analyzer {
       case 8:
         if (!reply && have(32)) {
           const key = this.smb2File(x, related, m, b + 16)
-          if (key !== null && this.pipes.has(key)) this.remember(id, {kind: 'fid', name: key, pipe: true})
+          if (key !== null && this.pipes.has(key)) this.remember(smb2Id(m), {kind: 'fid', name: key, pipe: true})
         } else if (reply && have(8) && status !== 0x103) {
-          const pend = this.pending.get(id)
+          const key = smb2Id(m)
+          const pend = this.pending.get(key)
           if (pend?.kind === 'fid') {
-            this.pending.delete(id)
+            this.pending.delete(key)
             if (status === 0 || status === 0x80000005) this.feed(pend.name, 'toclient', m, mOff, m[b + 2]!, u32(m, b + 4))
           }
         }
@@ -927,16 +971,17 @@ export class SmbAnalyzer implements Analyzer {
       case 11:
         if (!reply && have(32)) {
           const code = u32(m, b + 4)
-          f.set('smb2.ioctl.ctl_code', sp(code, mOff + b + 4, 4))
+          if (fw['smb2.ioctl.ctl_code']) f.set('smb2.ioctl.ctl_code', sp(code, mOff + b + 4, 4))
           const key = this.smb2File(x, related, m, b + 8)
           if (code === FSCTL_PIPE_TRANSCEIVE && key !== null && this.pipes.has(key)) {
             this.feed(key, 'toserver', m, mOff, u32(m, b + 24), u32(m, b + 28))
-            this.remember(id, {kind: 'fid', name: key, pipe: true})
+            this.remember(smb2Id(m), {kind: 'fid', name: key, pipe: true})
           }
         } else if (reply && have(40) && status !== 0x103) {
-          const pend = this.pending.get(id)
+          const key = smb2Id(m)
+          const pend = this.pending.get(key)
           if (pend?.kind === 'fid') {
-            this.pending.delete(id)
+            this.pending.delete(key)
             this.feed(pend.name, 'toclient', m, mOff, u32(m, b + 32), u32(m, b + 36))
           }
         }
@@ -958,7 +1003,7 @@ export class SmbAnalyzer implements Analyzer {
   }
 
   /** MS-SMB2 2.2.3.1 negotiate contexts: ContextType(2) DataLength(2) Reserved(4) Data, 8-aligned */
-  private negContexts(f: Fields, m: Uint8Array, mOff: number, off: number, count: number): void {
+  private negContexts(f: Fields, fw: Wants<SmbField>, m: Uint8Array, mOff: number, off: number, count: number): void {
     let i = off
     for (let k = 0; k < count && k < this.limits.maxListItems; k++) {
       i = Math.ceil(i / 8) * 8
@@ -968,7 +1013,7 @@ export class SmbAnalyzer implements Analyzer {
       }
       const type = u16(m, i)
       const dl = u16(m, i + 2)
-      addMulti(f, 'smb2.negotiate.context_type', sp(type, mOff + i, 2))
+      if (fw['smb2.negotiate.context_type']) addMulti(f, 'smb2.negotiate.context_type', sp(type, mOff + i, 2))
       const d = i + 8
       if (d + dl > m.length) {
         this.ctx.anomaly({type: 'applayer', event: 'smb2.negotiate_context_overflow', detail: {offset: mOff + i, index: k, length: dl}})
@@ -976,18 +1021,18 @@ export class SmbAnalyzer implements Analyzer {
       }
       if (type === 3 && dl >= 8) {
         const n = u16(m, d)
-        f.set('smb2.compression.algorithm_count', sp(n, mOff + d, 2))
-        for (let a = 0; a < n && a < this.limits.maxListItems && d + 8 + 2 * a + 2 <= d + dl; a++) addMulti(f, 'smb2.compression.algorithms', sp(u16(m, d + 8 + 2 * a), mOff + d + 8 + 2 * a, 2))
+        if (fw['smb2.compression.algorithm_count']) f.set('smb2.compression.algorithm_count', sp(n, mOff + d, 2))
+        if (fw['smb2.compression.algorithms']) for (let a = 0; a < n && a < this.limits.maxListItems && d + 8 + 2 * a + 2 <= d + dl; a++) addMulti(f, 'smb2.compression.algorithms', sp(u16(m, d + 8 + 2 * a), mOff + d + 8 + 2 * a, 2))
       }
       i = d + dl
     }
   }
 
   /** MS-SMB2 2.2.42 compression transform header (SMBGhost CVE-2020-0796: size + offset overflow) */
-  private compression(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number): void {
+  private compression(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, fw: Wants<SmbField>): void {
     const f: Fields = new Map()
-    f.set('smb.version', {v: 3})
-    f.set('smb.message_length', {v: msgLen})
+    if (fw['smb.version']) f.set('smb.version', {v: 3})
+    if (fw['smb.message_length']) f.set('smb.message_length', {v: msgLen})
     if (m.length < 16) {
       this.ctx.anomaly({type: 'applayer', event: 'smb.malformed', detail: {offset: mOff, length: m.length}})
     } else {
@@ -995,14 +1040,14 @@ export class SmbAnalyzer implements Analyzer {
       const alg = u16(m, 8)
       const flags = u16(m, 10)
       const off = u32(m, 12)
-      f.set('smb2.compression.original_size', sp(orig, mOff + 4, 4))
-      f.set('smb2.compression.algorithm', sp(alg, mOff + 8, 2))
-      f.set('smb2.compression.flags', sp(flags, mOff + 10, 2))
-      f.set('smb2.compression.offset', sp(off, mOff + 12, 4))
+      if (fw['smb2.compression.original_size']) f.set('smb2.compression.original_size', sp(orig, mOff + 4, 4))
+      if (fw['smb2.compression.algorithm']) f.set('smb2.compression.algorithm', sp(alg, mOff + 8, 2))
+      if (fw['smb2.compression.flags']) f.set('smb2.compression.flags', sp(flags, mOff + 10, 2))
+      if (fw['smb2.compression.offset']) f.set('smb2.compression.offset', sp(off, mOff + 12, 4))
       const overflow = orig + off > 0xffffffff
-      f.set('smb2.compression.overflow', {v: overflow ? 1 : 0})
+      if (fw['smb2.compression.overflow']) f.set('smb2.compression.overflow', {v: overflow ? 1 : 0})
       const past = (flags & 1) === 0 && off > msgLen - 16
-      f.set('smb2.compression.offset_past_end', {v: past ? 1 : 0})
+      if (fw['smb2.compression.offset_past_end']) f.set('smb2.compression.offset_past_end', {v: past ? 1 : 0})
       if (overflow) this.ctx.anomaly({type: 'applayer', event: 'smb2.compression_overflow', detail: {offset: mOff, original_size: orig, data_offset: off}})
     }
     this.ctx.emit({protocol: 'smb', kind: 'compression_transform', dir, start, end, fields: f})

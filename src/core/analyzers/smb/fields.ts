@@ -5,7 +5,7 @@ import type {FieldSpec} from '../types.js'
  * smb2_response, compression_transform, encryption_transform, netbios). DCE/RPC carried on
  * named pipes is emitted as protocol 'dcerpc' PDUs (see the dcerpc fields).
  */
-export const SMB_FIELDS: readonly FieldSpec[] = [
+export const SMB_FIELDS = [
   {name: 'smb.version', description: '1 (\\xffSMB), 2 (\\xfeSMB), 3 (transform headers \\xfcSMB / \\xfdSMB)', type: 'number'},
   {name: 'smb.message_length', description: 'NetBIOS message length (SMB2: this command of a compound)', type: 'number'},
   {name: 'smb.truncated', description: '1 when the message was longer than maxMessageBytes and parsed from its head', type: 'number'},
@@ -62,7 +62,9 @@ export const SMB_FIELDS: readonly FieldSpec[] = [
   {name: 'smb2.create.name', description: 'SMB2 CREATE file/pipe name, UTF-16 decoded, span over the encoded bytes', type: 'string'},
   {name: 'smb2.write.length', description: 'SMB2 WRITE Length, with span', type: 'number'},
   {name: 'smb2.ioctl.ctl_code', description: 'SMB2 IOCTL CtlCode (0x11c017 FSCTL_PIPE_TRANSCEIVE), with span', type: 'number'},
-]
+] as const satisfies readonly FieldSpec[]
+
+export type SmbField = (typeof SMB_FIELDS)[number]['name']
 
 /** anomaly codes this analyzer reports (DCE/RPC ones come from the dcerpc analyzer) */
 export const SMB_ANOMALIES: readonly string[] = [

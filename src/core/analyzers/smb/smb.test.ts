@@ -2,9 +2,12 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {runAnalyzer} from '../harness.js'
 import {fuzzRuns, loadHexFixture, splitInvariance} from '../line/testing.js'
-import {binarySpanMismatches} from '../dcerpc/testing.js'
-import type {FieldValue, Pdu} from '../types.js'
-import {SmbAnalyzer, detectSmb, smbAnalyzer} from './index.js'
+import {binarySpanMismatches, readsMismatches} from '../dcerpc/testing.js'
+import {DCERPC_FIELDS} from '../dcerpc/fields.js'
+import type {Direction, FieldValue, Pdu} from '../types.js'
+import {RuleSet, loadRules} from '../../rules/engine.js'
+import {packageRulesDir} from '../../rules/rule-schema.js'
+import {SMB_FIELDS, SmbAnalyzer, detectSmb, smbAnalyzer} from './index.js'
 
 const fx = (name: string) => loadHexFixture(new URL(`./fixtures/${name}.hex`, import.meta.url))
 const one = (p: Pdu, name: string): FieldValue => {
@@ -129,5 +132,80 @@ describe('smb: attacks and malformed input', () => {
       }),
       {numRuns: fuzzRuns(10000)},
     )
+  })
+})
+
+describe('smb: fields no rule reads are left out', () => {
+  const pack = new RuleSet(loadRules(packageRulesDir).rules)
+  const packReads = (f: string, dir?: Direction) => pack.reads(f, dir)
+  const names = [...SMB_FIELDS, ...DCERPC_FIELDS].map((f) => f.name)
+  const fixtures = ['smbghost', 'smb2-read-write', 'smb1-negotiate-sll', 'cve-2022-26809-smb2', 'cve-2022-26809-smb1']
+
+  it('with the pack: PDUs carry the fields its rules read', () => {
+    for (const name of fixtures) expect(readsMismatches(smbAnalyzer, fx(name), packReads), name).toEqual([])
+    const r = runAnalyzer(smbAnalyzer, fx('smbghost'), {reads: packReads})
+    expect([...r.pdus[0]!.fields.keys()]).toEqual(['smb2.negotiate.context_type', 'smb2.compression.algorithm_count'])
+    const rpc = runAnalyzer(smbAnalyzer, fx('cve-2022-26809-smb1'), {reads: packReads}).pdus
+    expect(rpc.filter((p) => p.protocol === 'smb').length).toBeGreaterThan(0)
+    expect(rpc.some((p) => p.fields.get('smb.trans.inconsistent') !== undefined)).toBe(true)
+  })
+
+  /** SMB1 requests of every command the analyzer reads words of (transactions primary, secondary, pipe) */
+  function smb1Commands(): Buffer {
+    const w = (n: number, set: [number, number][] = []): Buffer => {
+      const b = Buffer.alloc(2 * n)
+      for (const [at, v] of set) b.writeUInt16LE(v, at)
+      return b
+    }
+    const nt = w(20, [[3, 30], [7, 1000], [19, 30], [27, 1000], [31, 100]])
+    return Buffer.concat([
+      // AndXCommand 0xff: not chained
+      smb1(0x2f, w(12, [[0, 0xff], [4, 0x4000], [20, 8], [22, 64]]), 1),
+      smb1(0x0b, w(5, [[0, 0x4000]]), 2),
+      smb1(0x2e, w(10, [[0, 0xff], [4, 0x4000]]), 3),
+      smb1(0x25, w(16, [[0, 4], [2, 100], [18, 2], [20, 70], [22, 10], [24, 72], [26, 2], [28, 0x26], [30, 0x4000]]), 4),
+      smb1(0x26, w(8, [[0, 4], [2, 100], [4, 2], [8, 2], [10, 90], [14, 10]]), 4),
+      smb1(0x32, w(15, [[0, 2], [2, 2], [18, 2], [22, 2], [28, 5]]), 5),
+      smb1(0x26, w(8), 77),
+      smb1(0xa0, nt, 9),
+      smb1(0x33, w(9, [[2, 4096], [10, 4000], [12, 60], [14, 65000]]), 9),
+      smb1(0xa0, w(3), 10),
+    ])
+  }
+
+  it('same PDUs with any set of fields read, in each direction, any chunking', () => {
+    const scripts = [...fixtures.map((n) => fx(n)), [{dir: 'toserver' as const, data: Uint8Array.from(smb1Commands())}]]
+    const built = runAnalyzer(smbAnalyzer, scripts[scripts.length - 1]!).pdus
+    for (const f of ['smb.fid', 'smb.write.length', 'smb.trans.function', 'smb.trans2.subcommand', 'smb.trans.no_primary', 'smb.trans.type_mismatch', 'smb.nt_transact.function', 'smb.trans.primary_total_data_count']) {
+      expect(built.some((p) => p.fields.has(f)), f).toBe(true)
+    }
+    // a primary has no displacement words (0, no span); a secondary's come with their spans
+    const [primary, secondary] = [built[3]!, built[4]!]
+    expect([primary.fields.get('smb.trans.param_displacement'), primary.fields.get('smb.trans.data_displacement')]).toEqual([{v: 0}, {v: 0}])
+    expect(primary.fields.get('smb.trans.data_offset')).toEqual({v: 72, off: primary.start + 4 + 33 + 24, len: 2})
+    expect(secondary.fields.get('smb.trans.param_displacement')).toEqual({v: 2, off: secondary.start + 4 + 33 + 8, len: 2})
+    fc.assert(
+      fc.property(fc.subarray(names), fc.subarray(names), fc.integer({min: 0, max: scripts.length - 1}), fc.integer({min: 0, max: 2000}), (up, down, k, chunk) => {
+        const ups = new Set<string>(up)
+        const downs = new Set<string>(down)
+        const reads = (f: string, dir?: Direction) => (dir !== 'toclient' && ups.has(f)) || (dir !== 'toserver' && downs.has(f))
+        expect(readsMismatches(smbAnalyzer, scripts[k]!, reads, {chunkSize: chunk})).toEqual([])
+      }),
+      {numRuns: fuzzRuns(150)},
+    )
+  })
+
+  it('reading no field: the same PDUs, all empty; anomalies unchanged', () => {
+    for (const name of fixtures) {
+      const all = runAnalyzer(smbAnalyzer, fx(name))
+      const none = runAnalyzer(smbAnalyzer, fx(name), {reads: () => false})
+      expect(none.pdus.map((p) => [p.protocol, p.kind, p.dir, p.start, p.end]), name).toEqual(all.pdus.map((p) => [p.protocol, p.kind, p.dir, p.start, p.end]))
+      expect(none.pdus.every((p) => p.fields.size === 0), name).toBe(true)
+      expect(none.anomalies, name).toEqual(all.anomalies)
+    }
+  })
+
+  it('every split with the pack reads gives the same PDUs (held message buffers reused)', () => {
+    expect(splitInvariance(smbAnalyzer, fx('cve-2022-26809-smb1'), 97, {reads: packReads})).toEqual([])
   })
 })
