@@ -591,6 +591,27 @@ function smb2(cmd: number, o: {reply?: boolean; tree?: number; id: number; statu
   return nbss(Buffer.concat([h, body]))
 }
 const FILE_ID = Buffer.from('0102030405060708090a0b0c0d0e0f10', 'hex')
+/** the FileId 0xff..ff: a related compound operation's "the file the CREATE before opened" */
+const ANY_FILE = Buffer.alloc(16, 0xff)
+const writeBody = (data: Buffer, file = ANY_FILE): Buffer => {
+  const b = Buffer.alloc(48)
+  b.writeUInt16LE(49, 0)
+  b.writeUInt16LE(64 + 48, 2)
+  b.writeUInt32LE(data.length, 4)
+  file.copy(b, 16)
+  return Buffer.concat([b, data])
+}
+const ioctlBody = (data: Buffer, file = ANY_FILE): Buffer => {
+  const b = Buffer.alloc(56)
+  b.writeUInt16LE(57, 0)
+  b.writeUInt32LE(0x0011c017, 4)
+  file.copy(b, 8)
+  b.writeUInt32LE(64 + 56, 24)
+  b.writeUInt32LE(data.length, 28)
+  b.writeUInt32LE(1024, 44)
+  b.writeUInt32LE(1, 48)
+  return Buffer.concat([b, data])
+}
 /** SMB2: tree connect to \\SRV\<share> (tree 5), CREATE of `name` (FileId FILE_ID) */
 function smb2Open(share: string, name: string): ScriptStep[] {
   const path = Buffer.from(`\\\\SRV\\${share}`, 'utf16le')
@@ -613,23 +634,10 @@ function smb2Open(share: string, name: string): ScriptStep[] {
   ]
 }
 function smb2Write(data: Buffer, id: number): Buffer {
-  const b = Buffer.alloc(48)
-  b.writeUInt16LE(49, 0)
-  b.writeUInt16LE(64 + 48, 2)
-  b.writeUInt32LE(data.length, 4)
-  FILE_ID.copy(b, 16)
-  return smb2(9, {id, tree: 5}, Buffer.concat([b, data]))
+  return smb2(9, {id, tree: 5}, writeBody(data, FILE_ID))
 }
 function smb2Ioctl(data: Buffer, id: number): Buffer {
-  const b = Buffer.alloc(56)
-  b.writeUInt16LE(57, 0)
-  b.writeUInt32LE(0x0011c017, 4)
-  FILE_ID.copy(b, 8)
-  b.writeUInt32LE(64 + 56, 24)
-  b.writeUInt32LE(data.length, 28)
-  b.writeUInt32LE(1024, 44)
-  b.writeUInt32LE(1, 48)
-  return smb2(11, {id, tree: 5}, Buffer.concat([b, data]))
+  return smb2(11, {id, tree: 5}, ioctlBody(data, FILE_ID))
 }
 
 describe('variant audit: DCE/RPC over SMB named pipes', () => {
@@ -852,7 +860,6 @@ function compound(...cmds: Buffer[]): Buffer {
   })
   return nbss(Buffer.concat(parts))
 }
-const ANY_FILE = Buffer.alloc(16, 0xff)
 const createBody = (name: string): Buffer => {
   const nm = Buffer.from(name, 'utf16le')
   const cr = Buffer.alloc(56)
@@ -860,25 +867,6 @@ const createBody = (name: string): Buffer => {
   cr.writeUInt16LE(120, 44)
   cr.writeUInt16LE(nm.length, 46)
   return Buffer.concat([cr, nm])
-}
-const writeBody = (data: Buffer, file = ANY_FILE): Buffer => {
-  const b = Buffer.alloc(48)
-  b.writeUInt16LE(49, 0)
-  b.writeUInt16LE(64 + 48, 2)
-  b.writeUInt32LE(data.length, 4)
-  file.copy(b, 16)
-  return Buffer.concat([b, data])
-}
-const ioctlBody = (data: Buffer, file = ANY_FILE): Buffer => {
-  const b = Buffer.alloc(56)
-  b.writeUInt16LE(57, 0)
-  b.writeUInt32LE(0x0011c017, 4)
-  file.copy(b, 8)
-  b.writeUInt32LE(64 + 56, 24)
-  b.writeUInt32LE(data.length, 28)
-  b.writeUInt32LE(1024, 44)
-  b.writeUInt32LE(1, 48)
-  return Buffer.concat([b, data])
 }
 const readBody = (file = ANY_FILE): Buffer => {
   const b = Buffer.alloc(49)
