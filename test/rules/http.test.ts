@@ -294,6 +294,8 @@ describe('smuggling and anomaly rules: extra variants', () => {
   it('CL.TE / TE.CL framing variants', () => {
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n5c\r\nGPOST / HTTP/1.1\r\n\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CL-TE')
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CL-TE')
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, CHUNKED\r\n\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CL-TE')
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n')).not.toContain('PP-HTTP-SMUGGLING-CL-TE')
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!')).toContain('PP-HTTP-SMUGGLING-DUPLICATE-CL')
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CHUNK-SIZE')
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n')).toContain('PP-HTTP-CL-OVERFLOW')

@@ -775,6 +775,11 @@ export class HttpAnalyzer implements Analyzer {
     if (te.length > 0) {
       if (cl.length > 0) this.anomaly(side, 'http.cl_and_te', abs)
       const tc = parseTransferEncoding(te)
+      // RFC 9112 §6.1: chunked is applied once; `chunked, chunked` is decoded once or twice
+      // depending on the processor
+      if (tc.chunked && side.req && tc.codings.indexOf('chunked') < tc.codings.length - 1) {
+        this.anomaly(side, 'http.te_chunked_twice', abs, {codings: tc.codings.join(',')})
+      }
       if (tc.chunked) return {mode: 'chunked', length: 0}
       if (side.req) this.anomaly(side, 'http.te_not_chunked', abs, {codings: tc.codings.join(',')})
       return {mode: 'close', length: 0}

@@ -69,6 +69,7 @@ export const httpAnomalies: readonly string[] = [
   'http.header_too_long', 'http.too_many_headers', 'http.request_line_too_long', 'http.status_line_too_long',
   'http.invalid_request_line', 'http.invalid_status_line', 'http.content_length_invalid',
   'http.content_length_overflow', 'http.multiple_content_length', 'http.cl_and_te', 'http.te_not_chunked',
+  'http.te_chunked_twice',
   'http.chunk_size_invalid', 'http.chunk_size_overflow', 'http.chunk_line_too_long', 'http.range_invalid',
   'http.too_many_args', 'http.multipart.no_boundary', 'http.multipart.too_many_parts', 'http.multipart.malformed',
   'http.pipeline_too_deep', 'http.incomplete_message', 'http.gap', 'http.resync',
