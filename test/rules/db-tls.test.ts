@@ -13,6 +13,8 @@ import fc from 'fast-check'
 import {runAnalyzer, type ScriptStep} from '../../src/core/analyzers/harness.js'
 import {loadHexFixture} from '../../src/core/analyzers/line/testing.js'
 import {factoryFor} from '../../src/core/analyzers/registry.js'
+import {dtlsAnalyzer} from '../../src/core/analyzers/tls/index.js'
+import type {AnalyzerFactory} from '../../src/core/analyzers/types.js'
 import {runReplay} from '../../src/core/engine/replay-run.js'
 import {fieldsFor, testFactoryFor} from '../../src/core/rules/fields.js'
 import {loadRules, RuleSet} from '../../src/core/rules/engine.js'
@@ -116,14 +118,26 @@ const heartbeat = (type: number, claim: number, payload: number, pad = 16): Uint
 const TLS_HS = [S(CLIENT_HELLO), C(SERVER_HELLO)]
 const CCS = rec(20, Uint8Array.of(1))
 
+// DTLS records (RFC 6347 §4.1): type, version 0xfefd (1.2) or 0xfeff (1.0), epoch, 48-bit sequence, length
+const drec = (type: number, epoch: number, seq: number, body: Uint8Array, version = 0xfefd): Uint8Array =>
+  cat([type], be16(version), be16(epoch), [0, 0], be16(seq >>> 16), be16(seq & 0xffff), be16(body.length), body)
+const DTLS_CLIENT_HELLO = (() => {
+  const exts = cat(be16(15), be16(1), [1])
+  const ch = cat(be16(0xfefd), new Uint8Array(32).fill(0x11), [0], [0], be16(2), [0xc0, 0x2b], [1, 0], be16(exts.length), exts)
+  const u24 = (n: number): number[] => [n >> 16, (n >> 8) & 0xff, n & 0xff]
+  return drec(22, 0, 0, cat([1], u24(ch.length), be16(0), u24(0), u24(ch.length), ch))
+})()
+const dheartbeat = (type: number, claim: number, payload: number, pad = 16, epoch = 0, version = 0xfefd): Uint8Array =>
+  drec(24, epoch, 1, cat([type], be16(claim), new Uint8Array(payload).fill(0x41), new Uint8Array(pad)), version)
+
 // ---- evaluation ----------------------------------------------------------------------------------
 
 /**
  * Ids of the rules of this pack that fire on the conversation: the analyzer's units, and its
  * anomaly reports judged as protocol 'anomaly' units (as the engine does).
  */
-function fired(protocol: string, steps: readonly ScriptStep[], chunkSize?: number): string[] {
-  const factory = factoryFor(protocol)
+function fired(protocol: string, steps: readonly ScriptStep[], chunkSize?: number, over?: AnalyzerFactory): string[] {
+  const factory = over ?? factoryFor(protocol)
   if (factory === undefined) throw new Error(`no analyzer for ${protocol}`)
   const res = runAnalyzer(factory, steps, {chunkSize})
   const ids = new Set<string>()
@@ -142,6 +156,8 @@ interface Case {
   expect: string[]
   /** datagram protocol: every step is one datagram, never re-chunked */
   datagram?: boolean
+  /** the analyzer, when not the protocol's first (DTLS is protocol 'tls' over UDP) */
+  factory?: AnalyzerFactory
 }
 
 const A = (n: number, ch = 'A'): string => ch.repeat(n)
@@ -213,6 +229,14 @@ const cases: Case[] = [
     C(SERVER_HELLO), S(heartbeat(1, 0x4000, 0, 0))], expect: ['PP-2014-0160']},
   {name: 'heartbleed variant: two heartbeat messages in one record, the first over-claims', protocol: 'tls', steps: [...TLS_HS, S(rec(24, cat([1], be16(0x4000), [0x41, 0x41], [1], be16(2), [0x42, 0x42], new Uint8Array(16))))], expect: ['PP-2014-0160']},
   {name: 'heartbleed variant: an honest heartbeat, then an over-claiming one in the same segment', protocol: 'tls', steps: [...TLS_HS, S(heartbeat(1, 20, 20), heartbeat(1, 0xffff, 20))], expect: ['PP-2014-0160']},
+  // DTLS: OpenSSL's DTLS heartbeat code had the same over-read (d1_both.c), fixed by the same check
+  {name: 'heartbleed over DTLS 1.2: claim 0x4000 in 3 bytes after the ClientHello', protocol: 'tls', factory: dtlsAnalyzer, datagram: true, steps: [S(DTLS_CLIENT_HELLO), S(drec(24, 0, 1, cat([1], be16(0x4000), [0x41])))], expect: ['PP-2014-0160']},
+  {name: 'heartbleed over DTLS 1.0: the heartbeat rides in the ClientHello\'s datagram', protocol: 'tls', factory: dtlsAnalyzer, datagram: true, steps: [S(DTLS_CLIENT_HELLO, dheartbeat(1, 0xffff, 8, 16, 0, 0xfeff))], expect: ['PP-2014-0160']},
+  {name: 'heartbleed over DTLS: record length claims more than the datagram holds', protocol: 'tls', factory: dtlsAnalyzer, datagram: true, steps: [S(cat([24], be16(0xfefd), be16(0), new Uint8Array(6), be16(200), [1], be16(100), new Uint8Array(20)))], expect: ['PP-2014-0160']},
+  {name: 'heartbleed over DTLS, leak: encrypted request (epoch 1), 16 KB encrypted response', protocol: 'tls', factory: dtlsAnalyzer, datagram: true, steps: [S(DTLS_CLIENT_HELLO), S(drec(24, 1, 5, new Uint8Array(64).fill(7))), C(drec(24, 1, 9, new Uint8Array(16448).fill(9)))], expect: ['PP-HEARTBLEED-LEAK']},
+  {name: 'reverse heartbleed over DTLS: the server claims more than it sends', protocol: 'tls', factory: dtlsAnalyzer, datagram: true, steps: [C(dheartbeat(1, 0x4000, 0))], expect: ['PP-HEARTBLEED-CLIENT']},
+  {name: 'heartbleed over DTLS benign: honest request and its response', protocol: 'tls', factory: dtlsAnalyzer, datagram: true, steps: [S(DTLS_CLIENT_HELLO), S(dheartbeat(1, 100, 100, 40)), C(dheartbeat(2, 100, 100, 16))], expect: []},
+  {name: 'heartbleed over DTLS benign: encrypted echo of the same size', protocol: 'tls', factory: dtlsAnalyzer, datagram: true, steps: [S(drec(24, 1, 5, new Uint8Array(64).fill(7))), C(drec(24, 1, 9, new Uint8Array(80).fill(9)))], expect: []},
   {name: 'heartbleed benign: two honest heartbeats in one record and an answered one', protocol: 'tls', steps: [...TLS_HS, S(rec(24, cat([1], be16(2), [0x41, 0x41], new Uint8Array(16), [1], be16(2), [0x42, 0x42], new Uint8Array(16)))), C(heartbeat(2, 2, 2))], expect: []},
   {name: 'mysql 2006-1516 variant: 4.1 login without CLIENT_SECURE_CONNECTION, user without NUL', protocol: 'mysql', steps: [MY_GREETING, S(my(1, le32(0x0000a205 & ~0x8000), le32(1 << 24), [0x21], new Uint8Array(23), 'rootrootroot'))], expect: ['PP-2006-1516']},
   {name: 'mysql 2006-1516 variant: CLIENT_CONNECT_WITH_DB, database name without NUL', protocol: 'mysql', steps: [MY_GREETING, S(my(1, le32(0x0000a20d), le32(1 << 24), [0x21], new Uint8Array(23), 'root\0', [20], new Uint8Array(20).fill(3), 'mysql'))], expect: ['PP-2006-1516']},
@@ -280,9 +304,9 @@ describe('database / TLS rule pack', () => {
 
   for (const k of cases) {
     it(k.name, () => {
-      expect(fired(k.protocol, k.steps)).toEqual([...k.expect].sort())
+      expect(fired(k.protocol, k.steps, undefined, k.factory)).toEqual([...k.expect].sort())
       // the verdict must not depend on how a byte stream is cut
-      if (!k.datagram) expect(fired(k.protocol, k.steps, 7)).toEqual([...k.expect].sort())
+      if (!k.datagram) expect(fired(k.protocol, k.steps, 7, k.factory)).toEqual([...k.expect].sort())
     })
   }
 

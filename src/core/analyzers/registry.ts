@@ -7,7 +7,7 @@ import {smtpAnalyzer} from './smtp/index.js'
 import {ftpAnalyzer} from './ftp/index.js'
 import {imapAnalyzer} from './imap/index.js'
 import {pop3Analyzer} from './pop3/index.js'
-import {tlsAnalyzer} from './tls/index.js'
+import {dtlsAnalyzer, tlsAnalyzer} from './tls/index.js'
 import {mysqlAnalyzer} from './mysql/index.js'
 import {tdsAnalyzer} from './tds/index.js'
 import {ssrpAnalyzer} from './ssrp/index.js'
@@ -23,6 +23,7 @@ export const analyzerFactories: readonly AnalyzerFactory[] = [
   imapAnalyzer,
   pop3Analyzer,
   tlsAnalyzer,
+  dtlsAnalyzer,
   mysqlAnalyzer,
   tdsAnalyzer,
   ssrpAnalyzer,

@@ -328,46 +328,8 @@ export class TlsAnalyzer implements Analyzer {
   }
 
   private heartbeat(dir: Direction, s: DirState, buf: Uint8Array, from: number, to: number, fragStream: number, pdu: Pdu): void {
-    const f = pdu.fields
-    const rl = s.recLength
-    pdu.kind = 'heartbeat'
-    f.set('tls.heartbeat.record_length', {v: rl})
-    const held = to - from
-    const cleartext = !s.encrypted || (rl < MIN_ENCRYPTED_HEARTBEAT && held >= 1 && (buf[from] === 1 || buf[from] === 2))
-    let type = -1
-    if (cleartext) {
-      f.set('tls.heartbeat.encrypted', {v: 0})
-      const hb = parseHeartbeat(buf, from, to)
-      if (hb.status === 'short') {
-        if (rl < 3) this.ctx.anomaly({type: 'applayer', event: 'tls.heartbeat_short', detail: {offset: pdu.start, length: rl}})
-        if (held >= 1) {
-          type = buf[from]
-          f.set('tls.heartbeat.type', {v: type, off: fragStream, len: 1})
-        }
-      } else {
-        type = hb.type
-        f.set('tls.heartbeat.type', {v: hb.type, off: fragStream, len: 1})
-        f.set('tls.heartbeat.payload_length', {v: hb.payloadLength, off: fragStream + 1, len: 2})
-        const over = heartbeatOverflows(hb.payloadLength, rl)
-        f.set('tls.heartbeat.overflow', {v: over ? 1 : 0})
-        if (over) this.ctx.anomaly({type: 'applayer', event: 'tls.heartbeat_overflow', detail: {offset: pdu.start, payload_length: hb.payloadLength, record_length: rl}})
-      }
-    } else {
-      f.set('tls.heartbeat.encrypted', {v: 1})
-    }
-    // pair responses with the other side's requests (an encrypted record is a response when one is awaited)
     const other = this.st[dir === 'toserver' ? 'toclient' : 'toserver']
-    const isResponse = type === 2 || (type === -1 && !cleartext && other.hbQueue.length > 0)
-    if (isResponse) {
-      const req = other.hbQueue.shift()
-      if (req !== undefined) f.set('tls.heartbeat.response_excess', {v: Math.max(0, rl - req)})
-    } else if (type === 1 || !cleartext) {
-      if (s.hbQueue.length >= this.limits.maxPendingHeartbeats) {
-        this.ctx.anomaly({type: 'limit', event: 'tls.heartbeat_queue_full', detail: {limit: this.limits.maxPendingHeartbeats}})
-        s.hbQueue.shift()
-      }
-      s.hbQueue.push(rl)
-    }
+    heartbeatFields(this.ctx, this.limits, s, other, s.encrypted, s.recLength, buf, from, to, fragStream, pdu)
   }
 
   /** forget a partial handshake message */
@@ -578,3 +540,59 @@ function grow(old: Uint8Array | undefined, keep: number, need: number, cap: numb
   return b
 }
 
+
+/** What a heartbeat record needs of its direction and of the other one. */
+export interface HeartbeatSide {
+  /** record lengths of this direction's heartbeat requests awaiting a response */
+  readonly hbQueue: number[]
+}
+
+/**
+ * The heartbeat fields of one record (RFC 6520), for TLS and DTLS alike: its fragment is
+ * buf[from, to) (maybe fewer than the declared `rl` bytes), at stream offset `fragStream`.
+ * Requests are remembered per side so that a response (or an encrypted heartbeat answering one)
+ * gets `tls.heartbeat.response_excess`: how much longer it is than the request.
+ */
+export function heartbeatFields(
+  ctx: AnalyzerContext, limits: Pick<TlsLimits, 'maxPendingHeartbeats'>, s: HeartbeatSide, other: HeartbeatSide,
+  encrypted: boolean, rl: number, buf: Uint8Array, from: number, to: number, fragStream: number, pdu: Pdu,
+): void {
+  const f = pdu.fields
+  pdu.kind = 'heartbeat'
+  f.set('tls.heartbeat.record_length', {v: rl})
+  const held = to - from
+  const cleartext = !encrypted || (rl < MIN_ENCRYPTED_HEARTBEAT && held >= 1 && (buf[from] === 1 || buf[from] === 2))
+  let type = -1
+  if (cleartext) {
+    f.set('tls.heartbeat.encrypted', {v: 0})
+    const hb = parseHeartbeat(buf, from, to)
+    if (hb.status === 'short') {
+      if (rl < 3) ctx.anomaly({type: 'applayer', event: 'tls.heartbeat_short', detail: {offset: pdu.start, length: rl}})
+      if (held >= 1) {
+        type = buf[from]
+        f.set('tls.heartbeat.type', {v: type, off: fragStream, len: 1})
+      }
+    } else {
+      type = hb.type
+      f.set('tls.heartbeat.type', {v: hb.type, off: fragStream, len: 1})
+      f.set('tls.heartbeat.payload_length', {v: hb.payloadLength, off: fragStream + 1, len: 2})
+      const over = heartbeatOverflows(hb.payloadLength, rl)
+      f.set('tls.heartbeat.overflow', {v: over ? 1 : 0})
+      if (over) ctx.anomaly({type: 'applayer', event: 'tls.heartbeat_overflow', detail: {offset: pdu.start, payload_length: hb.payloadLength, record_length: rl}})
+    }
+  } else {
+    f.set('tls.heartbeat.encrypted', {v: 1})
+  }
+  // pair responses with the other side's requests (an encrypted record is a response when one is awaited)
+  const isResponse = type === 2 || (type === -1 && !cleartext && other.hbQueue.length > 0)
+  if (isResponse) {
+    const req = other.hbQueue.shift()
+    if (req !== undefined) f.set('tls.heartbeat.response_excess', {v: Math.max(0, rl - req)})
+  } else if (type === 1 || !cleartext) {
+    if (s.hbQueue.length >= limits.maxPendingHeartbeats) {
+      ctx.anomaly({type: 'limit', event: 'tls.heartbeat_queue_full', detail: {limit: limits.maxPendingHeartbeats}})
+      s.hbQueue.shift()
+    }
+    s.hbQueue.push(rl)
+  }
+}

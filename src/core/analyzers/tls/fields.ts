@@ -5,9 +5,10 @@ export const tlsFields: readonly FieldSpec[] = [
   // record layer (every PDU)
   {name: 'tls.record.type', type: 'number', description: 'record content type: 20 change_cipher_spec, 21 alert, 22 handshake, 23 application_data, 24 heartbeat (span)'},
   {name: 'tls.record.version', type: 'number', description: 'record-layer version, e.g. 771 = 0x0303 (span, 2 bytes big-endian)'},
+  {name: 'tls.record.epoch', type: 'number', description: 'DTLS only: record epoch (span, 2 bytes big-endian); 0 is cleartext, later epochs are protected'},
   {name: 'tls.record.length', type: 'number', description: 'declared record fragment length (span, 2 bytes big-endian); over 2^14+2048 is an anomaly'},
   {name: 'tls.record.truncated', type: 'number', description: '1 when the PDU carries less than the declared record (size cap, gap, end of stream)'},
-  {name: 'tls.record.encrypted', type: 'number', description: '1 when the record follows a ChangeCipherSpec (or a TLS 1.3 ServerHello) in its direction: contents not parsed'},
+  {name: 'tls.record.encrypted', type: 'number', description: '1 when the record follows a ChangeCipherSpec (or a TLS 1.3 ServerHello) in its direction, or (DTLS) its epoch is above 0: contents not parsed'},
   // handshake
   {name: 'tls.handshake.type', type: 'number', multi: true, description: 'type of each cleartext handshake message completed (or skipped) in this record (span of the type byte)'},
   {name: 'tls.handshake.length', type: 'number', multi: true, description: 'declared length of each of those handshake messages'},
@@ -45,5 +46,5 @@ export const tlsAnomalies: readonly string[] = [
   'tls.record_invalid', 'tls.record_too_long', 'tls.record_truncated', 'tls.resync', 'tls.resync_failed', 'tls.gap',
   'tls.handshake_too_long', 'tls.handshake_pieces', 'tls.handshake_incomplete', 'tls.client_hello_malformed',
   'tls.server_hello_malformed', 'tls.heartbeat_overflow', 'tls.heartbeat_short', 'tls.heartbeat_queue_full',
-  'tls.empty_record',
+  'tls.empty_record', 'tls.records_per_datagram',
 ]
