@@ -14,6 +14,7 @@ import {runAnalyzer, type ScriptStep} from '../../src/core/analyzers/harness.js'
 import {loadHexFixture} from '../../src/core/analyzers/line/testing.js'
 import {factoryFor} from '../../src/core/analyzers/registry.js'
 import {dtlsAnalyzer} from '../../src/core/analyzers/tls/index.js'
+import {makeMysqlAnalyzer} from '../../src/core/analyzers/mysql/index.js'
 import type {AnalyzerFactory} from '../../src/core/analyzers/types.js'
 import {runReplay} from '../../src/core/engine/replay-run.js'
 import {fieldsFor, testFactoryFor} from '../../src/core/rules/fields.js'
@@ -300,6 +301,27 @@ describe('database / TLS rule pack', () => {
     const e = rm[0]!.edits[0]!
     const stream = Buffer.concat(steps.filter((x) => x.dir === 'toserver').map((x) => x.data))
     expect(stream.subarray(e.off, e.off + e.len).toString('latin1')).toBe(q)
+  })
+
+  it('compressed MySQL that cannot be inspected is dropped (PP-EVASION-MYSQL-UNINSPECTABLE), so nothing after it passes unjudged', () => {
+    const evasion = new RuleSet(loadRules(fileURLToPath(new URL('../../rules/generic/PP-EVASION-MYSQL-UNINSPECTABLE.yaml', import.meta.url)), {fieldsFor}).rules)
+    const judge = (factory: AnalyzerFactory, steps: ScriptStep[]): string[] => {
+      const res = runAnalyzer(factory, steps)
+      const ids = new Set<string>()
+      for (const pdu of res.pdus) for (const m of [...set.evaluate(pdu), ...evasion.evaluate(pdu)]) ids.add(m.rule.id)
+      for (const a of res.anomalies) for (const m of [...set.evaluate(anomalyPdu(a)), ...evasion.evaluate(anomalyPdu(a))]) ids.add(m.rule.id)
+      return [...ids].sort()
+    }
+    const statement = S(myz(0, query("SET GLOBAL general_log_file = '/var/lib/mysql/my.cnf'").data))
+    // a corrupt packet first: the statement after it is not parsed, the flow is dropped instead
+    const corrupt = S(cat([10, 0, 0, 0], [50, 0, 0], 'not zlib!!'))
+    expect(judge(factoryFor('mysql')!, [...MYZ_SESSION, corrupt, statement])).toEqual(['PP-EVASION-MYSQL-UNINSPECTABLE'])
+    // a trickle of 1000:1 bombs over the inflate budget (a small allowance here), then the statement
+    const bomb = S(myz(0, query('SELECT ' + 'x'.repeat(200_000)).data))
+    const small = makeMysqlAnalyzer({inflateAllowanceBytes: 1 << 20})
+    expect(judge(small, [...MYZ_SESSION, ...Array.from({length: 12}, () => bomb), statement])).toEqual(['PP-EVASION-MYSQL-UNINSPECTABLE'])
+    // under the budget the same statement is judged as itself
+    expect(judge(small, [...MYZ_SESSION, bomb, statement])).toEqual(['PP-2016-6662'])
   })
 
   for (const k of cases) {

@@ -17,7 +17,9 @@
  * spans only when the packet lies whole in one compressed packet sent uncompressed; values that
  * came out of zlib or straddle compressed packets have no span (a fix cannot rewrite them in
  * place). A payload that fails to inflate, or inflates to another length than declared, or
- * declares more than maxInflateBytes, is an anomaly and the analyzer stops on the flow.
+ * declares more than maxInflateBytes, or would take its direction over the inflate budget
+ * (MYSQL_LIMITS), is an anomaly and the analyzer stops on the flow: such a flow can no longer be
+ * inspected, and PP-EVASION-MYSQL-UNINSPECTABLE drops it.
  */
 import {constants as zlibConstants, inflateSync} from 'node:zlib'
 import type {AnomalySink} from '../../events/anomaly.js'
@@ -41,9 +43,19 @@ export const MYSQL_LIMITS = {
   maxCompressedBytes: 256 * 1024,
   /**
    * largest uncompressed length of a compressed packet that is inflated (the output buffer of one
-   * inflate); above it the analyzer stops on the flow (anomaly mysql.inflate_too_large)
+   * inflate); above it the analyzer stops on the flow (anomaly mysql.inflate_too_large). The
+   * default is the protocol's own largest (a 3-byte length): every valid packet is inflated.
    */
-  maxInflateBytes: 4 * 1024 * 1024,
+  maxInflateBytes: 0xffffff,
+  /**
+   * inflate budget of one direction: the bytes inflated so far may not exceed
+   * inflateAllowanceBytes + inflateRatio x the compressed bytes received. zlib reaches ~1000:1, so
+   * without it a few kilobytes a second of bombs would keep the engine inflating; a direction
+   * over budget is an anomaly (mysql.inflate_budget) and the analyzer stops on the flow (the
+   * rule PP-EVASION-MYSQL-UNINSPECTABLE drops such flows)
+   */
+  inflateAllowanceBytes: 64 * 1024 * 1024,
+  inflateRatio: 100,
 }
 
 export type MysqlLimits = typeof MYSQL_LIMITS
@@ -74,6 +86,9 @@ interface Side {
   segPlain: boolean
   /** stream start of the compressed packet holding the first byte of the packet `packets` holds */
   pendStart: number
+  /** compressed bytes received and bytes inflated (the inflate budget) */
+  zIn: number
+  zOut: number
 }
 
 export class MysqlAnalyzer implements Analyzer {
@@ -106,7 +121,7 @@ export class MysqlAnalyzer implements Analyzer {
   }
 
   private side(dir: Direction): Side {
-    const s: Side = {dir, packets: undefined as unknown as RecordFramer, wire: undefined, segStart: 0, segEnd: 0, segInner: 0, segPlain: false, pendStart: 0}
+    const s: Side = {dir, packets: undefined as unknown as RecordFramer, wire: undefined, segStart: 0, segEnd: 0, segInner: 0, segPlain: false, pendStart: 0, zIn: 0, zOut: 0}
     s.packets = this.packetFramer(s)
     return s
   }
@@ -233,6 +248,14 @@ export class MysqlAnalyzer implements Analyzer {
     } else {
       if (ulen > this.limits.maxInflateBytes) {
         this.anomaly('mysql.inflate_too_large', {dir: s.dir, offset: start, length: ulen, limit: this.limits.maxInflateBytes})
+        this.stopAll()
+        return
+      }
+      s.zIn += declared
+      s.zOut += ulen
+      const budget = this.limits.inflateAllowanceBytes + this.limits.inflateRatio * s.zIn
+      if (s.zOut > budget) {
+        this.anomaly('mysql.inflate_budget', {dir: s.dir, offset: start, inflated: s.zOut, compressed: s.zIn, ratio: this.limits.inflateRatio, allowance: this.limits.inflateAllowanceBytes})
         this.stopAll()
         return
       }

@@ -316,16 +316,40 @@ describe('mysql: compressed protocol', () => {
       [{dir: 'toserver', data: cat(hdr(bomb.length, 100), bomb)}, 'mysql.inflate_failed', 'longer_than_declared'],
       [{dir: 'toserver', data: cat(hdr(short.length, 200), short)}, 'mysql.inflate_failed', 'shorter_than_declared'],
       [{dir: 'toserver', data: cat(hdr(0, 20))}, 'mysql.inflate_failed', 'corrupt'],
-      [{dir: 'toserver', data: cat(hdr(bomb.length, 0xffffff), bomb)}, 'mysql.inflate_too_large', undefined],
+      // the protocol's largest declaration is inflated (and found short) by default...
+      [{dir: 'toserver', data: cat(hdr(bomb.length, 0xffffff), bomb)}, 'mysql.inflate_failed', 'shorter_than_declared'],
+      // ...and refused under a smaller maxInflateBytes
+      [{dir: 'toserver', data: cat(hdr(bomb.length, (1 << 20) + 1), bomb)}, 'mysql.inflate_too_large', undefined],
     ]
     for (const [step, event, reason] of bad) {
       const script = [...Z_SESSION, step, ZS(0, query(Q6662).data), ZC(0, OK_BODY(1))]
-      const r = runAll(script)
+      const r = runAll(script, reason === undefined ? {maxInflateBytes: 1 << 20} : {})
       expect(r.anomalies.map((a) => a.event)).toEqual([event])
       expect(r.anomalies[0]!.detail?.['reason']).toBe(reason)
       expect(r.pdus.map((p) => p.kind)).toEqual(['greeting', 'login', 'ok'])
-      expect(splitInvariance(mysqlAnalyzer, script, 5)).toEqual([])
+      expect(splitInvariance(makeMysqlAnalyzer(reason === undefined ? {maxInflateBytes: 1 << 20} : {}), script, 5)).toEqual([])
     }
+  })
+
+  it('inflate budget: bombs past allowance + ratio x compressed bytes stop the flow before inflating; honest traffic stays under it', () => {
+    const limits = {inflateAllowanceBytes: 1 << 20, inflateRatio: 100}
+    // each: a 200 KB query of one repeated byte, a few hundred bytes compressed (~1000:1)
+    const inner = query('SELECT ' + 'x'.repeat(200_000)).data
+    const bombQuery = ZS(0, inner)
+    // the n-th fits while n x inflated <= allowance + ratio x n x compressed
+    const fit = Math.floor(limits.inflateAllowanceBytes / (inner.length - limits.inflateRatio * bombQuery.data.length))
+    expect(fit).toBeGreaterThan(3)
+    const script = [...Z_SESSION, ...Array.from({length: fit + 2}, () => bombQuery), ZS(0, query(Q6662).data)]
+    const r = runAll(script, limits)
+    expect(r.anomalies.map((a) => a.event)).toEqual(['mysql.inflate_budget'])
+    // the statement after the bombs is never parsed
+    expect(r.pdus.filter((p) => p.kind === 'command')).toHaveLength(fit)
+    expect(splitInvariance(makeMysqlAnalyzer(limits), script, 997)).toEqual([])
+    // ordinary statements compress a few times at most: far under the budget
+    const honest = [...Z_SESSION, ...Array.from({length: 200}, (_, i) => ZS(0, query(`SELECT id, name FROM users WHERE id = ${i} AND name LIKE '%${i}%'`).data))]
+    const h = runAll(honest, {inflateAllowanceBytes: 0, inflateRatio: 20})
+    expect(h.anomalies).toEqual([])
+    expect(h.pdus.filter((p) => p.kind === 'command')).toHaveLength(200)
   })
 
   it('a compressed packet over maxCompressedBytes: unwrapped from its first part, then in sync again', () => {
