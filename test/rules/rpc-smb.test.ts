@@ -283,6 +283,12 @@ describe('SMB and SunRPC', () => {
     expect(fired(oncrpcAnalyzer, [{dir: 'toserver', data: tcp}])).toEqual(['PP-2017-8779'])
     const ok = Buffer.concat([w(7, 0, 2, 100000, 3, 3, 0, 0, 0, 0, 100005, 3, 3), Buffer.from('tcp\0'), w(0, 0)])
     expect(fired(oncrpcUdpAnalyzer, [{dir: 'toserver', data: ok}])).toEqual([])
+    // portmapper v2 CALLIT: rpcbind decodes its encapsulated args<> with the same unbounded
+    // xdr_bytes; its other v2 procedures have fixed-size arguments (a GETPORT's port 0x40000000 is no length)
+    const callit = (len: number, data: string): Buffer => Buffer.concat([w(8, 0, 2, 100000, 2, 5, 0, 0, 0, 0, 100003, 3, 0, len), Buffer.from(data)])
+    expect(fired(oncrpcUdpAnalyzer, [{dir: 'toserver', data: callit(0x7ffffff0, 'abcd')}])).toEqual(['PP-2017-8779'])
+    expect(fired(oncrpcUdpAnalyzer, [{dir: 'toserver', data: callit(8, 'abcdefgh')}])).toEqual([])
+    expect(fired(oncrpcUdpAnalyzer, [{dir: 'toserver', data: w(9, 0, 2, 100000, 2, 3, 0, 0, 0, 0, 100003, 3, 17, 0x40000000)}])).toEqual([])
   })
 })
 

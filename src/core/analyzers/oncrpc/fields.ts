@@ -13,7 +13,7 @@ export const ONCRPC_FIELDS: readonly FieldSpec[] = [
   {name: 'oncrpc.record.length', description: 'record length over all fragments (TCP) or datagram length (UDP)', type: 'number'},
   {name: 'oncrpc.fragment_count', description: 'record-marking fragments of the record', type: 'number'},
   {name: 'oncrpc.truncated', description: '1 when the record was longer than maxRecordBytes', type: 'number'},
-  {name: 'oncrpc.xdr.max_length', description: 'rpcbind v3/v4 call: largest declared XDR string/opaque/netbuf length in the arguments (rpcbomb CVE-2017-8779), with span', type: 'number'},
+  {name: 'oncrpc.xdr.max_length', description: 'rpcbind v3/v4 call (and v2 CALLIT): largest declared XDR string/opaque/netbuf length in the arguments (rpcbomb CVE-2017-8779), with span', type: 'number'},
   {name: 'oncrpc.xdr.length_exceeds_body', description: '1 when a declared XDR length runs past the arguments', type: 'number'},
   {name: 'oncrpc.reply_stat', description: 'reply: 0 accepted, 1 denied, with span', type: 'number'},
   {name: 'oncrpc.accept_stat', description: 'accepted reply: 0 success, 1 prog_unavail, 2 prog_mismatch, 3 proc_unavail, 4 garbage_args, 5 system_err', type: 'number'},

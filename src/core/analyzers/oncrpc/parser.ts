@@ -91,11 +91,13 @@ export interface XdrLengths {
  * Declared XDR lengths in rpcbind/portmapper call arguments. rpcbind v3/v4 (RFC 1833 section 2.1)
  * rpcb = {prog, vers, netid<>, addr<>, owner<>}; GETADDR/SET/UNSET/GETVERSADDR carry it; v3
  * TADDR2UADDR carries a netbuf {maxlen, buf<>} and UADDR2TADDR a string. Portmapper v2 args are
- * fixed-size (no lengths). For other programs nothing is declared here.
+ * fixed-size (no lengths) except CALLIT's (RFC 1833 section 3.2: prog, vers, proc, args<>), which
+ * rpcbind decodes with the same unbounded xdr_bytes as v3/v4's (rpcb_svc_com.c xdr_encap_parms).
+ * For other programs nothing is declared here.
  */
 export function xdrLengths(b: Uint8Array, at: number, prog: number, vers: number, proc: number): XdrLengths {
   const out: XdrLengths = {max: 0, exceeds: false, maxAt: -1}
-  if (prog !== PMAP_PROG || vers < 3) return out
+  if (prog !== PMAP_PROG || (vers < 3 && !(vers === 2 && proc === 5))) return out
   const n = b.length
   const str = (i: number): number => {
     if (i + 4 > n) {
@@ -123,7 +125,7 @@ export function xdrLengths(b: Uint8Array, at: number, prog: number, vers: number
     for (let k = 0; k < 3 && i < n; k++) i = str(i)
     if (i >= n && out.max === 0) out.exceeds = out.exceeds || i > n
   } else if (proc === 5 || proc === 10) {
-    // CALLIT / BCAST (v3 5, v4 5/10 INDIRECT): prog, vers, proc, args<>
+    // CALLIT / BCAST (v2 and v3 5, v4 5/10 INDIRECT): prog, vers, proc, args<>
     if (at + 12 <= n) str(at + 12)
     else out.exceeds = true
   } else if (proc === 7) {
