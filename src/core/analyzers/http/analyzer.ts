@@ -159,6 +159,31 @@ class Side {
   ) {}
 }
 
+/**
+ * Field keys of the per-header families ('http.header.' + name...), one string per family and
+ * name: the names come interned from the parser, so the same key string (hash kept) is found
+ * again instead of concatenating and hashing a new one per header. Bounded per family.
+ */
+const MAX_KEYS_PER_FAMILY = 1024
+const keysByFamily = new Map<string, {prefix: string; keys: Map<string, string>}>()
+const NAME_KEYS = keysFor('http.header_name.')
+const REQUEST_HEADER_KEYS = keysFor('http.header.')
+
+function keysFor(prefix: string): {prefix: string; keys: Map<string, string>} {
+  let k = keysByFamily.get(prefix)
+  if (k === undefined) keysByFamily.set(prefix, (k = {prefix, keys: new Map()}))
+  return k
+}
+
+function fieldKey(family: {prefix: string; keys: Map<string, string>}, lname: string): string {
+  let key = family.keys.get(lname)
+  if (key === undefined) {
+    key = family.prefix + lname
+    if (family.keys.size < MAX_KEYS_PER_FAMILY) family.keys.set(lname, key)
+  }
+  return key
+}
+
 function put(f: Fields, k: string, v: FieldValue): void {
   f.set(k, v)
 }
@@ -409,12 +434,35 @@ export class HttpAnalyzer implements Analyzer {
     }
     const s = i
     const L = this.limits
-    for (; i < n; i++) {
-      const size = side.len + (i - s)
-      if (side.lineCount === 0 ? size >= L.maxRequestLine : size >= L.maxHeaderBytes) {
+    // line by line (indexOf finds each LF natively); the counters live in locals and are written
+    // back before anything else reads them
+    let lineCount = side.lineCount
+    let lineNonCr = side.lineNonCr
+    while (i < n) {
+      const limit = lineCount === 0 ? L.maxRequestLine : L.maxHeaderBytes
+      // the index at which the head reaches its size limit (before reading that byte)
+      const stop = Math.max(i, s + limit - side.len)
+      const end = Math.min(n, stop)
+      let lf = end > i ? chunk.indexOf(LF, i) : -1
+      if (lf >= end) lf = -1
+      const lineEnd = lf < 0 ? end : lf
+      if (lineNonCr === 0) {
+        for (let k = i; k < lineEnd; k++) {
+          if (chunk[k] !== CR) {
+            lineNonCr = 1
+            break
+          }
+        }
+      }
+      if (lf < 0) {
+        i = end
+        // the limit falls on a byte of a later chunk (or on none yet): it is checked there
+        if (stop >= n) break
+        side.lineCount = lineCount
+        side.lineNonCr = lineNonCr
         this.append(side, chunk, s, i)
-        const code = side.lineCount === 0 ? (side.req ? 'http.request_line_too_long' : 'http.status_line_too_long') : 'http.header_too_long'
-        this.anomaly(side, code, base + i, {limit: side.lineCount === 0 ? L.maxRequestLine : L.maxHeaderBytes})
+        const code = lineCount === 0 ? (side.req ? 'http.request_line_too_long' : 'http.status_line_too_long') : 'http.header_too_long'
+        this.anomaly(side, code, base + i, {limit})
         if (trailer) {
           this.abort(side, base + i)
           side.started = false
@@ -425,31 +473,30 @@ export class HttpAnalyzer implements Analyzer {
         side.state = S_SKIP_HEAD
         return i
       }
-      const b = chunk[i]
-      if (b === LF) {
-        if (side.lineNonCr === 0 && side.lineCount > 0) {
-          i++
-          if (side.len === 0) {
-            side.started = false
-            if (trailer) this.onTrailers(side, chunk, s, i, base + s)
-            else this.onHead(side, chunk, s, i, base + s)
-          } else {
-            this.append(side, chunk, s, i)
-            side.started = false
-            const hb = side.buf
-            const hl = side.len
-            side.len = 0
-            if (trailer) this.onTrailers(side, hb, 0, hl, side.bufStart)
-            else this.onHead(side, hb, 0, hl, side.bufStart)
-          }
-          return i
+      i = lf + 1
+      if (lineNonCr === 0 && lineCount > 0) {
+        side.lineCount = lineCount
+        side.lineNonCr = lineNonCr
+        if (side.len === 0) {
+          side.started = false
+          if (trailer) this.onTrailers(side, chunk, s, i, base + s)
+          else this.onHead(side, chunk, s, i, base + s)
+        } else {
+          this.append(side, chunk, s, i)
+          side.started = false
+          const hb = side.buf
+          const hl = side.len
+          side.len = 0
+          if (trailer) this.onTrailers(side, hb, 0, hl, side.bufStart)
+          else this.onHead(side, hb, 0, hl, side.bufStart)
         }
-        side.lineCount++
-        side.lineNonCr = 0
-      } else if (b !== CR) {
-        side.lineNonCr++
+        return i
       }
+      lineCount++
+      lineNonCr = 0
     }
+    side.lineCount = lineCount
+    side.lineNonCr = lineNonCr
     this.append(side, chunk, s, n)
     return n
   }
@@ -736,9 +783,10 @@ export class HttpAnalyzer implements Analyzer {
     const byName = side.req && n.headerName
     const names = side.req ? n.headerNames : n.responseHeaderNames
     if (values || byName || names) {
+      const valueKeys = pre === 'http.' ? REQUEST_HEADER_KEYS : keysFor(pre + 'header.')
       for (const x of h.headers) {
-        if (values) push(f, pre + 'header.' + x.lname, {v: x.value, off: x.valueOff + d, len: x.valueLen})
-        if (byName) push(f, 'http.header_name.' + x.lname, {v: x.name, off: x.nameOff + d, len: x.nameLen})
+        if (values) push(f, fieldKey(valueKeys, x.lname), {v: x.value, off: x.valueOff + d, len: x.valueLen})
+        if (byName) push(f, fieldKey(NAME_KEYS, x.lname), {v: x.name, off: x.nameOff + d, len: x.nameLen})
         if (names) push(f, pre + 'header_names', {v: x.name, off: x.nameOff + d, len: x.nameLen})
       }
     }

@@ -57,6 +57,54 @@ export function isTchar(c: number): boolean {
 /** latin1 text of a byte range (shared with the line protocols) */
 export {latin1}
 
+/**
+ * Header-name strings by their bytes: heads repeat a few dozen names, so each name is made (and
+ * lower-cased) once and later heads reuse the same strings, whose hashes V8 keeps: field keys
+ * built from them and Map lookups by them stay cheap. Direct-mapped and bounded; a collision or
+ * a name an attacker varies only costs a miss.
+ */
+const NAME_CACHE_SLOTS = 512
+const NAME_CACHE_MAX_LEN = 48
+const nameCacheBytes: Uint8Array[] = Array.from({length: NAME_CACHE_SLOTS}, () => new Uint8Array(0))
+const nameCacheName: string[] = Array.from({length: NAME_CACHE_SLOTS}, () => '')
+const nameCacheLname: string[] = Array.from({length: NAME_CACHE_SLOTS}, () => '')
+/** the result of internName */
+let internedName = ''
+let internedLname = ''
+
+function internName(buf: Uint8Array, s: number, e: number): void {
+  const len = e - s
+  if (len > NAME_CACHE_MAX_LEN) {
+    internedName = latin1(buf, s, e)
+    internedLname = internedName.toLowerCase()
+    return
+  }
+  let h = 0x811c9dc5 ^ len
+  for (let i = s; i < e; i++) h = Math.imul(h ^ buf[i], 0x01000193)
+  const slot = (h >>> 0) & (NAME_CACHE_SLOTS - 1)
+  const cached = nameCacheBytes[slot]
+  if (cached.length === len) {
+    let same = true
+    for (let i = 0; i < len; i++) {
+      if (cached[i] !== buf[s + i]) {
+        same = false
+        break
+      }
+    }
+    if (same) {
+      internedName = nameCacheName[slot]
+      internedLname = nameCacheLname[slot]
+      return
+    }
+  }
+  internedName = latin1(buf, s, e)
+  internedLname = internedName.toLowerCase()
+  // a copy (never Buffer#slice, a view the caller may overwrite)
+  nameCacheBytes[slot] = new Uint8Array(buf.subarray(s, e))
+  nameCacheName[slot] = internedName
+  nameCacheLname[slot] = internedLname
+}
+
 export interface HeaderLine {
   /** name as sent (trimmed of whitespace before the colon) */
   name: string
@@ -200,22 +248,23 @@ export function parseHead(buf: Uint8Array, start: number, end: number, kind: 're
   let p = start
   let first = kind !== 'trailer'
   let last: HeaderLine | undefined
+  let nextCr = -1
   while (p < end) {
     // one line: [p, le) content, terminator ends at next
-    let q = p
-    while (q < end && buf[q] !== LF) q++
+    let q = buf.indexOf(LF, p)
+    if (q < 0 || q > end) q = end
     let le = q
     const next = q < end ? q + 1 : end
     if (q < end) {
       if (le > p && buf[le - 1] === CR) le--
       else flag(h.anomalies, 'http.bare_lf')
     }
-    for (let i = p; i < le; i++) {
-      if (buf[i] === CR) {
-        flag(h.anomalies, 'http.bare_cr')
-        break
-      }
+    // the next CR at or after p, searched again only once p has passed it (linear over the head)
+    if (nextCr < p) {
+      nextCr = buf.indexOf(CR, p)
+      if (nextCr < 0) nextCr = Number.MAX_SAFE_INTEGER
     }
+    if (nextCr < le) flag(h.anomalies, 'http.bare_cr')
     if (first) {
       first = false
       h.lineOff = p
@@ -273,10 +322,10 @@ export function parseHead(buf: Uint8Array, start: number, end: number, kind: 're
       p = next
       continue
     }
-    const name = latin1(buf, p, ne)
+    internName(buf, p, ne)
     last = {
-      name,
-      lname: name.toLowerCase(),
+      name: internedName,
+      lname: internedLname,
       nameOff: p,
       nameLen: ne - p,
       value: latin1(buf, vs, ve),
