@@ -540,7 +540,6 @@ function grow(old: Uint8Array | undefined, keep: number, need: number, cap: numb
   return b
 }
 
-
 /** What a heartbeat record needs of its direction and of the other one. */
 export interface HeartbeatSide {
   /** record lengths of this direction's heartbeat requests awaiting a response */
