@@ -331,6 +331,32 @@ describe('Forwarder (inline decisions)', () => {
     expect(Buffer.from(ports[1].frames[0]).equals(Buffer.from(f))).toBe(true)
   })
 
+  it('DTLS on a protected UDP service: the Heartbleed datagram is dropped, the handshake and an honest heartbeat go through', () => {
+    const policy: Policy = {services: [{ip: SERVER, port: 4433, proto: 'udp', action: 'drop'}]}
+    const be16 = (n: number) => [n >> 8, n & 0xff]
+    // DTLS 1.2 records: type, version 0xfefd, epoch 0, sequence number, length, fragment
+    const rec = (type: number, seq: number, body: number[]) => Uint8Array.from([type, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, seq, ...be16(body.length), ...body])
+    const hello = rec(22, 0, [1, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 4, 0xfe, 0xfd, 0, 0])
+    const honest = rec(24, 1, [1, ...be16(4), 0x41, 0x41, 0x41, 0x41, ...new Array(16).fill(0)])
+    const bleed = rec(24, 2, [1, ...be16(0x4000), 0x41])
+    const sendAll = (srcPort: number, payloads: Uint8Array[]) => {
+      const ports = [new FakePort(), new FakePort()] as const
+      const events: EveEvent[] = []
+      const s = new GatewaySession({detection, policy, ports, onEvent: (e) => events.push(e)})
+      let t = 1
+      for (const payload of payloads) s.forwarder.handle(buildUdpPacket({src: CLIENT, dst: SERVER, srcPort, dstPort: 4433, payload}), 0, t++)
+      const dec = new PacketDecoder()
+      return {delivered: ports[1].frames.map((f) => Buffer.from(dec.decode(f, LINKTYPE.ETHERNET).payload).toString('hex')), events}
+    }
+    const hex = (u: Uint8Array) => Buffer.from(u).toString('hex')
+    const attack = sendAll(5000, [hello, honest, bleed])
+    expect(attack.delivered).toEqual([hex(hello), hex(honest)])
+    expect(attack.events.some((e) => e.event_type === 'alert' && String((e as {alert?: {signature?: string}}).alert?.signature).startsWith('PP-2014-0160'))).toBe(true)
+    const benign = sendAll(5001, [hello, honest])
+    expect(benign.delivered).toEqual([hex(hello), hex(honest)])
+    expect(benign.events.filter((e) => e.event_type === 'alert')).toEqual([])
+  })
+
   it('any segmentation of the exploit is stopped; any of the benign request passes intact (property)', () => {
     fc.assert(fc.property(fc.integer({min: 1, max: 40}), fc.integer({min: 1, max: 1 << 30}), fc.boolean(), (maxSegment, seed, shuffle) => {
       const bad = session('drop')
