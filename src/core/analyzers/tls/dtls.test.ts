@@ -11,6 +11,8 @@ import {spanProblems, streamOf, val, vals} from './testing.js'
 import {Engine} from '../../engine/engine.js'
 import {engineDetection} from '../../engine/detection.js'
 import {buildUdpPacket} from '../../packet/encode.js'
+import {PacketDecoder} from '../../packet/decode.js'
+import {openCapture} from '../../capture/reader.js'
 import {LINKTYPE} from '../../packet/linktype.js'
 import type {EveEvent} from '../../events/eve.js'
 import {replayFile} from '../../engine/replay.js'
@@ -99,6 +101,28 @@ describe('DTLS analyzer', () => {
     expect(dtlsAnalyzer.detect('toserver', cat([0xc3, 0, 0, 0, 1, 8], new Uint8Array(40)))).toBe(false)
     expect(dtlsAnalyzer.detect('toserver', cat([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0], new Uint8Array(20)))).toBe(false)
     expect(dtlsAnalyzer.detect('toserver', CLIENT_HELLO.subarray(0, 12))).toBe(false)
+  })
+
+  it('the real session cut short: each datagram truncated at every length never throws, and what is whole parses as whole', () => {
+    const r = openCapture(new URL('./fixtures/dtls12_openssl.pcap', import.meta.url).pathname)
+    const dec = new PacketDecoder()
+    const script: ScriptStep[] = []
+    for (let rec = r.next(); rec; rec = r.next()) {
+      const p = dec.decode(rec.data, rec.linktype)
+      script.push({dir: p.srcPort === 4444 ? 'toclient' : 'toserver', data: Uint8Array.from(p.payload)})
+    }
+    r.close()
+    const whole = runAnalyzer(dtlsAnalyzer, script)
+    expect(whole.anomalies).toEqual([])
+    for (let d = 0; d < script.length; d++) {
+      for (let cut = 0; cut < script[d].data.length; cut++) {
+        const cutScript = script.map((s, i) => (i === d ? {dir: s.dir, data: s.data.subarray(0, cut)} : s))
+        const res = runAnalyzer(dtlsAnalyzer, cutScript)
+        // the other datagrams' records are unchanged; the cut one loses at most its own
+        expect(res.pdus.length).toBeLessThanOrEqual(whole.pdus.length)
+        expect(res.pdus.length).toBeGreaterThanOrEqual(whole.pdus.length - 3)
+      }
+    }
   })
 
   it('fuzz: any datagram, never throws; every PDU lies inside its datagram', () => {
