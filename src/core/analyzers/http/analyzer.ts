@@ -165,17 +165,17 @@ class Side {
  * again instead of concatenating and hashing a new one per header. Bounded per family.
  */
 const MAX_KEYS_PER_FAMILY = 1024
-const keysByFamily = new Map<string, {prefix: string; keys: Map<string, string>}>()
-const NAME_KEYS = keysFor('http.header_name.')
-const REQUEST_HEADER_KEYS = keysFor('http.header.')
 
-function keysFor(prefix: string): {prefix: string; keys: Map<string, string>} {
-  let k = keysByFamily.get(prefix)
-  if (k === undefined) keysByFamily.set(prefix, (k = {prefix, keys: new Map()}))
-  return k
+interface KeyFamily {
+  prefix: string
+  keys: Map<string, string>
 }
 
-function fieldKey(family: {prefix: string; keys: Map<string, string>}, lname: string): string {
+const NAME_KEYS: KeyFamily = {prefix: 'http.header_name.', keys: new Map()}
+const REQUEST_HEADER_KEYS: KeyFamily = {prefix: 'http.header.', keys: new Map()}
+const RESPONSE_HEADER_KEYS: KeyFamily = {prefix: 'http.response.header.', keys: new Map()}
+
+function fieldKey(family: KeyFamily, lname: string): string {
   let key = family.keys.get(lname)
   if (key === undefined) {
     key = family.prefix + lname
@@ -783,7 +783,7 @@ export class HttpAnalyzer implements Analyzer {
     const byName = side.req && n.headerName
     const names = side.req ? n.headerNames : n.responseHeaderNames
     if (values || byName || names) {
-      const valueKeys = pre === 'http.' ? REQUEST_HEADER_KEYS : keysFor(pre + 'header.')
+      const valueKeys = side.req ? REQUEST_HEADER_KEYS : RESPONSE_HEADER_KEYS
       for (const x of h.headers) {
         if (values) push(f, fieldKey(valueKeys, x.lname), {v: x.value, off: x.valueOff + d, len: x.valueLen})
         if (byName) push(f, fieldKey(NAME_KEYS, x.lname), {v: x.name, off: x.nameOff + d, len: x.nameLen})
