@@ -357,6 +357,55 @@ describe('Forwarder (inline decisions)', () => {
     expect(benign.events.filter((e) => e.event_type === 'alert')).toEqual([])
   })
 
+  it('SMTP STARTTLS on a protected mail server: the Heartbleed request after the 220 is dropped and the session reset; an honest heartbeat passes', () => {
+    const policy: Policy = {services: [{ip: SERVER, port: 25, proto: 'tcp', protocol: 'smtp', action: 'drop'}]}
+    const be16 = (n: number) => [n >> 8, n & 0xff]
+    const rec = (type: number, body: number[]) => Uint8Array.from([type, 3, 2, ...be16(body.length), ...body])
+    // a ClientHello offering the heartbeat extension, its ServerHello; then a heartbeat request
+    const hello = rec(22, [1, 0, 0, 48, 3, 2, ...new Array(32).fill(0x11), 0, ...be16(2), 0, 0x2f, 1, 0, ...be16(5), ...be16(15), ...be16(1), 1])
+    const serverHello = rec(22, [2, 0, 0, 45, 3, 2, ...new Array(32).fill(0x22), 0, 0, 0x2f, 0, ...be16(5), ...be16(15), ...be16(1), 1])
+    const honest = rec(24, [1, ...be16(4), 0x41, 0x41, 0x41, 0x41, ...new Array(16).fill(0)])
+    const bleed = rec(24, [1, ...be16(0x4000)])
+    const converse = (cport: number, beat: Uint8Array) => {
+      const ports = [new FakePort(), new FakePort()] as const
+      const events: EveEvent[] = []
+      const s = new GatewaySession({detection, policy, ports, onEvent: (e) => events.push(e)})
+      const c = {src: CLIENT, dst: SERVER, srcPort: cport, dstPort: 25}
+      const sv = {src: SERVER, dst: CLIENT, srcPort: 25, dstPort: cport}
+      let cSeq = 1001
+      let sSeq = 7001
+      let t = 1_700_000_000_000_000
+      const say = (dir: 0 | 1, payload: Uint8Array) => {
+        if (dir === 0) s.forwarder.handle(buildTcpPacket({...c, seq: cSeq, ack: sSeq, flags: PSH | ACK, window: 65535, payload}), 0, (t += 100))
+        else s.forwarder.handle(buildTcpPacket({...sv, seq: sSeq, ack: cSeq, flags: PSH | ACK, window: 65535, payload}), 1, (t += 100))
+        if (dir === 0) cSeq += payload.length
+        else sSeq += payload.length
+      }
+      s.forwarder.handle(buildTcpPacket({...c, seq: 1000, flags: SYN, window: 65535}), 0, (t += 100))
+      s.forwarder.handle(buildTcpPacket({...sv, seq: 7000, ack: 1001, flags: SYN | ACK, window: 65535}), 1, (t += 100))
+      s.forwarder.handle(buildTcpPacket({...c, seq: 1001, ack: 7001, flags: ACK, window: 65535}), 0, (t += 100))
+      say(1, enc('220 mx ESMTP\r\n'))
+      say(0, enc('EHLO client\r\n'))
+      say(1, enc('250-mx\r\n250 STARTTLS\r\n'))
+      say(0, enc('STARTTLS\r\n'))
+      say(1, enc('220 2.0.0 Ready to start TLS\r\n'))
+      say(0, hello)
+      say(1, serverHello)
+      say(0, beat)
+      return {toServer: stream(ports[1].frames), events}
+    }
+    const plain = 'EHLO client\r\nSTARTTLS\r\n'
+    const latin1 = (u: Uint8Array) => Buffer.from(u).toString('latin1')
+    const attack = converse(40100, bleed)
+    expect(attack.toServer.bytes).toBe(plain + latin1(hello))
+    expect(attack.toServer.resets).toBeGreaterThan(0)
+    expect(attack.events.some((e) => e.event_type === 'alert' && String((e as {alert?: {signature?: string}}).alert?.signature).startsWith('PP-2014-0160'))).toBe(true)
+    const benign = converse(40101, honest)
+    expect(benign.toServer.bytes).toBe(plain + latin1(hello) + latin1(honest))
+    expect(benign.toServer.resets).toBe(0)
+    expect(benign.events.filter((e) => e.event_type === 'alert')).toEqual([])
+  })
+
   it('any segmentation of the exploit is stopped; any of the benign request passes intact (property)', () => {
     fc.assert(fc.property(fc.integer({min: 1, max: 40}), fc.integer({min: 1, max: 1 << 30}), fc.boolean(), (maxSegment, seed, shuffle) => {
       const bad = session('drop')

@@ -3,7 +3,7 @@
  *
  * toserver: one 'command' PDU per line, carrying the login state. toclient: one 'reply' PDU per
  * (multi-line) reply. PASV/EPSV answers announce the data connection through
- * ctx.dynamicService. AUTH TLS + 234: both directions stop (TLS follows).
+ * ctx.dynamicService. AUTH TLS + 234: the TLS analyzer takes both directions over.
  */
 import type {AnalyzerContext, Direction, FieldValue, Fields} from '../types.js'
 import {LineAnalyzerBase} from '../line/base.js'

@@ -141,9 +141,12 @@ describe('ftp: attacks (hand-written)', () => {
     expect(parseEpsvReply(bytes('229 (|||x|)'), 4, 11)).toBe(-1)
   })
 
-  it('AUTH TLS + 234 stops parsing', () => {
+  it('AUTH TLS + 234: the lines stop, the TLS layer is read from the next byte', () => {
+    // a record header declaring 3338 bytes, then what would be a command line: TLS bytes, not a command
     const r = runAnalyzer(ftpAnalyzer, [C('220 x\r\n'), S('AUTH TLS\r\n'), C('234 go\r\n'), S('\x16\x03\x01\r\nUSER x\r\n')])
-    expect(r.pdus.map((p) => p.kind)).toEqual(['reply', 'command', 'reply'])
+    expect(r.pdus.map((p) => `${p.protocol} ${p.kind} ${p.start}-${p.end}`)).toEqual(['ftp reply 0-7', 'ftp command 0-10', 'ftp reply 7-15', 'tls record 10-23'])
+    expect((r.pdus[3].fields.get('tls.record.truncated') as {v: unknown} | undefined)?.v).toBe(1)
+    expect(r.anomalies.map((a) => a.event)).toEqual(['tls.record_truncated'])
   })
 
   it('reply line cap: overflow emitted truncated, rest of the reply skipped', () => {

@@ -25,7 +25,7 @@
  * and the rest stay held until the command ends (bounded by maxCommandBytes): a literal larger
  * than the client's TCP window still waits for the gateway's hold timeout.
  * toclient: one 'response' / 'continuation' PDU per response line; literals inside responses
- * (FETCH bodies) are skipped by count, never held. STARTTLS + tagged OK: both directions stop.
+ * (FETCH bodies) are skipped by count, never held. STARTTLS + tagged OK: the lines stop, the TLS analyzer reads both directions.
  */
 import type {AnalyzerContext, Direction, FieldValue, Fields} from '../types.js'
 import {LineAnalyzerBase} from '../line/base.js'

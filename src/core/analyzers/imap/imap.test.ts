@@ -53,9 +53,15 @@ describe('imap: fixtures', () => {
     expect(withLit.length).toBeGreaterThan(20)
   })
 
-  it('STARTTLS + OK stops parsing (TLS bytes produce no PDUs)', () => {
+  it('STARTTLS + OK: the lines stop, the TLS layer is read from the first byte after the exchange', () => {
     const r = runAnalyzer(imapAnalyzer, fx('benign_imap_starttls.s0'))
-    expect(r.pdus.map((p) => `${p.dir === 'toserver' ? '>' : '<'}${p.kind}`)).toEqual(['<response', '>command', '<response', '<response', '>command', '<response'])
+    const imap = r.pdus.filter((p) => p.protocol === 'imap')
+    expect(imap.map((p) => `${p.dir === 'toserver' ? '>' : '<'}${p.kind}`)).toEqual(['<response', '>command', '<response', '<response', '>command', '<response'])
+    // the real session's handshake, record by record, from just after `a002 STARTTLS` and its OK
+    const tls = r.pdus.filter((p) => p.protocol === 'tls')
+    expect(tls[0]).toMatchObject({dir: 'toserver', kind: 'client_hello', start: imap[4].end})
+    expect(tls.find((p) => p.dir === 'toclient')).toMatchObject({kind: 'server_hello', start: imap[5].end})
+    expect(tls.filter((p) => (p.fields.get('tls.record.encrypted') as {v: unknown} | undefined)?.v === 1).length).toBe(6)
     expect(r.anomalies).toEqual([])
   })
 })

@@ -1,7 +1,13 @@
 /**
  * Shared skeleton of the line-protocol analyzers: one LineSplitter per direction, gap/end
- * handling, STARTTLS stop. Subclasses implement the per-line state machines.
+ * handling, STARTTLS. Subclasses implement the per-line state machines.
+ *
+ * Once the server accepts STARTTLS (SMTP, RFC 3207; IMAP and POP3, RFC 2595; FTP AUTH TLS, RFC
+ * 4217) the lines stop and a TLS analyzer takes each direction over from the first byte after the
+ * exchange, at its stream offsets: its PDUs (protocol `tls`) reach the TLS rules, so Heartbleed
+ * through STARTTLS is judged like Heartbleed on port 443.
  */
+import {TlsAnalyzer} from '../tls/analyzer.js'
 import type {Analyzer, AnalyzerContext, Direction, Pdu} from '../types.js'
 import {LineSplitter, type LineEvent, type LineLimits} from './splitter.js'
 
@@ -11,6 +17,8 @@ export abstract class LineAnalyzerBase implements Analyzer {
   protected readonly sc: LineSplitter
   /** parsing stopped for good (TLS negotiated) */
   protected tls = false
+  /** the TLS layer after STARTTLS */
+  private inner: TlsAnalyzer | undefined
 
   constructor(
     protected readonly ctx: AnalyzerContext,
@@ -41,6 +49,7 @@ export abstract class LineAnalyzerBase implements Analyzer {
     const sp = dir === 'toserver' ? this.cs : this.sc
     if (sp.isStopped) {
       sp.gap(length)
+      this.inner?.gap(dir, length)
       return
     }
     const at = sp.offset
@@ -52,12 +61,13 @@ export abstract class LineAnalyzerBase implements Analyzer {
   end(dir: Direction): void {
     if (dir === 'toserver') this.cs.finish()
     else this.sc.finish()
+    this.inner?.end(dir)
     this.onEnd(dir)
   }
 
   pendingFrom(dir: Direction): number {
     const sp = dir === 'toserver' ? this.cs : this.sc
-    if (sp.isStopped) return -1
+    if (sp.isStopped) return this.inner?.pendingFrom(dir) ?? -1
     const unit = this.unitStart(dir)
     if (unit >= 0) return unit
     return sp.pendingStart()
@@ -65,14 +75,23 @@ export abstract class LineAnalyzerBase implements Analyzer {
 
   /** sizes of what this analyzer holds (line buffers, queues, tables): for tests and accounting */
   heldState(): Record<string, number> {
-    return {clientLine: this.cs.buffered, serverLine: this.sc.buffered}
+    const held: Record<string, number> = {clientLine: this.cs.buffered, serverLine: this.sc.buffered}
+    if (this.inner) held.tls = this.inner.stats().buffered
+    return held
   }
 
-  /** STARTTLS / AUTH TLS accepted: the TLS analyzer takes over, this one stops */
+  /** STARTTLS / AUTH TLS accepted: a TLS analyzer takes both directions over, the lines stop */
   protected startTls(): void {
+    if (this.tls) return
     this.tls = true
-    this.cs.stop()
-    this.sc.stop()
+    const inner = new TlsAnalyzer(this.ctx)
+    this.inner = inner
+    for (const [dir, sp] of [['toserver', this.cs], ['toclient', this.sc]] as const) {
+      // from a held incomplete line (bytes sent before the go-ahead) or the next byte
+      const held = sp.pendingStart()
+      inner.startAt(dir, held >= 0 ? held : sp.offset)
+      sp.stop((data) => inner.data(dir, data))
+    }
   }
 
   protected emit(kind: string, dir: Direction, start: number, end: number, fields: Pdu['fields']): void {

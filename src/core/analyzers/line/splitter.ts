@@ -76,6 +76,8 @@ export class LineSplitter {
   private skipping = false
   private bytesLeft = 0
   private stopped = false
+  /** where bytes go once stopped (stop's `rest`) */
+  private rest: ((data: Uint8Array) => void) | undefined = undefined
   private sawBareLf = false
   private readonly max: number
   private readonly ev: LineEvent = {start: 0, end: 0, line: new Uint8Array(0), length: 0, tooLong: false, bareLf: false, unterminated: false}
@@ -130,9 +132,15 @@ export class LineSplitter {
     this.bytesLeft = 0
   }
 
-  /** ignore everything after this (STARTTLS accepted, protocol lost) */
-  stop(): void {
+  /**
+   * No more lines: STARTTLS accepted (or the protocol lost). With `rest`, every later byte goes to
+   * it in order (the TLS layer that follows), starting with a held incomplete line (at
+   * pendingStart(), else at `offset`); without, they are ignored.
+   */
+  stop(rest?: (data: Uint8Array) => void): void {
     this.stopped = true
+    this.rest = rest
+    if (rest && this.bufLen > 0 && !this.skipping && this.buf !== null) rest(this.buf.subarray(0, this.bufLen))
     this.bufLen = 0
     this.bytesLeft = 0
   }
@@ -142,6 +150,7 @@ export class LineSplitter {
     let i = 0
     while (i < n) {
       if (this.stopped) {
+        this.rest?.(chunk.subarray(i))
         this.offset += n - i
         return
       }

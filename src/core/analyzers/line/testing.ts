@@ -72,7 +72,8 @@ export function fuzzRuns(defaultRuns: number): number {
 
 /**
  * Every string field value that carries a span must equal the stream bytes under it (latin1);
- * numbers and bigints with a span must equal the decimal digits under it. Returns the offenders.
+ * numbers and bigints with a span must equal the decimal digits under it, or, in TLS PDUs (the
+ * layer after STARTTLS, binary), the big-endian integer the bytes hold. Returns the offenders.
  */
 export function spanMismatches(pdus: readonly Pdu[], script: readonly ScriptStep[]): string[] {
   const streams = {toserver: directionBytes(script, 'toserver'), toclient: directionBytes(script, 'toclient')}
@@ -86,7 +87,8 @@ export function spanMismatches(pdus: readonly Pdu[], script: readonly ScriptStep
           bad.push(`${name}@${v.off}+${v.len} outside stream/pdu`)
           continue
         }
-        const raw = Buffer.from(s.subarray(v.off, v.off + v.len)).toString('latin1')
+        const under = s.subarray(v.off, v.off + v.len)
+        const raw = p.protocol === 'tls' && typeof v.v === 'number' ? String(under.reduce((n, b) => n * 256 + b, 0)) : Buffer.from(under).toString('latin1')
         const want = typeof v.v === 'string' ? v.v : String(v.v)
         if (raw !== want) bad.push(`${name}@${v.off}+${v.len}: ${JSON.stringify(raw.slice(0, 40))} != ${JSON.stringify(want.slice(0, 40))}`)
       }

@@ -3,7 +3,7 @@
  *
  * toserver: one 'command' PDU per line; AUTH continuation lines are 'auth' PDUs. toclient: one
  * 'reply' PDU per status line (emitted at once: the body of a multi-line response is skipped up
- * to its "." line, never held); "+ " challenges are 'continuation' PDUs. STLS + +OK: stop.
+ * to its "." line, never held); "+ " challenges are 'continuation' PDUs. STLS + +OK: the TLS analyzer takes over.
  */
 import type {AnalyzerContext, Direction, Fields} from '../types.js'
 import {LineAnalyzerBase} from '../line/base.js'

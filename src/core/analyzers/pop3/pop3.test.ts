@@ -61,9 +61,10 @@ describe('pop3: session', () => {
     expect(one(toS[8]!, 'pop3.auth.data').v).toBe('AG1yb3NlAHRhbnN0YWFm')
   })
 
-  it('STLS + +OK stops parsing', () => {
-    const r = runAnalyzer(pop3Analyzer, [C('+OK hi\r\n'), S('STLS\r\n'), C('+OK begin TLS\r\n'), S('\x16\x03\x01\r\nUSER x\r\n')])
-    expect(r.pdus.map((p) => p.kind)).toEqual(['reply', 'command', 'reply'])
+  it('STLS + +OK: the lines stop, the TLS layer is read from the next byte (Heartbleed after STLS)', () => {
+    const r = runAnalyzer(pop3Analyzer, [C('+OK hi\r\n'), S('STLS\r\n'), C('+OK begin TLS\r\n'), S('\x18\x03\x02\x00\x03\x01\x40\x00')])
+    expect(r.pdus.map((p) => `${p.protocol} ${p.kind} ${p.start}-${p.end}`)).toEqual(['pop3 reply 0-8', 'pop3 command 0-6', 'pop3 reply 8-23', 'tls heartbeat 6-14'])
+    expect((r.pdus[3].fields.get('tls.heartbeat.overflow') as {v: unknown} | undefined)?.v).toBe(1)
   })
 })
 

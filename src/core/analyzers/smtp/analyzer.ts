@@ -8,7 +8,7 @@
  * taken by byte count; the header section they carry is read line by line across chunks and
  * judged as 'message' PDUs, one per chunk that completed header lines (a client waits for each
  * chunk's reply, so a chunk cannot be held for the next). toclient: one 'reply' PDU per
- * (multi-line) reply. Replies are matched to commands through a bounded FIFO (pipelining). After STARTTLS + 220 both directions stop.
+ * (multi-line) reply. Replies are matched to commands through a bounded FIFO (pipelining). After STARTTLS + 220 the lines stop and the TLS analyzer reads both directions (line/base.ts).
  */
 import type {AnalyzerContext, Direction, FieldValue, Fields} from '../types.js'
 import {LineAnalyzerBase} from '../line/base.js'

@@ -18,6 +18,8 @@ const many = (p: Pdu, name: string): FieldValue[] => {
 const S = (s: string): ScriptStep => ({dir: 'toserver', data: bytes(s)})
 const C = (s: string): ScriptStep => ({dir: 'toclient', data: bytes(s)})
 const GREET = C('220 mx.example ESMTP\r\n')
+/** a TLS heartbeat request claiming 16384 bytes and carrying none (RFC 6520; CVE-2014-0160) */
+const HEARTBLEED = '\x18\x03\x02\x00\x03\x01\x40\x00'
 
 describe('smtp: fixtures', () => {
   const fixtures = ['benign_smtp_session.s0', 'benign_smtp_session.s2', 'smtp_overlong_command_line.s0']
@@ -142,10 +144,14 @@ describe('smtp: attacks (hand-written)', () => {
     expect(one(r.pdus.filter((p) => p.kind === 'auth')[1]!, 'smtp.auth.decoded').v).toBe('pass')
   })
 
-  it('STARTTLS + 220 stops parsing; commands pipelined after STARTTLS are flagged', () => {
-    const r = runAnalyzer(smtpAnalyzer, [GREET, S('STARTTLS\r\nRSET\r\n'), C('220 go ahead\r\n'), S('\x16\x03\x01\x00\x05hello\r\n'), C('\x16\x03\x03junk\r\n')])
-    expect(r.anomalies.map((a) => a.event)).toEqual(['smtp.starttls_pipelined'])
-    expect(r.pdus.map((p) => p.kind)).toEqual(['reply', 'command', 'command', 'reply'])
+  it('STARTTLS + 220: the lines stop, commands pipelined after STARTTLS are flagged, the TLS layer is read from the next byte', () => {
+    // after the 220: a heartbeat request claiming 16384 bytes and carrying none (Heartbleed), and a fatal alert
+    const r = runAnalyzer(smtpAnalyzer, [GREET, S('STARTTLS\r\nRSET\r\n'), C('220 go ahead\r\n'), S(HEARTBLEED), C('\x15\x03\x03\x00\x02\x02\x28')])
+    expect(r.anomalies.map((a) => a.event)).toEqual(['smtp.starttls_pipelined', 'tls.heartbeat_overflow'])
+    expect(r.pdus.map((p) => `${p.protocol} ${p.kind} ${p.start}-${p.end}`)).toEqual([
+      'smtp reply 0-22', 'smtp command 0-10', 'smtp command 10-16', 'smtp reply 22-36', 'tls heartbeat 16-24', 'tls record 36-43',
+    ])
+    expect((r.pdus[4].fields.get('tls.heartbeat.overflow') as {v: unknown} | undefined)?.v).toBe(1)
   })
 
   it('DATA refused: client stays in command mode', () => {

@@ -105,6 +105,14 @@ export class TlsAnalyzer implements Analyzer {
     this.limits = limits === TLS_LIMITS ? TLS_LIMITS : {...TLS_LIMITS, ...limits}
   }
 
+  /**
+   * The direction's first byte is at stream offset `at` (the TLS layer after a STARTTLS exchange:
+   * the bytes before it were the other protocol's). Before any data of that direction only.
+   */
+  startAt(dir: Direction, at: number): void {
+    this.st[dir].pos = at
+  }
+
   /** buffer sizes, for tests: never above the caps */
   stats(): {buffered: number; capacity: number; pieces: number; queued: number} {
     let buffered = 0
