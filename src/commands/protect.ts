@@ -17,6 +17,11 @@ export class Protect extends PatchpointCommand<typeof Protect> {
 match the rule's affected ranges; "version unknown", "candidates", "generic" and "by protocol"
 say how sure the match is), the assigned rules, the action and the retired virtual patches.
 
+TLS: a service that speaks TLS first (https, imaps...) is judged on its TLS records only, so it
+gets the TLS rules (Heartbleed), judged against the OpenSSL version its banner names when it
+names one; the rules of what it carries cannot see inside, and protect warns which of them its
+product needs. Mail and FTP services (STARTTLS, AUTH TLS) get the TLS rules beside their own.
+
 The choices live in policy.yaml in the project (readable, diffable, hand-editable, validated
 with file:line:col errors); every run compiles it into .patchpoint/policy.json, which \`run\`
 enforces (SIGHUP reloads it). An ONC RPC or DCE/RPC service is assigned by program/interface

@@ -156,6 +156,26 @@ describe('retirement', () => {
 })
 
 describe('assigning', () => {
+  it('a TLS service gets the TLS rules, and protect says which of its product\'s rules no gateway can enforce', async () => {
+    const p = await project()
+    editInventory(p, (inv) => {
+      const s = service(inv, '10.77.0.12', 8443)
+      s.tunnel = 'ssl'
+      s.version = '2.4.49'
+    })
+    const r = await protect(p, {op: 'all', action: 'drop'})
+    const svc = loadPolicy(path.join(p.stateDir, 'policy.json')).services.find((s) => s.ip === '10.77.0.12' && s.port === 8443)
+    // the gateway reads TLS records there (the port joins the TLS analyzer's), nothing of the HTTP inside
+    expect(svc).toMatchObject({protocol: 'tls', rules: ['PP-2014-0160', 'PP-HEARTBLEED-CLIENT', 'PP-HEARTBLEED-LEAK']})
+    expect(r.warnings.find((w) => w.startsWith('10.77.0.12:8443/tcp speaks TLS: its product is exposed to'))).toContain('PP-2021-41773')
+    // the mail and FTP servers get them beside their own (STARTTLS, AUTH TLS)
+    expect(loadPolicy(path.join(p.stateDir, 'policy.json')).services.find((s) => s.ip === '10.77.0.10' && s.port === 25)?.rules)
+      .toEqual(expect.arrayContaining(['PP-2019-10149', 'PP-2014-0160']))
+    // an HTTP rule named by hand there cannot fire: said so
+    const by = await protect(p, {op: 'add', targets: ['10.77.0.12:8443'], rules: ['PP-2021-41773']})
+    expect(by.warnings).toContain('10.77.0.12:8443/tcp speaks TLS: PP-2021-41773 cannot see inside it and will not fire')
+  })
+
   it('HOST:PORT --rule --action sets per-rule actions; --remove --rule and --remove undo it', async () => {
     const p = await project()
     let r = await protect(p, {op: 'add', targets: ['10.77.0.10:80'], rules: ['PP-2021-41773'], action: 'log', shadow: true})

@@ -20,7 +20,7 @@ import {
   formatAssignmentKey, parseAssignmentKey, RECOMMENDED,
   type Assignment, type AssignmentKey, type ProtectFile,
 } from './policy-file.js'
-import {recommend, serviceIdentities, serviceProtocol, serviceVerdict, type Recommendation} from './recommend.js'
+import {encryptedRules, recommend, serviceIdentities, serviceProtocol, serviceVerdict, type Recommendation} from './recommend.js'
 
 export const RETIRED_VERSION = 1
 /** Most retired entries kept (oldest dropped first beyond this; the report bounds its read too). */
@@ -224,6 +224,15 @@ export function compileProtection(input: CompileInput): CompileResult {
       const active = [...wanted].filter((id) => !retiredSet.has(id) && byId.has(id)).sort(compareStr)
       for (const id of wanted) if (!byId.has(id)) warnings.push(`${text}: unknown rule ${id}; ignored`)
       const protocol = t.svc ? serviceProtocol(t.svc) : undefined
+      if (protocol === 'tls' && t.svc) {
+        const where = formatAssignmentKey({kind: 'port', host: t.ip, port: t.port, proto: t.proto})
+        const blind = active.filter((id) => byId.get(id)?.protocol !== 'tls')
+        if (blind.length > 0) warnings.push(`${where} speaks TLS: ${blind.join(', ')} cannot see inside it and will not fire`)
+        const exposed = encryptedRules(t.svc, rules).filter((id) => !retiredSet.has(id))
+        if (exposed.length > 0) {
+          warnings.push(`${where} speaks TLS: its product is exposed to ${exposed.join(', ')}, which no gateway can enforce on encrypted traffic; patch the server, or terminate TLS in front of it and protect the plain side`)
+        }
+      }
       views.push({
         host: t.ip, port: t.port, proto: t.proto, key: text, service: t.svc?.service, protocol,
         product: t.svc?.product, version: t.svc?.version,

@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 import {loadRules} from '../rules/engine.js'
 import {packageRulesDir} from '../rules/rule-schema.js'
 import type {InventoryService} from '../inventory/inventory.js'
-import {recommend, ruleVerdict, serviceIdentities} from './recommend.js'
+import {encryptedRules, recommend, ruleVerdict, serviceIdentities, tlsLibraryIds} from './recommend.js'
 
 const {rules, errors} = loadRules(packageRulesDir)
 const byId = new Map(rules.map((r) => [r.id, r]))
@@ -60,18 +60,22 @@ describe('ruleVerdict near the boundaries of the shipped ranges', () => {
   })
 })
 
+const TLS_RULES = ['PP-2014-0160', 'PP-HEARTBLEED-CLIENT', 'PP-HEARTBLEED-LEAK']
+const TLS_BY_PROTOCOL = TLS_RULES.map((id) => [id, 'by protocol'])
+
 describe('recommend', () => {
   it('Apache 2.4.49 gets the path traversal rule by version, 2.4.51 does not', () => {
     expect(basisOf(svc({service: 'http', product: 'apache/http_server', version: '2.4.49'}), 'PP-2021-41773')).toBe('version')
     expect(recIds(svc({service: 'http', product: 'apache/http_server', version: '2.4.51'}))).not.toContain('PP-2021-41773')
   })
-  it('vsftpd 2.3.4 gets the backdoor rule; 3.0.3 only the generic FTP rules', () => {
+  it('vsftpd 2.3.4 gets the backdoor rule; 3.0.3 only the generic FTP rules (and the TLS ones: AUTH TLS)', () => {
     const old = recommend(svc({port: 21, service: 'ftp', product: 'vsftpd/vsftpd', version: '2.3.4'}), rules)
     expect(old.find((r) => r.rule_id === 'PP-2011-2523')).toMatchObject({basis: 'version', cves: ['CVE-2011-2523']})
     const fixed = recommend(svc({port: 21, service: 'ftp', product: 'vsftpd/vsftpd', version: '3.0.3'}), rules)
     expect(fixed.map((r) => r.rule_id)).not.toContain('PP-2011-2523')
     expect(fixed.length).toBeGreaterThan(0)
-    expect(fixed.every((r) => r.basis === 'generic' && rule(r.rule_id).protocol === 'ftp')).toBe(true)
+    expect(fixed.filter((r) => rule(r.rule_id).protocol === 'ftp').every((r) => r.basis === 'generic')).toBe(true)
+    expect(fixed.filter((r) => rule(r.rule_id).protocol !== 'ftp').map((r) => [r.rule_id, r.basis])).toEqual(TLS_BY_PROTOCOL)
   })
   it('Exim 4.91 gets CVE-2019-10149, 4.92.1 does not', () => {
     expect(recIds(svc({port: 25, service: 'smtp', product: 'exim/exim', version: '4.91'}))).toContain('PP-2019-10149')
@@ -104,5 +108,31 @@ describe('recommend', () => {
     expect(recs.find((r) => r.rule_id === 'PP-2021-41773')?.basis).toBe('by protocol')
     expect(recs.every((r) => r.basis === 'by protocol' && rule(r.rule_id).protocol === 'http')).toBe(true)
     expect(recommend(svc({service: 'unknown-thing'}), rules)).toEqual([])
+  })
+})
+
+describe('recommend: TLS', () => {
+  it('a service that speaks TLS first gets the TLS rules only: what it carries is out of sight', () => {
+    const https = svc({port: 443, service: 'http', tunnel: 'ssl', product: 'apache/http_server', version: '2.4.49'})
+    expect(recommend(https, rules).map((r) => [r.rule_id, r.basis])).toEqual(TLS_BY_PROTOCOL)
+    // by its name alone (passive learning, a hand-added service)
+    expect(recIds(svc({port: 993, service: 'imaps'}))).toEqual(TLS_RULES)
+    // and the product's own rules are listed as what no gateway can enforce
+    expect(encryptedRules(https, rules)).toContain('PP-2021-41773')
+    expect(encryptedRules(svc({service: 'http', product: 'apache/http_server', version: '2.4.49'}), rules)).toEqual([])
+  })
+  it('the TLS library named in the banner decides: OpenSSL 1.0.1f gets Heartbleed by version, 1.0.1g does not', () => {
+    const at = (extra: string) => recommend(svc({port: 443, service: 'http', tunnel: 'ssl', product: 'apache/http_server', version: '2.4.7', extra}), rules)
+    expect(at('(Ubuntu) OpenSSL/1.0.1f').map((r) => [r.rule_id, r.basis])).toEqual(TLS_RULES.map((id) => [id, 'version']))
+    expect(at('(Ubuntu) OpenSSL/1.0.1g')).toEqual([])
+    expect(at('(Debian) OpenSSL/1.0.2-beta1').map((r) => r.basis)).toEqual(['version', 'version', 'version'])
+    expect(tlsLibraryIds({cpe: ['cpe:/a:openssl:openssl:1.0.1e']})).toEqual([{product: 'openssl/openssl', version: '1.0.1e'}])
+  })
+  it('mail and FTP servers (STARTTLS, AUTH TLS) get the TLS rules beside their own', () => {
+    const exim = recommend(svc({port: 25, service: 'smtp', product: 'exim/exim', version: '4.91'}), rules)
+    expect(exim.find((r) => r.rule_id === 'PP-2019-10149')?.basis).toBe('version')
+    expect(exim.filter((r) => rule(r.rule_id).protocol === 'tls').map((r) => [r.rule_id, r.basis])).toEqual(TLS_BY_PROTOCOL)
+    // HTTP, MySQL...: no STARTTLS the analyzers follow, no TLS rules
+    expect(recIds(svc({service: 'http', product: 'nginx/nginx', version: '1.22.1'})).filter((id) => TLS_RULES.includes(id))).toEqual([])
   })
 })

@@ -66,17 +66,61 @@ export function ruleVerdict(rule: Pick<CompiledRule, 'doc'>, product: string | u
 
 /** Inventory service names -> analyzer protocol names. */
 const SERVICE_PROTOCOL: Readonly<Record<string, string>> = {
-  http: 'http', 'http-proxy': 'http', 'http-alt': 'http', https: 'http', 'https-alt': 'http', www: 'http',
-  ftp: 'ftp', smtp: 'smtp', submission: 'smtp', smtps: 'smtp', imap: 'imap', imaps: 'imap',
-  pop3: 'pop3', pop3s: 'pop3', mysql: 'mysql', 'microsoft-ds': 'smb', 'netbios-ssn': 'smb', smb: 'smb',
+  http: 'http', 'http-proxy': 'http', 'http-alt': 'http', www: 'http',
+  ftp: 'ftp', smtp: 'smtp', submission: 'smtp', imap: 'imap',
+  pop3: 'pop3', mysql: 'mysql', 'microsoft-ds': 'smb', 'netbios-ssn': 'smb', smb: 'smb',
   msrpc: 'dcerpc', dcerpc: 'dcerpc', 'ms-sql-m': 'mssql-ssrp', rpcbind: 'oncrpc', sunrpc: 'oncrpc',
 }
 
-/** The analyzer protocol a service speaks, when we can tell. */
-export function serviceProtocol(s: Pick<InventoryService, 'service' | 'rpc_program' | 'dcerpc_interface'>): string | undefined {
+/**
+ * Service names of protocols that speak TLS from their first byte (implicit TLS, RFC 8314 for
+ * mail; nmap's names): on the wire the gateway sees TLS records and nothing of what they carry.
+ */
+const TLS_FIRST_SERVICES: ReadonlySet<string> = new Set([
+  'ssl', 'tls', 'dtls', 'https', 'https-alt', 'smtps', 'submissions', 'imaps', 'pop3s', 'ftps', 'ldaps', 'nntps', 'ircs',
+])
+
+/**
+ * Protocols whose analyzers hand the stream to the TLS analyzer after STARTTLS (line/base.ts):
+ * their services get the TLS rules too.
+ */
+const STARTTLS_PROTOCOLS: ReadonlySet<string> = new Set(['smtp', 'imap', 'pop3', 'ftp'])
+
+/** Does the service speak TLS first (the scan found TLS, `tunnel: ssl`, or its name says so)? */
+export function speaksTlsFirst(s: Pick<InventoryService, 'service' | 'tunnel'>): boolean {
+  return s.tunnel === 'ssl' || (s.service !== undefined && TLS_FIRST_SERVICES.has(s.service.toLowerCase()))
+}
+
+/**
+ * The analyzer protocol a service speaks on the wire, when we can tell: `tls` for a service that
+ * speaks TLS first, whatever it carries inside.
+ */
+export function serviceProtocol(s: Pick<InventoryService, 'service' | 'tunnel' | 'rpc_program' | 'dcerpc_interface'>): string | undefined {
   if (s.rpc_program) return 'oncrpc'
   if (s.dcerpc_interface) return 'dcerpc'
+  if (speaksTlsFirst(s)) return 'tls'
   return s.service ? SERVICE_PROTOCOL[s.service.toLowerCase()] : undefined
+}
+
+/** `OpenSSL/1.0.1f` in a banner's text (Apache's and others' Server header name the library) */
+const OPENSSL_IN_TEXT = /\bOpenSSL\/(\d+\.\d+\.\d+[a-z]{0,2}(?:-(?:beta|pre)\d+)?)/i
+/** `cpe:/a:openssl:openssl:1.0.1f` */
+const OPENSSL_CPE = /^cpe:\/a:openssl:openssl:([^:]+)/i
+
+/**
+ * The TLS library of a TLS-first service, as far as its fingerprint tells (the scan repeats its
+ * probes inside TLS, so a web server's Server header is read: `Apache/2.4.7 (Ubuntu)
+ * OpenSSL/1.0.1f`). Empty when nothing names it.
+ */
+export function tlsLibraryIds(s: Pick<InventoryService, 'extra' | 'cpe' | 'product' | 'version'>): Identity[] {
+  const out: Identity[] = []
+  for (const c of s.cpe ?? []) {
+    const m = OPENSSL_CPE.exec(c)
+    if (m) out.push({product: 'openssl/openssl', version: m[1]})
+  }
+  const m = s.extra === undefined ? null : OPENSSL_IN_TEXT.exec(s.extra)
+  if (m && !out.some((i) => i.version === m[1])) out.push({product: 'openssl/openssl', version: m[1]})
+  return out
 }
 
 export interface Identity {
@@ -118,24 +162,53 @@ export function serviceVerdict(rule: Pick<CompiledRule, 'doc'>, ids: readonly Id
   return best
 }
 
-/** Rules recommended for one service, sorted by rule id. */
+/**
+ * Rules recommended for one service, sorted by rule id. A TLS-first service gets the TLS rules
+ * only (the rules of what it carries cannot see through the encryption: `encryptedRules` lists
+ * the ones its product would need); a service that can switch to TLS (STARTTLS) gets them beside
+ * its own protocol's. TLS rules are judged against the TLS library when the fingerprint names one
+ * (tlsLibraryIds), else recommended `by protocol`: a web or mail server's banner rarely says
+ * which library answers the handshake.
+ */
 export function recommend(s: InventoryService, rules: readonly CompiledRule[]): Recommendation[] {
   const protocol = serviceProtocol(s)
+  const tlsFirst = protocol === 'tls'
+  const carriesTls = tlsFirst || (protocol !== undefined && STARTTLS_PROTOCOLS.has(protocol))
   const {ids, fromCandidates} = serviceIdentities(s)
+  const tlsIds = carriesTls ? tlsLibraryIds(s) : []
   const out: Recommendation[] = []
   for (const r of rules) {
     if (r.status === 'deprecated') continue
+    const tlsRule = carriesTls && r.protocol === 'tls'
+    if (tlsFirst && !tlsRule) continue
+    const own = tlsRule ? 'tls' : protocol
     let basis: MatchBasis | undefined
-    if (ids.length === 0) {
-      if (protocol !== undefined && r.protocol === protocol) basis = 'by protocol'
-    } else {
-      const v = serviceVerdict(r, ids)
-      if (v === 'in') basis = fromCandidates ? 'candidates' : 'version'
-      else if (v === 'unknown') basis = fromCandidates ? 'candidates' : 'version unknown'
-      else if (v === 'generic' && protocol !== undefined && r.protocol === protocol) basis = 'generic'
-    }
+    const v = ids.length === 0 && tlsIds.length === 0 ? undefined : serviceVerdict(r, tlsRule ? [...ids, ...tlsIds] : ids)
+    if (v === undefined || (tlsRule && v === 'other' && tlsIds.length === 0)) {
+      // nothing says which product (or which TLS library) answers: every rule of the protocol
+      if (own !== undefined && r.protocol === own) basis = 'by protocol'
+    } else if (v === 'in') basis = fromCandidates ? 'candidates' : 'version'
+    else if (v === 'unknown') basis = fromCandidates ? 'candidates' : 'version unknown'
+    else if (v === 'generic' && own !== undefined && r.protocol === own) basis = 'generic'
     if (basis) out.push({rule_id: r.id, basis, cves: r.cves, severity: r.severity, title: r.title})
   }
   out.sort((a, b) => (a.rule_id < b.rule_id ? -1 : a.rule_id > b.rule_id ? 1 : 0))
   return out
+}
+
+/**
+ * Rules a TLS-first service's product is exposed to (by version, or version unknown) that no
+ * gateway can enforce: they judge the protocol inside the encryption. Empty for other services.
+ */
+export function encryptedRules(s: InventoryService, rules: readonly CompiledRule[]): string[] {
+  if (serviceProtocol(s) !== 'tls') return []
+  const {ids} = serviceIdentities(s)
+  if (ids.length === 0) return []
+  const out: string[] = []
+  for (const r of rules) {
+    if (r.status === 'deprecated' || r.protocol === 'tls') continue
+    const v = serviceVerdict(r, ids)
+    if (v === 'in' || v === 'unknown') out.push(r.id)
+  }
+  return out.sort()
 }
