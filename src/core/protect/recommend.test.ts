@@ -117,6 +117,9 @@ describe('recommend: TLS', () => {
     expect(recommend(https, rules).map((r) => [r.rule_id, r.basis])).toEqual(TLS_BY_PROTOCOL)
     // by its name alone (passive learning, a hand-added service)
     expect(recIds(svc({port: 993, service: 'imaps'}))).toEqual(TLS_RULES)
+    // passive learning names a port answering a ClientHello `ssl`; a DTLS service is added by hand
+    expect(recIds(svc({port: 4443, service: 'ssl'}))).toEqual(TLS_RULES)
+    expect(recIds(svc({port: 4433, proto: 'udp', service: 'dtls'}))).toEqual(TLS_RULES)
     // and the product's own rules are listed as what no gateway can enforce
     expect(encryptedRules(https, rules)).toContain('PP-2021-41773')
     expect(encryptedRules(svc({service: 'http', product: 'apache/http_server', version: '2.4.49'}), rules)).toEqual([])
