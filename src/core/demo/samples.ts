@@ -85,7 +85,9 @@ export interface ProtectedTarget {
 
 /**
  * The malicious samples of the rules assigned to each protected TCP service. A service without
- * a rule list gets nothing (the demo sends only what the policy explicitly protects).
+ * a rule list gets nothing (the demo sends only what the policy explicitly protects). Rules that
+ * judge the server's bytes (`direction: toclient`, e.g. reverse Heartbleed) are skipped: the
+ * demo plays the client, and the lab's real servers never send those exploits.
  */
 export function loadExploitSamples(rulesDir: string, targets: readonly ProtectedTarget[], limits: DemoSampleLimits = DEMO_SAMPLE_LIMITS): LoadedSamples {
   const problems: string[] = []
@@ -99,7 +101,7 @@ export function loadExploitSamples(rulesDir: string, targets: readonly Protected
         problems.push(`rule ${id}: no file ${id}.yaml under ${rulesDir}`)
         continue
       }
-      let doc: {protocol?: unknown; samples?: {malicious?: unknown}}
+      let doc: {protocol?: unknown; direction?: unknown; samples?: {malicious?: unknown}}
       try {
         if (statSync(file).size > limits.maxRuleFileBytes) {
           problems.push(`${file}: larger than ${limits.maxRuleFileBytes} bytes, skipped`)
@@ -111,7 +113,7 @@ export function loadExploitSamples(rulesDir: string, targets: readonly Protected
         continue
       }
       const mal = doc?.samples?.malicious
-      if (!Array.isArray(mal)) continue
+      if (!Array.isArray(mal) || doc.direction === 'toclient') continue
       for (const s of mal as SampleDoc[]) {
         if (samples.length >= limits.maxSamples) {
           problems.push(`more than ${limits.maxSamples} exploit samples: the rest were not sent`)
