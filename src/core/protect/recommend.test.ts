@@ -135,6 +135,10 @@ describe('recommend: TLS', () => {
     const exim = recommend(svc({port: 25, service: 'smtp', product: 'exim/exim', version: '4.91'}), rules)
     expect(exim.find((r) => r.rule_id === 'PP-2019-10149')?.basis).toBe('version')
     expect(exim.filter((r) => rule(r.rule_id).protocol === 'tls').map((r) => [r.rule_id, r.basis])).toEqual(TLS_BY_PROTOCOL)
+    // no product, but the library named: the SMTP rules by protocol, Heartbleed by version
+    const anon = recommend(svc({port: 25, service: 'smtp', extra: 'OpenSSL/1.0.1f'}), rules)
+    expect(anon.find((r) => r.rule_id === 'PP-2019-10149')?.basis).toBe('by protocol')
+    expect(anon.find((r) => r.rule_id === 'PP-2014-0160')?.basis).toBe('version')
     // HTTP, MySQL...: no STARTTLS the analyzers follow, no TLS rules
     expect(recIds(svc({service: 'http', product: 'nginx/nginx', version: '1.22.1'})).filter((id) => TLS_RULES.includes(id))).toEqual([])
   })

@@ -87,7 +87,7 @@ const TLS_FIRST_SERVICES: ReadonlySet<string> = new Set([
 const STARTTLS_PROTOCOLS: ReadonlySet<string> = new Set(['smtp', 'imap', 'pop3', 'ftp'])
 
 /** Does the service speak TLS first (the scan found TLS, `tunnel: ssl`, or its name says so)? */
-export function speaksTlsFirst(s: Pick<InventoryService, 'service' | 'tunnel'>): boolean {
+function speaksTlsFirst(s: Pick<InventoryService, 'service' | 'tunnel'>): boolean {
   return s.tunnel === 'ssl' || (s.service !== undefined && TLS_FIRST_SERVICES.has(s.service.toLowerCase()))
 }
 
@@ -112,7 +112,7 @@ const OPENSSL_CPE = /^cpe:\/a:openssl:openssl:([^:]+)/i
  * probes inside TLS, so a web server's Server header is read: `Apache/2.4.7 (Ubuntu)
  * OpenSSL/1.0.1f`). Empty when nothing names it.
  */
-export function tlsLibraryIds(s: Pick<InventoryService, 'extra' | 'cpe' | 'product' | 'version'>): Identity[] {
+export function tlsLibraryIds(s: Pick<InventoryService, 'extra' | 'cpe'>): Identity[] {
   const out: Identity[] = []
   for (const c of s.cpe ?? []) {
     const m = OPENSSL_CPE.exec(c)
@@ -183,7 +183,8 @@ export function recommend(s: InventoryService, rules: readonly CompiledRule[]): 
     if (tlsFirst && !tlsRule) continue
     const own = tlsRule ? 'tls' : protocol
     let basis: MatchBasis | undefined
-    const v = ids.length === 0 && tlsIds.length === 0 ? undefined : serviceVerdict(r, tlsRule ? [...ids, ...tlsIds] : ids)
+    const idsFor = tlsRule ? [...ids, ...tlsIds] : ids
+    const v = idsFor.length === 0 ? undefined : serviceVerdict(r, idsFor)
     if (v === undefined || (tlsRule && v === 'other' && tlsIds.length === 0)) {
       // nothing says which product (or which TLS library) answers: every rule of the protocol
       if (own !== undefined && r.protocol === own) basis = 'by protocol'
