@@ -6,7 +6,7 @@ import {fuzzRuns, loadHexFixture, splitInvariance} from '../line/testing.js'
 import type {AnalyzerContext, Pdu} from '../types.js'
 import {MYSQL_FIELDS, MysqlAnalyzer, detectMysql, makeMysqlAnalyzer, mysqlAnalyzer, parseLogin} from './index.js'
 import {RecordFramer} from './records.js'
-import {binarySpanMismatches, fuzzScripts, one} from './testing.js'
+import {binarySpanMismatches, feedMaxCapacity, fuzzScripts, one} from './testing.js'
 
 const fixture = loadHexFixture(new URL('./fixtures/benign_mysql_session.s0.hex', import.meta.url))
 /** MariaDB 10.11 and its client with --compress (see the file's header) */
@@ -418,14 +418,7 @@ describe('mysql: fuzz', () => {
         fc.property(fuzzScripts(fx), fc.oneof(fc.constant(0), fc.constant(0), fc.integer({min: 1, max: 64})), (script, chunk) => {
           const pdus: Pdu[] = []
           const a = new MysqlAnalyzer({emit: (p) => pdus.push(p), anomaly: () => {}}, {maxPacketBytes: cap, maxCompressedBytes: cap})
-          let maxCap = 0
-          for (const s of script) {
-            const step = chunk === 0 ? s.data.length || 1 : chunk
-            for (let i = 0; i < s.data.length; i += step) {
-              a.data(s.dir, s.data.subarray(i, i + step))
-              maxCap = Math.max(maxCap, a.stats().capacity)
-            }
-          }
+          const maxCap = feedMaxCapacity(a, script, chunk)
           // a packet framer per direction, and a compressed-packet framer per direction once compressed
           expect(maxCap).toBeLessThanOrEqual(4 * cap)
           a.end('toserver')

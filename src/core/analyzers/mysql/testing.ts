@@ -88,3 +88,19 @@ export function fuzzScripts(fixture: readonly ScriptStep[]): fc.Arbitrary<Script
     })
   return fc.oneof(random, mutated)
 }
+
+/**
+ * Feeds `script` to `a` in `chunk`-byte pieces (0: each step whole) and returns the largest buffer
+ * capacity its `stats()` reported after any piece (the fuzz tests' bound on held memory).
+ */
+export function feedMaxCapacity(a: {data(dir: Direction, chunk: Uint8Array): void; stats(): {capacity: number}}, script: readonly ScriptStep[], chunk: number): number {
+  let maxCap = 0
+  for (const s of script) {
+    const step = chunk === 0 ? s.data.length || 1 : chunk
+    for (let i = 0; i < s.data.length; i += step) {
+      a.data(s.dir, s.data.subarray(i, i + step))
+      maxCap = Math.max(maxCap, a.stats().capacity)
+    }
+  }
+  return maxCap
+}

@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {runAnalyzer, type ScriptStep} from '../harness.js'
 import {fuzzRuns, loadHexFixture, splitInvariance} from '../line/testing.js'
-import {binarySpanMismatches, fuzzScripts, many, one} from '../mysql/testing.js'
+import {binarySpanMismatches, feedMaxCapacity, fuzzScripts, many, one} from '../mysql/testing.js'
 import type {Pdu} from '../types.js'
 import {TNS_FIELDS, TnsAnalyzer, detectTns, makeTnsAnalyzer, parseDescriptor, tnsAnalyzer} from './index.js'
 
@@ -179,14 +179,7 @@ describe('tns: fuzz', () => {
       fc.property(fuzzScripts(fixture), fc.oneof(fc.constant(0), fc.constant(0), fc.integer({min: 1, max: 64})), (script, chunk) => {
         const pdus: Pdu[] = []
         const a = new TnsAnalyzer({emit: (p) => pdus.push(p), anomaly: () => {}}, {maxPacketBytes: cap, maxDescriptorValues: 16, maxDescriptorDepth: 8})
-        let maxCap = 0
-        for (const s of script) {
-          const step = chunk === 0 ? s.data.length || 1 : chunk
-          for (let i = 0; i < s.data.length; i += step) {
-            a.data(s.dir, s.data.subarray(i, i + step))
-            maxCap = Math.max(maxCap, a.stats().capacity)
-          }
-        }
+        const maxCap = feedMaxCapacity(a, script, chunk)
         a.end('toserver')
         a.end('toclient')
         expect(maxCap).toBeLessThanOrEqual(2 * cap)
