@@ -46,7 +46,8 @@ describe('exploit samples from the rule pack', () => {
   it('loads the client half of the malicious samples of the assigned rules only', () => {
     const {samples, problems} = loadExploitSamples(rules, [
       // PP-HEARTBLEED-CLIENT judges the server's bytes: the demo client cannot play it
-      {ip: '198.51.100.10', port: 21, proto: 'tcp', rules: ['PP-FTP-BOUNCE', 'PP-NO-SUCH-RULE', 'PP-HEARTBLEED-CLIENT']},
+      // PP-2014-0160's samples speak TLS from the first byte: not to an FTP server (AUTH TLS first)
+      {ip: '198.51.100.10', port: 21, proto: 'tcp', protocol: 'ftp', rules: ['PP-FTP-BOUNCE', 'PP-NO-SUCH-RULE', 'PP-HEARTBLEED-CLIENT', 'PP-2014-0160']},
       {ip: '198.51.100.10', port: 80, proto: 'tcp', rules: ['PP-SHELLSHOCK'], shadow: true},
     ])
     expect(problems).toEqual([expect.stringContaining('PP-NO-SUCH-RULE')])

@@ -81,13 +81,17 @@ export interface ProtectedTarget {
   proto: string
   rules?: string[]
   shadow?: boolean
+  /** the protocol the policy names for the service (smtp, ftp, ...) */
+  protocol?: string
 }
 
 /**
  * The malicious samples of the rules assigned to each protected TCP service. A service without
  * a rule list gets nothing (the demo sends only what the policy explicitly protects). Rules that
  * judge the server's bytes (`direction: toclient`, e.g. reverse Heartbleed) are skipped: the
- * demo plays the client, and the lab's real servers never send those exploits.
+ * demo plays the client, and the lab's real servers never send those exploits. So are samples of
+ * another protocol than the service's (the TLS rules on a mail server: their samples speak TLS
+ * from the first byte, the server only after STARTTLS).
  */
 export function loadExploitSamples(rulesDir: string, targets: readonly ProtectedTarget[], limits: DemoSampleLimits = DEMO_SAMPLE_LIMITS): LoadedSamples {
   const problems: string[] = []
@@ -114,6 +118,7 @@ export function loadExploitSamples(rulesDir: string, targets: readonly Protected
       }
       const mal = doc?.samples?.malicious
       if (!Array.isArray(mal) || doc.direction === 'toclient') continue
+      if (t.protocol !== undefined && doc.protocol !== t.protocol) continue
       for (const s of mal as SampleDoc[]) {
         if (samples.length >= limits.maxSamples) {
           problems.push(`more than ${limits.maxSamples} exploit samples: the rest were not sent`)
