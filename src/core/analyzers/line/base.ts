@@ -15,8 +15,6 @@ export abstract class LineAnalyzerBase implements Analyzer {
   readonly protocol: string
   protected readonly cs: LineSplitter
   protected readonly sc: LineSplitter
-  /** parsing stopped for good (TLS negotiated) */
-  protected tls = false
   /** the TLS layer after STARTTLS */
   private inner: TlsAnalyzer | undefined
 
@@ -80,10 +78,14 @@ export abstract class LineAnalyzerBase implements Analyzer {
     return held
   }
 
+  /** parsing stopped for good (TLS negotiated) */
+  protected get tls(): boolean {
+    return this.inner !== undefined
+  }
+
   /** STARTTLS / AUTH TLS accepted: a TLS analyzer takes both directions over, the lines stop */
   protected startTls(): void {
-    if (this.tls) return
-    this.tls = true
+    if (this.inner) return
     const inner = new TlsAnalyzer(this.ctx)
     this.inner = inner
     for (const [dir, sp] of [['toserver', this.cs], ['toclient', this.sc]] as const) {
