@@ -282,12 +282,14 @@ export class Engine {
   /** the packet being processed: anomalies without a flow still name its addresses */
   private current: DecodedPacket | null = null
   private readonly protectionReport: ProtectionReport = (a, flow) => this.reportAnomaly(a, flow)
-  /** the judge's field needs, handed to each analyzer (AnalyzerContext.reads) */
-  private readonly fieldReads: ((field: string, dir?: Direction) => boolean) | undefined
+  /**
+   * the judge's field needs, handed to each analyzer (AnalyzerContext.reads); analyzers remember
+   * their answers per function, so a new function (rereadFieldNeeds) means new answers
+   */
+  private fieldReads: ((field: string, dir?: Direction) => boolean) | undefined
 
   constructor(private readonly opts: EngineOptions) {
-    const judge = opts.judge
-    this.fieldReads = judge?.reads === undefined ? undefined : (field, dir) => judge.reads!(field, dir)
+    this.rereadFieldNeeds()
     this.defrag = new Defragmenter({
       defaultPolicy: opts.defragPolicy ?? 'first',
       policyFor: (dst) => opts.hostPolicy?.(dst)?.defrag,
@@ -303,6 +305,15 @@ export class Engine {
         this.analyzersByPort.set(k, list)
       }
     }
+  }
+
+  /**
+   * The judge's rules changed (a reload): analyzers of flows that start from now on ask it again
+   * which fields to build. Flows already running keep their analyzers and their answers.
+   */
+  rereadFieldNeeds(): void {
+    const judge = this.opts.judge
+    this.fieldReads = judge?.reads === undefined ? undefined : (field, dir) => judge.reads!(field, dir)
   }
 
   /**

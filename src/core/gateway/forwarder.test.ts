@@ -7,6 +7,8 @@ import {LINKTYPE} from '../packet/linktype.js'
 import {engineDetection, type Detection} from '../engine/detection.js'
 import type {EveEvent} from '../events/eve.js'
 import {GatewaySession} from './session.js'
+import {RuleSet} from '../rules/engine.js'
+import {ruleFromYaml} from '../rules/testing.js'
 import {addRange, applyEdits, rangesCover, rangesOverlap, FRAME_BUFFER_BYTES, FRAME_BUFFERS_SPARE, GATEWAY_LIMITS, type GatewayLimits, type GatewayPort} from './forwarder.js'
 import type {Policy} from './policy.js'
 import {frameView} from './live.js'
@@ -558,6 +560,14 @@ describe('Forwarder bypass (server->client direction handed to the kernel)', () 
     expect(e.s.forwarder.stats.bypassedFlows).toBe(0)
   })
 
+  it('sees an Upgrade even when no rule reads header names (the analyzers build only what the rules read)', () => {
+    const plain = detection.rules.find((r) => r.protocol === 'http' && !new RuleSet([r]).reads('http.header_name.'))!
+    const a = bypassSession({rules: [plain]})
+    expect(a.s.judge.reads('http.header_name.', 'toserver')).toBe(false)
+    run(a.s, frames('GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'))
+    expect(a.s.forwarder.stats.bypassedFlows).toBe(0)
+  })
+
   it('an exploit on a bypassed keep-alive flow is still dropped: resets at the sequence numbers the ends expect, element deleted', async () => {
     const {s, ports, lines} = bypassSession()
     // request 1 and its response (bypassed), without the closing FINs
@@ -986,5 +996,38 @@ describe('forwarded ranges (addRange, rangesCover, rangesOverlap)', () => {
         if (map[x] === 1) expect(rangesCover(capped, x, x + 1)).toBe(true)
       }
     }), {numRuns: Math.max(FUZZ_RUNS, 100)})
+  })
+})
+
+describe('GatewaySession field needs', () => {
+  const probe = ruleFromYaml('detect:\n  s: {field: http.header_name.x-probe, exists: true}\ncondition: s\naction: drop', {id: 'PPD-TEST-HEADER-NAME', direction: 'toserver', units: ['request']})
+  const request = (port: number) => tcpConversation({client: CLIENT, server: SERVER, clientPort: port, serverPort: 80,
+    toServer: enc('GET / HTTP/1.1\r\nHost: x\r\nX-Probe: 1\r\n\r\n'), toClient: enc(RESPONSE), maxSegment: 1460, seed: 1})
+  const alerts = (events: EveEvent[]) => events.filter((e) => e.event_type === 'alert').map((e) => (e as {alert: {signature: string}}).alert.signature.split(' ')[0])
+
+  it('builds the fields some service\'s rule reads; after a reload, new flows build what the new rules read', () => {
+    const plain = detection.rules.filter((r) => r.protocol === 'http' && !new RuleSet([r]).reads('http.header_name.'))
+    const ports = [new FakePort(), new FakePort()] as const
+    const events: EveEvent[] = []
+    const policy: Policy = {services: [{ip: SERVER, port: 80, proto: 'tcp', action: 'drop'}]}
+    const s = new GatewaySession({detection: {...detection, rules: plain}, policy, ports, onEvent: (e) => events.push(e)})
+    expect(s.judge.reads('http.header_name.')).toBe(false)
+    run(s, request(40100))
+    expect(alerts(events)).toEqual([])
+    // the probe rule reads a header-name field: flows from now on build that family
+    s.reload([...plain, probe], policy)
+    expect(s.judge.reads('http.header_name.', 'toserver')).toBe(true)
+    expect(s.judge.reads('http.header_name.', 'toclient')).toBe(false)
+    run(s, request(40101))
+    expect(alerts(events)).toEqual(['PPD-TEST-HEADER-NAME'])
+  })
+
+  it('a rule enabled on one service only still has its fields built', () => {
+    const plain = detection.rules.filter((r) => r.protocol === 'http' && !new RuleSet([r]).reads('http.header_name.'))
+    const events: EveEvent[] = []
+    const policy: Policy = {services: [{ip: SERVER, port: 80, proto: 'tcp', action: 'drop', rules: [probe.id]}]}
+    const s = new GatewaySession({detection: {...detection, rules: [...plain, probe]}, policy, ports: [new FakePort(), new FakePort()], onEvent: (e) => events.push(e)})
+    run(s, request(40102))
+    expect(alerts(events)).toEqual(['PPD-TEST-HEADER-NAME'])
   })
 })

@@ -166,6 +166,7 @@ class ProxyConn {
     const info: FlowInfo = {clientIp: this.flow.clientIp, clientPort: this.flow.clientPort, serverIp: this.flow.serverIp, serverPort: this.flow.serverPort, transport: 'tcp'}
     this.analyzer = chosen.create({
       flow: info,
+      reads: px.fieldReads,
       emit: (pdu: Pdu) => px.judge.judge(pdu, this.flow, (ev) => px.emit(ev)),
       anomaly: (a: AnomalyReport) => px.emit(anomalyEvent(a, px.view.flowCommon(this.flow, px.view.now))),
     })
@@ -273,7 +274,9 @@ export class ProxyServer {
   readonly stats: ProxyStats = {connections: 0, active: 0, bytesToServer: 0, bytesToClient: 0, blocked: 0, fixed: 0, replied: 0, holdOverflows: 0}
   readonly analyzers: readonly AnalyzerFactory[]
   readonly view: ProxyEngineView
-  judge: RuleJudge
+  judge!: RuleJudge
+  /** the judge's field needs: one function per judge (analyzers remember their answers per function) */
+  fieldReads!: (field: string, dir?: Direction) => boolean
   readonly holdBytes: number
   readonly failClosed: boolean
   shadow = false
@@ -286,20 +289,23 @@ export class ProxyServer {
     this.view = new ProxyEngineView(opts.extra)
     this.holdBytes = opts.holdBytes ?? PROXY_HOLD_BYTES
     this.failClosed = opts.failClosed === true
-    this.judge = this.makeJudge(opts.rules, opts.action)
+    this.setRules(opts.rules, opts.action)
   }
 
-  private makeJudge(rules: readonly CompiledRule[], action?: Action): RuleJudge {
+  private setRules(rules: readonly CompiledRule[], action?: Action): void {
     const set = new RuleSet(rules, {actionFor: action ? (r) => effectiveAction(r, undefined, action) : undefined})
-    return new RuleJudge(() => this.view as unknown as Engine, set, {
+    const judge = new RuleJudge(() => this.view as unknown as Engine, set, {
       onMatch: (m, _pdu, flow) => {
         for (const c of this.conns) if (c.flow === flow) c.onMatch(m)
       },
     })
+    this.judge = judge
+    this.fieldReads = (field, dir) => judge.reads(field, dir)
   }
 
+  /** new rules for connections that start from now on (running ones keep their analyzers' field needs) */
   reload(rules: readonly CompiledRule[], action?: Action): void {
-    this.judge = this.makeJudge(rules, action)
+    this.setRules(rules, action)
   }
 
   emit(ev: EveEvent): void {

@@ -3,7 +3,7 @@
  * action override, shadow or not); flows that match no service (dynamic ports) use the default.
  * The engine sees one PduJudge; the gateway sees every enforceable match through `onMatch`.
  */
-import type {Pdu} from '../analyzers/types.js'
+import type {Direction, Pdu} from '../analyzers/types.js'
 import type {Engine, EngineFlow, PduJudge} from '../engine/engine.js'
 import type {EveEvent} from '../events/eve.js'
 import {RuleJudge} from '../engine/judge.js'
@@ -66,6 +66,16 @@ export class ServiceJudge implements PduJudge {
     })
     this.byService = byService
     this.services = services
+  }
+
+  /**
+   * Does a rule of any service, or of the default set, read this field? One engine serves every
+   * service, so its analyzers build what any of them reads (the default set holds every rule).
+   */
+  reads(field: string, dir?: Direction): boolean {
+    if (this.fallback.reads(field, dir)) return true
+    for (const j of this.byService.values()) if (j.reads(field, dir)) return true
+    return false
   }
 
   serviceOf(flow: EngineFlow): ServicePolicy | undefined {

@@ -101,6 +101,7 @@ export class GatewaySession {
         if (pdu.protocol === 'http' && pdu.dir === 'toserver' && leavesHttp(pdu)) keep.add(flow)
         judge.judge(pdu, flow, emit)
       },
+      reads: (field, dir) => judge.reads(field, dir),
     }
     engine = new Engine({
       ...opts.engine,
@@ -124,6 +125,7 @@ export class GatewaySession {
   /** SIGHUP: new rules and policy, established flows kept */
   reload(rules: readonly CompiledRule[], policy: Policy): void {
     this.judge.reload(rules, policy)
+    this.engine.rereadFieldNeeds()
     this.responseProtocols = responseProtocols(rules, policy)
   }
 
@@ -187,5 +189,6 @@ function leavesHttp(pdu: Pdu): boolean {
   const m = pdu.fields.get('http.method')
   const method = Array.isArray(m) ? m[0]?.v : m?.v
   if (typeof method === 'string' && method.toUpperCase() === 'CONNECT') return true
-  return pdu.fields.has('http.header_name.upgrade')
+  // request header values are always built (header_name.* only when a rule reads it)
+  return pdu.fields.has('http.header.upgrade')
 }
