@@ -4,7 +4,7 @@
  * real analyzers.
  */
 import type {AnomalyReport} from '../events/anomaly.js'
-import type {AnalyzerFactory, Direction, FlowInfo, Pdu} from './types.js'
+import type {AnalyzerFactory, Direction, EngineScope, FlowInfo, Pdu} from './types.js'
 
 export interface ScriptStep {
   dir: Direction
@@ -26,6 +26,8 @@ export interface HarnessOptions {
   flow?: FlowInfo
   /** the rules' field needs (AnalyzerContext.reads; default: every field is read) */
   reads?: (field: string, dir?: Direction) => boolean
+  /** what the analyzers of one engine share (AnalyzerContext.engine; default: none) */
+  engine?: EngineScope
 }
 
 export function runAnalyzer(factory: AnalyzerFactory, script: readonly ScriptStep[], opts: HarnessOptions = {}): HarnessResult {
@@ -42,6 +44,7 @@ export function runAnalyzer(factory: AnalyzerFactory, script: readonly ScriptSte
     anomaly: (a) => result.anomalies.push(a),
     dynamicService: (d) => result.dynamic.push(d),
     reads: opts.reads,
+    engine: opts.engine,
   })
   const size = opts.chunkSize ?? 0
   for (const step of script) {

@@ -59,6 +59,14 @@ export interface FlowInfo {
   transport: 'tcp' | 'udp'
 }
 
+/** What the analyzers of one engine share across its flows (src/core/analyzers/scope.ts). */
+export interface EngineScope {
+  /** the engine's clock: the latest packet time, in microseconds */
+  nowUs(): number
+  /** the engine's one object under `key`, made by `make` on first use */
+  shared<T>(key: string, make: () => T): T
+}
+
 export interface AnalyzerContext {
   /** who talks to whom: analyzers compare protocol contents with it (FTP PORT to a third host) */
   flow?: FlowInfo
@@ -80,6 +88,8 @@ export interface AnalyzerContext {
    * inspecting it. `program` names the RPC program or interface UUID.
    */
   dynamicService?(info: {ip: string; port: number; proto: 'tcp' | 'udp'; protocol: string; program?: string}): void
+  /** state shared by the flows of the engine (absent: each flow is bounded alone) */
+  engine?: EngineScope
 }
 
 /**

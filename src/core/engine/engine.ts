@@ -12,6 +12,7 @@ import {FLOW_LIMITS, FlowTable, flowKey, type EvictReason, type FlowBase, type L
 import type {Analyzer, AnalyzerFactory, Direction, FlowInfo, Pdu} from '../analyzers/types.js'
 import {anomalyEvent, eveProto, flowIdFor, formatEveTimestamp, type EveCommon, type EveEvent} from '../events/eve.js'
 import {anomalyPdu} from '../protections/anomaly-fields.js'
+import {SharedScope} from '../analyzers/scope.js'
 
 export const ENGINE_LIMITS = {
   /** bytes of each direction kept for protocol detection before giving up */
@@ -287,6 +288,8 @@ export class Engine {
    * their answers per function, so a new function (rereadFieldNeeds) means new answers
    */
   private fieldReads: ((field: string, dir?: Direction) => boolean) | undefined
+  /** what the analyzers of this engine share across flows (budgets of the whole engine) */
+  private readonly analyzerScope = new SharedScope(() => this.nowUs)
 
   constructor(private readonly opts: EngineOptions) {
     this.rereadFieldNeeds()
@@ -564,6 +567,7 @@ export class Engine {
     flow.analyzer = chosen.create({
       flow: info,
       reads: this.fieldReads,
+      engine: this.analyzerScope,
       emit: (pdu) => {
         protections?.onPdu(pdu, flow, this.protectionReport)
         judge?.judge(pdu, flow, (ev) => this.emitAlert(ev, flow))

@@ -16,6 +16,7 @@ import {RuleJudge} from '../engine/judge.js'
 import type {CompiledRule} from '../rules/compile.js'
 import type {Action, Match} from '../rules/types.js'
 import {effectiveAction} from './service-judge.js'
+import {SharedScope} from '../analyzers/scope.js'
 
 /** bytes held per direction while a unit is pending; beyond it the unit passes unjudged (or the connection closes, fail-closed) */
 export const PROXY_HOLD_BYTES = 1024 * 1024
@@ -167,6 +168,7 @@ class ProxyConn {
     this.analyzer = chosen.create({
       flow: info,
       reads: px.fieldReads,
+      engine: px.scope,
       emit: (pdu: Pdu) => px.judge.judge(pdu, this.flow, (ev) => px.emit(ev)),
       anomaly: (a: AnomalyReport) => px.emit(anomalyEvent(a, px.view.flowCommon(this.flow, px.view.now))),
     })
@@ -274,6 +276,8 @@ export class ProxyServer {
   readonly stats: ProxyStats = {connections: 0, active: 0, bytesToServer: 0, bytesToClient: 0, blocked: 0, fixed: 0, replied: 0, holdOverflows: 0}
   readonly analyzers: readonly AnalyzerFactory[]
   readonly view: ProxyEngineView
+  /** what the analyzers of every connection share (engine-wide budgets), on the wall clock */
+  readonly scope: SharedScope
   judge!: RuleJudge
   /** the judge's field needs: one function per judge (analyzers remember their answers per function) */
   fieldReads!: (field: string, dir?: Direction) => boolean
@@ -287,6 +291,7 @@ export class ProxyServer {
   constructor(private readonly opts: ProxyOptions) {
     this.analyzers = opts.analyzers
     this.view = new ProxyEngineView(opts.extra)
+    this.scope = new SharedScope(() => this.view.now)
     this.holdBytes = opts.holdBytes ?? PROXY_HOLD_BYTES
     this.failClosed = opts.failClosed === true
     this.setRules(opts.rules, opts.action)

@@ -17,13 +17,14 @@
  * spans only when the packet lies whole in one compressed packet sent uncompressed; values that
  * came out of zlib or straddle compressed packets have no span (a fix cannot rewrite them in
  * place). A payload that fails to inflate, or inflates to another length than declared, or
- * declares more than maxInflateBytes, or would take its direction over the inflate budget
- * (MYSQL_LIMITS), is an anomaly and the analyzer stops on the flow: such a flow can no longer be
+ * declares more than maxInflateBytes, or would take its direction or the whole engine over its
+ * inflate budget (MYSQL_LIMITS), is an anomaly and the analyzer stops on the flow: such a flow can no longer be
  * inspected, and PP-EVASION-MYSQL-UNINSPECTABLE drops it.
  */
 import {constants as zlibConstants, inflateSync} from 'node:zlib'
 import type {AnomalySink} from '../../events/anomaly.js'
-import type {Analyzer, AnalyzerContext, Direction, FieldValue, Fields, Pdu} from '../types.js'
+import type {Analyzer, AnalyzerContext, Direction, EngineScope, FieldValue, Fields, Pdu} from '../types.js'
+import {ByteBudget} from '../scope.js'
 import {latin1} from '../line/text.js'
 import {RecordFramer, u24le} from './records.js'
 import {
@@ -56,6 +57,15 @@ export const MYSQL_LIMITS = {
    */
   inflateAllowanceBytes: 64 * 1024 * 1024,
   inflateRatio: 100,
+  /**
+   * inflate budget of the whole engine (every flow's inflated bytes together, AnalyzerContext.engine):
+   * refilled at engineInflateBytesPerSecond of packet time, at most engineInflateBurstBytes saved.
+   * The per-flow allowance alone lets each new flow inflate 64 MB from a few kilobytes of bombs.
+   * A packet that finds the engine's budget spent is an anomaly (mysql.inflate_budget, scope
+   * engine) and the analyzer stops on its flow, as over its own budget.
+   */
+  engineInflateBytesPerSecond: 256 * 1024 * 1024,
+  engineInflateBurstBytes: 512 * 1024 * 1024,
 }
 
 export type MysqlLimits = typeof MYSQL_LIMITS
@@ -96,6 +106,7 @@ export class MysqlAnalyzer implements Analyzer {
   private readonly limits: MysqlLimits
   private readonly emitPdu: (pdu: Pdu) => void
   private readonly anomalySink: AnomalySink
+  private readonly engine: EngineScope | undefined
   private readonly cs: Side
   private readonly sc: Side
   private phase = PH_GREETING
@@ -116,6 +127,7 @@ export class MysqlAnalyzer implements Analyzer {
     this.limits = limits === MYSQL_LIMITS ? MYSQL_LIMITS : {...MYSQL_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
+    this.engine = ctx.engine
     this.cs = this.side('toserver')
     this.sc = this.side('toclient')
   }
@@ -195,6 +207,12 @@ export class MysqlAnalyzer implements Analyzer {
     return s.wire
   }
 
+  /** the engine's inflate budget, shared by its MySQL flows (one per engine and rate) */
+  private engineBudget(): ByteBudget {
+    const {engineInflateBytesPerSecond: rate, engineInflateBurstBytes: burst} = this.limits
+    return this.engine!.shared(`mysql.inflate:${rate}:${burst}`, () => new ByteBudget(rate, burst))
+  }
+
   private stopAll(): void {
     for (const s of [this.cs, this.sc]) {
       s.packets.stop()
@@ -255,7 +273,12 @@ export class MysqlAnalyzer implements Analyzer {
       s.zOut += ulen
       const budget = this.limits.inflateAllowanceBytes + this.limits.inflateRatio * s.zIn
       if (s.zOut > budget) {
-        this.anomaly('mysql.inflate_budget', {dir: s.dir, offset: start, inflated: s.zOut, compressed: s.zIn, ratio: this.limits.inflateRatio, allowance: this.limits.inflateAllowanceBytes})
+        this.anomaly('mysql.inflate_budget', {dir: s.dir, offset: start, scope: 'flow', inflated: s.zOut, compressed: s.zIn, ratio: this.limits.inflateRatio, allowance: this.limits.inflateAllowanceBytes})
+        this.stopAll()
+        return
+      }
+      if (this.engine !== undefined && !this.engineBudget().take(ulen, this.engine.nowUs())) {
+        this.anomaly('mysql.inflate_budget', {dir: s.dir, offset: start, scope: 'engine', length: ulen, per_second: this.limits.engineInflateBytesPerSecond, burst: this.limits.engineInflateBurstBytes})
         this.stopAll()
         return
       }

@@ -6,6 +6,7 @@ import {fuzzRuns, loadHexFixture, splitInvariance} from '../line/testing.js'
 import type {AnalyzerContext, Pdu} from '../types.js'
 import {MYSQL_FIELDS, MysqlAnalyzer, detectMysql, makeMysqlAnalyzer, mysqlAnalyzer, parseLogin} from './index.js'
 import {RecordFramer} from './records.js'
+import {SharedScope} from '../scope.js'
 import {binarySpanMismatches, feedMaxCapacity, fuzzScripts, one} from './testing.js'
 
 const fixture = loadHexFixture(new URL('./fixtures/benign_mysql_session.s0.hex', import.meta.url))
@@ -350,6 +351,32 @@ describe('mysql: compressed protocol', () => {
     const h = runAll(honest, {inflateAllowanceBytes: 0, inflateRatio: 20})
     expect(h.anomalies).toEqual([])
     expect(h.pdus.filter((p) => p.kind === 'command')).toHaveLength(200)
+  })
+
+  it('engine inflate budget: the flows of one engine together inflate at most its rate; packet time refills it', () => {
+    const limits = {engineInflateBytesPerSecond: 500_000, engineInflateBurstBytes: 500_000}
+    let now = 1_700_000_000_000_000
+    const scope = new SharedScope(() => now)
+    // each flow: two 200 KB statements (a few hundred bytes compressed each, under every per-flow budget)
+    const inner = query('SELECT ' + 'x'.repeat(200_000)).data
+    const script = [...Z_SESSION, ZS(0, inner), ZS(1, inner), ZS(2, query(Q6662).data)]
+    const flow = (engine?: SharedScope) => runAnalyzer(makeMysqlAnalyzer(limits), script, {engine})
+    const commands = (r: ReturnType<typeof flow>) => r.pdus.filter((p) => p.kind === 'command').length
+    const first = flow(scope)
+    expect(first.anomalies).toEqual([])
+    expect(commands(first)).toBe(3)
+    // the second flow finds 100 KB left: its first statement stops it, nothing after is parsed
+    const second = flow(scope)
+    expect(second.anomalies.map((a) => [a.event, a.detail?.['scope']])).toEqual([['mysql.inflate_budget', 'engine']])
+    expect(commands(second)).toBe(0)
+    // a second of packet time later the budget is full again
+    now += 1_000_000
+    const third = flow(scope)
+    expect(third.anomalies).toEqual([])
+    expect(commands(third)).toBe(3)
+    // another engine (or none: replay of one flow) has its own
+    expect(flow(new SharedScope(() => now)).anomalies).toEqual([])
+    expect(flow().anomalies).toEqual([])
   })
 
   it('a compressed packet over maxCompressedBytes: unwrapped from its first part, then in sync again', () => {
