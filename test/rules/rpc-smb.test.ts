@@ -136,7 +136,7 @@ describe('rpc/smb pack: lint and own samples', () => {
   it('loads every rule of the pack', () => {
     expect([...byId.keys()].sort()).toEqual([
       'PP-2003-0352', 'PP-2003-0533', 'PP-2008-4250', 'PP-2017-0143', 'PP-2017-7494', 'PP-2017-8779', 'PP-2020-0796',
-      'PP-2020-1472', 'PP-2020-1472-PASSWORDSET', 'PP-2022-26809', 'PP-DCERPC-MALFORMED-PDU', 'PP-SMB3-COMPRESSION-NEGOTIATE',
+      'PP-2020-1206', 'PP-2020-1472', 'PP-2020-1472-PASSWORDSET', 'PP-2022-26809', 'PP-DCERPC-MALFORMED-PDU', 'PP-SMB3-COMPRESSION-NEGOTIATE',
     ])
   })
 
@@ -710,19 +710,44 @@ describe('variant audit: SMB', () => {
   })
 
   it('SMBGhost: every compression algorithm, an Offset alone near 2^32, over NetBIOS 139; ordinary transforms pass', () => {
-    const ct = (orig: number, alg: number, off: number): Buffer => {
-      const b = Buffer.alloc(16 + 32)
+    const ct = (orig: number, alg: number, off: number, data = Buffer.alloc(32)): Buffer => {
+      const b = Buffer.alloc(16 + data.length)
       Buffer.from('fc534d42', 'hex').copy(b)
       b.writeUInt32LE(orig >>> 0, 4)
       b.writeUInt16LE(alg, 8)
       b.writeUInt32LE(off >>> 0, 12)
+      data.copy(b, 16)
       return nbss(b)
     }
     for (const alg of [1, 2, 3, 4]) expect(fired(smbAnalyzer, ts(ct(0xffffffff, alg, 0x10)))).toEqual(['PP-2020-0796'])
     expect(fired(smbAnalyzer, ts(ct(0x20, 1, 0xfffffff0)))).toEqual(['PP-2020-0796'])
     const session = Buffer.concat([Buffer.from([0x81, 0, 0, 68]), Buffer.alloc(68, 0x41)])
     expect(fired(smbAnalyzer, ts(session, ct(0x80000000, 2, 0x80000000)))).toEqual(['PP-2020-0796'])
-    expect(fired(smbAnalyzer, ts(ct(0x1000, 1, 0), ct(0x10000, 3, 0x40)))).toEqual([])
+    // ordinary: an LZNT1 chunk stored as is (4096 bytes), an LZ77+Huffman transform (not sized)
+    const stored = Buffer.concat([Buffer.from([0xff, 0x3f]), Buffer.alloc(4096, 0x42)])
+    expect(fired(smbAnalyzer, ts(ct(0x1000, 1, 0, stored), ct(0x10000, 3, 0x40, Buffer.alloc(0x60))))).toEqual([])
+  })
+
+  it('SMBleed: data shorter than declared, in LZNT1 and LZ77, whole or cut in 7-byte segments, after an uncompressed prefix', () => {
+    const ct = (orig: number, alg: number, data: Buffer, prefix = Buffer.alloc(0)): Buffer => {
+      const b = Buffer.alloc(16)
+      Buffer.from('fc534d42', 'hex').copy(b)
+      b.writeUInt32LE(orig >>> 0, 4)
+      b.writeUInt16LE(alg, 8)
+      b.writeUInt32LE(prefix.length, 12)
+      return nbss(Buffer.concat([b, prefix, data]))
+    }
+    // [MS-XCA] 3.2's 'abc' x 100 (300 bytes), and two LZNT1 chunks: 4096 bytes stored, then 'abc' + a 297-byte reference
+    const lz77 = Buffer.from('ffffff1f61626317000fff2601', 'hex')
+    const lznt1 = Buffer.concat([Buffer.from([0xff, 0x3f]), Buffer.alloc(4096, 0x42), Buffer.from('05b0086162632621', 'hex')])
+    const prefix = Buffer.concat([Buffer.from('fe534d42', 'hex'), Buffer.alloc(60)])
+    for (const chunk of [undefined, 7]) {
+      expect(fired(smbAnalyzer, ts(ct(300 + 1, 2, lz77)), chunk)).toEqual(['PP-2020-1206'])
+      expect(fired(smbAnalyzer, ts(ct(4096 + 300 + 0x800, 1, lznt1)), chunk)).toEqual(['PP-2020-1206'])
+      expect(fired(smbAnalyzer, ts(ct(0x10000, 2, lz77, prefix)), chunk)).toEqual(['PP-2020-1206'])
+      // exact sizes pass; so does a size below what the data holds (the server stops there)
+      expect(fired(smbAnalyzer, ts(ct(300, 2, lz77), ct(4096 + 300, 1, lznt1), ct(300, 2, lz77, prefix), ct(10, 1, lznt1)), chunk)).toEqual([])
+    }
   })
 
   it('rpcbomb: v4 GETADDRLIST and v3 TADDR2UADDR netbufs, a TCP record in four fragments; a normal GETADDR passes', () => {

@@ -31,6 +31,7 @@ import {
 } from './parser.js'
 import {SMB_FIELDS, type SmbField} from './fields.js'
 import {fieldWants, type DirWants, type Wants} from '../wants.js'
+import {decompressedLength, XCA_CORRUPT} from './xca.js'
 
 export interface SmbLimits {
   /** bytes of one NetBIOS message held and parsed */
@@ -1028,7 +1029,10 @@ export class SmbAnalyzer implements Analyzer {
     }
   }
 
-  /** MS-SMB2 2.2.42 compression transform header (SMBGhost CVE-2020-0796: size + offset overflow) */
+  /**
+   * MS-SMB2 2.2.42 compression transform header (SMBGhost CVE-2020-0796: size + offset overflow;
+   * SMBleed CVE-2020-1206: data shorter than its declared size once decompressed)
+   */
   private compression(dir: Direction, m: Uint8Array, mOff: number, start: number, end: number, msgLen: number, fw: Wants<SmbField>): void {
     const f: Fields = new Map()
     if (fw['smb.version']) f.set('smb.version', {v: 3})
@@ -1049,6 +1053,15 @@ export class SmbAnalyzer implements Analyzer {
       const past = (flags & 1) === 0 && off > msgLen - 16
       if (fw['smb2.compression.offset_past_end']) f.set('smb2.compression.offset_past_end', {v: past ? 1 : 0})
       if (overflow) this.ctx.anomaly({type: 'applayer', event: 'smb2.compression_overflow', detail: {offset: mOff, original_size: orig, data_offset: off}})
+      // SMBleed (CVE-2020-1206): data that decompresses to fewer bytes than declared. Sized when the
+      // message is held whole, unchained, and its algorithm is LZNT1 or LZ77 (xca.ts)
+      if ((flags & 1) === 0 && !overflow && !past && msgLen <= m.length) {
+        const n = decompressedLength(alg, m.subarray(16 + off, msgLen), orig)
+        if (n >= 0) {
+          if (fw['smb2.compression.decompressed_length']) f.set('smb2.compression.decompressed_length', {v: n})
+          if (n < orig) this.ctx.anomaly({type: 'applayer', event: 'smb2.compression_short', detail: {offset: mOff, original_size: orig, decompressed: n, algorithm: alg}})
+        } else if (n === XCA_CORRUPT) this.ctx.anomaly({type: 'applayer', event: 'smb2.compression_corrupt', detail: {offset: mOff, algorithm: alg}})
+      }
     }
     this.ctx.emit({protocol: 'smb', kind: 'compression_transform', dir, start, end, fields: f})
   }

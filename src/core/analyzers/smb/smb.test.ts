@@ -7,7 +7,7 @@ import {DCERPC_FIELDS} from '../dcerpc/fields.js'
 import type {Direction, FieldValue, Pdu} from '../types.js'
 import {RuleSet, loadRules} from '../../rules/engine.js'
 import {packageRulesDir} from '../../rules/rule-schema.js'
-import {SMB_FIELDS, SmbAnalyzer, detectSmb, smbAnalyzer} from './index.js'
+import {SMB_FIELDS, SmbAnalyzer, detectSmb, makeSmbAnalyzer, smbAnalyzer} from './index.js'
 
 const fx = (name: string) => loadHexFixture(new URL(`./fixtures/${name}.hex`, import.meta.url))
 const one = (p: Pdu, name: string): FieldValue => {
@@ -78,6 +78,43 @@ describe('smb: attacks and malformed input', () => {
     expect(one(p, 'smb2.compression.overflow').v).toBe(1)
     expect(one(p, 'smb2.compression.original_size')).toEqual({v: 0xffffffff, off: 8, len: 4})
     expect(r.anomalies.map((a) => a.event)).toEqual(['smb2.compression_overflow'])
+  })
+
+  it('SMBleed: a transform whose data decompresses to fewer bytes than OriginalCompressedSegmentSize (LZ77, LZNT1)', () => {
+    // [MS-XCA] 3.2: 'abc' x 100 in Plain LZ77; an LZNT1 chunk of 'Hello world'
+    const LZ77_300 = Buffer.from('ffffff1f61626317000fff2601', 'hex')
+    const LZNT1_11 = Buffer.from('0cb0' + '00' + Buffer.from('Hello wo').toString('hex') + '00' + Buffer.from('rld').toString('hex'), 'hex')
+    const transform = (orig: number, alg: number, data: Buffer, opts: {flags?: number; prefix?: Buffer} = {}) => {
+      const t = Buffer.alloc(16)
+      Buffer.from('fc534d42', 'hex').copy(t)
+      t.writeUInt32LE(orig, 4)
+      t.writeUInt16LE(alg, 8)
+      t.writeUInt16LE(opts.flags ?? 0, 10)
+      t.writeUInt32LE(opts.prefix?.length ?? 0, 12)
+      return nb(Buffer.concat([t, opts.prefix ?? Buffer.alloc(0), data]))
+    }
+    const judge = (msg: Buffer, limits = {}) => {
+      const r = runAnalyzer(makeSmbAnalyzer(limits), [{dir: 'toserver', data: msg}])
+      const p = r.pdus.find((x) => x.kind === 'compression_transform')!
+      const n = p.fields.get('smb2.compression.decompressed_length') as FieldValue | undefined
+      return {length: n?.v, anomalies: r.anomalies.map((a) => [a.event, a.detail?.['decompressed']])}
+    }
+    // honest: the declared size is what the data decompresses to
+    expect(judge(transform(300, 2, LZ77_300))).toEqual({length: 300, anomalies: []})
+    expect(judge(transform(11, 1, LZNT1_11))).toEqual({length: 11, anomalies: []})
+    // an uncompressed prefix (Offset) is not part of the declared size
+    expect(judge(transform(300, 2, LZ77_300, {prefix: Buffer.alloc(64, 0xfe)}))).toEqual({length: 300, anomalies: []})
+    // more data than declared: decompression stops at the declared size (no leak)
+    expect(judge(transform(100, 2, LZ77_300))).toEqual({length: 100, anomalies: []})
+    // SMBleed: declared larger than the data
+    expect(judge(transform(300 + 0x1000, 2, LZ77_300))).toEqual({length: 300, anomalies: [['smb2.compression_short', 300]]})
+    expect(judge(transform(0x1000, 1, LZNT1_11))).toEqual({length: 11, anomalies: [['smb2.compression_short', 11]]})
+    // corrupt data: the server rejects it (no leak), reported apart
+    expect(judge(transform(300, 2, Buffer.from('ffffff1f6162632000', 'hex'))).anomalies).toEqual([['smb2.compression_corrupt', undefined]])
+    // not sized: chained, LZ77+Huffman, a message held only in part
+    expect(judge(transform(0x1000, 2, LZ77_300, {flags: 1}))).toEqual({length: undefined, anomalies: []})
+    expect(judge(transform(0x1000, 3, LZ77_300))).toEqual({length: undefined, anomalies: []})
+    expect(judge(transform(0x1000, 2, Buffer.concat([LZ77_300, Buffer.alloc(200)])), {maxMessageBytes: 64}).length).toBeUndefined()
   })
 
   it('MS17-010: NT_TRANSACT primary then TRANS2_SECONDARY with the same MID and displacement past the total', () => {
