@@ -25,13 +25,13 @@ export const MAIL_DOMAIN = 'lab.test'
 /** the password Dovecot (static passdb) and MariaDB (user `lab`) accept */
 export const LAB_PASSWORD = 'lab'
 
-const TOOLS = ['ip', 'nft', 'ethtool', 'tcpdump', 'postfix', 'postconf', 'vsftpd', 'dovecot', 'mariadbd', 'mariadb-install-db', 'mariadb', '/usr/bin/python3']
+const TOOLS = ['ip', 'nft', 'ethtool', 'tcpdump', 'postfix', 'postconf', 'openssl', 'vsftpd', 'dovecot', 'mariadbd', 'mariadb-install-db', 'mariadb', '/usr/bin/python3']
 
 export function protocolsLabSkipReason(): string | null {
   if (process.platform !== 'linux') return 'the protocols lab needs Linux network namespaces'
   if (process.getuid?.() !== 0) return 'the protocols lab needs root (network namespaces, bridge, nftables)'
   for (const c of TOOLS) {
-    if (!hasCommand(c)) return `the protocols lab needs ${c} (apt-get install iproute2 nftables ethtool tcpdump postfix vsftpd dovecot-imapd mariadb-server python3)`
+    if (!hasCommand(c)) return `the protocols lab needs ${c} (apt-get install iproute2 nftables ethtool tcpdump postfix openssl vsftpd dovecot-imapd mariadb-server python3)`
   }
   return null
 }
@@ -107,16 +107,26 @@ async function waitPorts(p: ProtocolsLab, port: number, timeoutMs = 30_000): Pro
 
 /**
  * Postfix on port 25 of every server address, delivering mail for @lab.test into one Maildir
- * (virtual delivery as nobody). Returns the Maildir's `new/` folder and the mail log.
+ * (virtual delivery as nobody). STARTTLS is offered (smtpd_tls_security_level = may) with a
+ * self-signed certificate for mail.lab.test made here; each TLS session is logged and noted in
+ * the Received header, and the log names each client's port (to find one connection's lines).
+ * Returns the Maildir's `new/` folder and the mail log.
  */
 export async function startPostfix(p: ProtocolsLab): Promise<{maildirNew: string; maillog: string}> {
   const d = p.lab.folder('postfix')
   const q = p.lab.folder('postfix/queue')
   const data = p.lab.folder('postfix/data')
   const boxes = p.lab.folder('postfix/mail')
+  const tls = p.lab.folder('postfix/tls')
   execFileSync('chown', ['postfix', data])
   execFileSync('chown', ['nobody:nogroup', boxes])
   const maillog = path.join(d, 'maillog')
+  // smtpd reads the key as root before it drops privileges: root-only is enough
+  const cert = path.join(tls, 'cert.pem')
+  const key = path.join(tls, 'key.pem')
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=mail.lab.test', '-days', '2', '-keyout', key, '-out', cert],
+    {stdio: 'ignore', timeout: 30_000})
+  fs.chmodSync(key, 0o600)
   fs.writeFileSync(path.join(d, 'main.cf'), [
     `queue_directory = ${q}`, `data_directory = ${data}`, 'command_directory = /usr/sbin', 'daemon_directory = /usr/lib/postfix/sbin',
     `inet_interfaces = ${SERVER_IPS.join(', ')}`, 'inet_protocols = ipv4', 'myhostname = mail.lab.test', 'mydestination =',
@@ -125,7 +135,9 @@ export async function startPostfix(p: ProtocolsLab): Promise<{maildirNew: string
     'smtp_dns_support_level = disabled', 'disable_dns_lookups = yes', `mynetworks = 10.77.0.0/24`,
     `virtual_mailbox_domains = ${MAIL_DOMAIN}`, `virtual_mailbox_base = ${boxes}`, 'virtual_mailbox_maps = static:box/',
     'virtual_uid_maps = static:65534', 'virtual_gid_maps = static:65534', 'virtual_minimum_uid = 100',
-    'message_size_limit = 20480000', '',
+    'message_size_limit = 20480000',
+    'smtpd_tls_security_level = may', `smtpd_tls_cert_file = ${cert}`, `smtpd_tls_key_file = ${key}`,
+    'smtpd_tls_loglevel = 1', 'smtpd_tls_received_header = yes', 'smtpd_client_port_logging = yes', '',
   ].join('\n'))
   fs.copyFileSync('/etc/postfix/master.cf', path.join(d, 'master.cf'))
   // no chroot: the private queue folder holds none of the files a chrooted daemon needs
