@@ -1,13 +1,16 @@
 /**
  * Issue 4: mail (Postfix), FTP (vsftpd), IMAP (Dovecot) and MySQL (MariaDB) through the inline
  * gateway, in namespaces (topology in servers-lab.ts), with real clients (python smtplib,
- * ftplib, imaplib; the mariadb client).
+ * ftplib, imaplib; the mariadb client). Postfix offers STARTTLS (OpenSSL 3, self-signed).
  *
  * One server address per action: every service on FIX_IP is `fix`, on LOG_IP `log`, on DROP_IP
  * `drop` (the whole rule pack applies; the action overrides each rule's own). Benign traffic goes
  * to FIX_IP (through the engine) and must arrive byte for byte; the exploits, each from a rule's
  * samples, are:
  *   SMTP  PP-2020-7247   MAIL FROM:<;sleep 66;>          fix: metacharacters -> '_'
+ *   SMTP  PP-2014-0160   after STARTTLS + 220 and a real TLS 1.2 ClientHello/ServerHello, the heartbeat
+ *                        request 18 03 03 00 03 01 40 00 (16 KB claimed in a 3-byte record: the rule's
+ *                        first sample, TLS 1.2 version; raw-socket client)  fix: none defined, so drop
  *   FTP   PP-2011-2523   USER x:)                        fix: ':' -> '_'
  *   IMAP  PP-IMAP-LITERAL-OVERFLOW  APPEND {4294967296}  fix: the size's digits -> '0'
  *   MySQL PP-2016-6662   SET GLOBAL general_log_file = '.../my.cnf'  fix: the statement -> spaces
@@ -51,6 +54,27 @@ interface ClientResult {
   reset: boolean
   error?: string
   [k: string]: unknown
+}
+
+/** what protocols-client.py smtp-heartbleed saw */
+interface HeartbleedResult extends ClientResult {
+  port: number
+  phase: 'smtp' | 'handshake' | 'heartbeat'
+  starttls: [number, string[]]
+  /** the ClientHello and the heartbeat record sent, hex */
+  hello: string
+  heartbeat: string
+  /** the server's flight: [content type, version, length] per record; handshake message types */
+  records: [number, number, number][]
+  handshake: number[]
+  server_hello: {version: number; suite: number; extensions: number[]} | null
+  alert: number[] | null
+  /** records received after the heartbeat request ([type, version, length, ...alert bytes]) */
+  after?: number[][]
+  closed?: boolean
+  timeout?: boolean
+  ehlo_ms: number
+  flight_ms: number
 }
 
 describe.skipIf(skip !== null)('patchpoint run --iface with real SMTP, FTP, IMAP and MySQL servers (namespaces)', () => {
@@ -174,6 +198,113 @@ describe.skipIf(skip !== null)('patchpoint run --iface with real SMTP, FTP, IMAP
       expect(streams(DROP_IP, 25).length).toBeGreaterThan(0)
       expect(await unseen(DROP_IP, 25, 'sleep', 'ehlo client.lab.test')).toBe(true)
       expect(await waitFor(() => blocked(DROP_IP, 25).length > 0, 3000, 100)).toBe(true)
+    })
+  })
+
+  /**
+   * SMTP STARTTLS: after `STARTTLS` and Postfix's 220 the gateway reads the connection as TLS
+   * (line/base.ts startTls), so the TLS rules judge the records. Postfix's OpenSSL 3 does not
+   * negotiate heartbeats: it answers the ClientHello without the extension and rejects a heartbeat
+   * record as unexpected (so a leak is not expected either way); PP-2014-0160 judges the request.
+   */
+  describe('SMTP STARTTLS (Postfix, OpenSSL 3), PP-2014-0160 after the 220', () => {
+    const HEARTBLEED = Buffer.from('1803030003014000', 'hex')
+    const RAW_PLAIN = 'EHLO client.lab.test\r\nSTARTTLS\r\n'
+    const ofConn = (e: Record<string, unknown>, port: number) => e.src_port === port && e.dest_port === 25
+    /** the capture of one connection once `done` holds for it (undefined if it never does) */
+    const conn = async (ip: string, srcPort: number, done: (s: CapturedStream) => boolean) => {
+      const find = () => streams(ip, 25).find((s) => s.srcPort === srcPort)
+      await waitFor(() => {
+        const s = find()
+        return s !== undefined && done(s)
+      }, 5000, 100)
+      return find()
+    }
+    const heartbleed = (ip: string): HeartbleedResult => {
+      const r = client(['smtp-heartbleed', ip]) as HeartbleedResult
+      console.log(`smtp-heartbleed ${ip}:${r.port}: EHLO answered in ${r.ehlo_ms} ms, the server's flight (${JSON.stringify(r.handshake)}, suite `
+        + `0x${r.server_hello?.suite.toString(16)}) ${r.flight_ms} ms after the ClientHello; after the request: ${r.error ?? JSON.stringify(r.after)}`)
+      // the real server took the ClientHello: a TLS 1.2 ServerHello without the heartbeat
+      // extension, the rest of its flight up to ServerHelloDone (14)
+      expect(r.phase, JSON.stringify(r)).toBe('heartbeat')
+      expect(r.starttls[0]).toBe(220)
+      expect(r.alert).toBeNull()
+      expect(r.handshake[0]).toBe(2)
+      expect(r.handshake.at(-1)).toBe(14)
+      expect(r.server_hello).toMatchObject({version: 0x0303})
+      expect(r.server_hello!.extensions).not.toContain(15)
+      expect(r.heartbeat).toBe(HEARTBLEED.toString('hex'))
+      return r
+    }
+    const maillogHas = (text: string) => fs.readFileSync(maillog, 'utf8').includes(text)
+    const sentBefore = (r: HeartbleedResult) => Buffer.concat([Buffer.from(RAW_PLAIN), Buffer.from(r.hello, 'hex')])
+
+    it('benign: smtplib EHLO, STARTTLS, EHLO and a mail through the fix address: delivered byte for byte over TLS, no reset, no alert', async () => {
+      const marker = `pp-starttls-${Date.now()}`
+      const body = Array.from({length: 800}, (_, i) => (i % 200 === 3 ? `.dot-stuffed over TLS ${i}` : `tls line ${i} ${'t'.repeat(i % 53)} <>;:()`)).join('\r\n')
+      const msg = `From: Sender <sender@example.net>\r\nTo: box@${MAIL_DOMAIN}\r\nSubject: ${marker}\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\n`
+        + `Message-ID: <${marker}@example.net>\r\n\r\n${body}\r\n`
+      const file = path.join(p.dir, 'mail-starttls.eml')
+      fs.writeFileSync(file, msg)
+      const r = client(['smtp-starttls-send', FIX_IP, file, `box@${MAIL_DOMAIN}`])
+      console.log(`smtp-starttls-send ${FIX_IP}:${String(r.port)}: ${String(r.tls)} ${String(r.cipher)}, STARTTLS + handshake ${String(r.handshake_ms)} ms`)
+      expect(r, JSON.stringify(r)).toMatchObject({ok: true, reset: false, offered: true, refused: {}})
+      expect((r.starttls as [number, string])[0]).toBe(220)
+      expect(String(r.tls)).toMatch(/^TLSv1\.[23]$/)
+      await waitFor(() => mails().some((m) => m.includes(marker)), 10_000, 100)
+      const got = mails().find((m) => m.includes(marker))
+      expect(got).toBeDefined()
+      expect(got!.subarray(got!.length - Buffer.byteLength(msg.replace(/\r\n/g, '\n'))).toString('latin1')).toBe(msg.replace(/\r\n/g, '\n'))
+      // Postfix's own view (smtpd_tls_received_header): the mail came over the TLS session the client negotiated
+      expect(got!.toString('latin1')).toContain(`(using ${String(r.tls)} with cipher ${String(r.cipher)} `)
+      // the server's interface: the lines before STARTTLS in clear, then TLS records; the mail itself never in clear
+      const s = await conn(FIX_IP, r.port as number, (c) => c.payload.length > 2000)
+      expect(s, 'capture of the connection').toBeDefined()
+      const plain = 'ehlo client.lab.test\r\nSTARTTLS\r\n'
+      expect(s!.payload.subarray(0, plain.length).toString('latin1')).toBe(plain)
+      expect([...s!.payload.subarray(plain.length, plain.length + 3)]).toEqual([22, 3, 1])
+      expect(s!.payload.includes(marker)).toBe(false)
+      // the gateway: no alert and no block on this connection (the event log flushes every second)
+      await new Promise((res) => setTimeout(res, 1500))
+      const mine = events().filter((e) => ofConn(e, r.port as number))
+      expect(mine.filter((e) => e.event_type === 'alert' || (e.anomaly as {event?: string} | undefined)?.event === 'gateway.flow_blocked')).toEqual([])
+    })
+
+    for (const [ip, action] of [[DROP_IP, 'drop'], [FIX_IP, 'fix']] as const) {
+      it(`${action}: the heartbeat request after STARTTLS never reaches Postfix, both ends are reset, PP-2014-0160 alerts${action === 'fix' ? ' (no fix defined: drop)' : ''}`, async () => {
+        const r = heartbleed(ip)
+        // the gateway reset the client; nothing came back for the request
+        expect(r.reset, JSON.stringify(r)).toBe(true)
+        expect(r.error).toMatch(/^ConnectionResetError/)
+        expect(r.after).toEqual([])
+        // the server's interface, up to the gateway's reset in the client's name: the SMTP lines
+        // and the ClientHello byte for byte, nothing after them
+        const s = await conn(ip, r.port, (c) => c.rst)
+        expect(s?.rst, 'reset seen by the server').toBe(true)
+        expect(s!.payload.toString('hex')).toBe(sentBefore(r).toString('hex'))
+        expect(s!.payload.includes(HEARTBLEED)).toBe(false)
+        expect(await waitFor(() => alerts(ip, 25, 'PP-2014-0160').some((e) => ofConn(e, r.port)), 3000, 100)).toBe(true)
+        const alert = alerts(ip, 25, 'PP-2014-0160').find((e) => ofConn(e, r.port))!
+        expect(alert.patchpoint).toMatchObject({action: 'drop', ...(action === 'fix' ? {note: 'no_fix_defined_drop'} : {})})
+        expect(blocked(ip, 25).some((e) => ofConn(e, r.port))).toBe(true)
+        // Postfix saw the reset in the middle of its handshake, not a TLS error of its own
+        expect(await waitFor(() => maillogHas(`SSL_accept error from unknown[${CLIENT_IP}]:${r.port}: Connection reset by peer`), 5000, 100)).toBe(true)
+      })
+    }
+
+    it('log: the heartbeat request reaches Postfix unchanged (its OpenSSL 3 refuses it itself) and an alert is written', async () => {
+      const r = heartbleed(LOG_IP)
+      expect(r.reset, JSON.stringify(r)).toBe(false)
+      const s = await conn(LOG_IP, r.port, (c) => c.payload.length >= sentBefore(r).length + HEARTBLEED.length)
+      expect(s!.payload.toString('hex')).toBe(Buffer.concat([sentBefore(r), HEARTBLEED]).toString('hex'))
+      expect(await waitFor(() => alerts(LOG_IP, 25, 'PP-2014-0160').some((e) => ofConn(e, r.port) && (e.patchpoint as {action: string}).action === 'log'), 3000, 100)).toBe(true)
+      expect(blocked(LOG_IP, 25).some((e) => ofConn(e, r.port))).toBe(false)
+      // OpenSSL 3 treats the heartbeat record as unexpected: a fatal unexpected_message (10) alert, then Postfix hangs up
+      expect(r.after).toEqual([[21, 0x0303, 2, 2, 10]])
+      expect(r.closed).toBe(true)
+      const failed = new RegExp(`smtpd\\[(\\d+)\\]: SSL_accept error from unknown\\[${CLIENT_IP.replace(/\./g, '\\.')}\\]:${r.port}: -1\\n`
+        + '.* postfix/smtpd\\[\\1\\]: warning: TLS library problem: .*unexpected record')
+      expect(await waitFor(() => failed.test(fs.readFileSync(maillog, 'utf8')), 5000, 100), fs.readFileSync(maillog, 'utf8').slice(-2000)).toBe(true)
     })
   })
 
