@@ -112,3 +112,17 @@ describe('decompressedLength: LZNT1 ([MS-XCA] 2.5)', () => {
     for (const alg of [0, 3, 4, 99]) expect(decompressedLength(alg, HELLO, BIG)).toBe(XCA_UNSUPPORTED)
   })
 })
+
+describe('decompressedLength: any bytes', () => {
+  it('never throws, never counts past the limit, and is done in one pass (property)', () => {
+    fc.assert(fc.property(fc.constantFrom(XCA_LZNT1, XCA_LZ77), fc.uint8Array({maxLength: 2000}), fc.integer({min: 0, max: 0xffffffff}), (alg, data, limit) => {
+      const n = decompressedLength(alg, data, limit)
+      expect(n === XCA_CORRUPT || (n >= 0 && n <= limit)).toBe(true)
+    }), {numRuns: fuzzRuns(500)})
+    // a literal, then matches with 32-bit lengths (pairs share a half byte): the count goes on past 2^32
+    const pair = [0x07, 0x00, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x07, 0x00, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff]
+    const long = Uint8Array.from([0xff, 0xff, 0xff, 0x7f, 0x61, ...Array.from({length: 15}, () => pair).flat()])
+    expect(decompressedLength(XCA_LZ77, long, Number.MAX_SAFE_INTEGER)).toBe(1 + 30 * (0xffffffff + 3))
+  })
+})
+
