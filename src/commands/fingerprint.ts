@@ -4,7 +4,7 @@ import {PatchpointCommand} from '../cli/base-command.js'
 import {isInteractive, renderTable} from '../cli/output.js'
 import {UserError} from '../core/errors.js'
 import {mergeHost, mergeService, updateInventory, type Inventory} from '../core/inventory/inventory.js'
-import {applyManualSets, fingerprint, FINGERPRINT_DEFAULTS, parseSet, type FingerprintResult} from '../core/scan/fingerprint.js'
+import {applyManualSets, fingerprint, FINGERPRINT_DEFAULTS, parseSetWords, type FingerprintResult} from '../core/scan/fingerprint.js'
 import {learnFromPcap, learnLive, LIVE_LIMITS} from '../core/scan/passive.js'
 import {loadProbes} from '../core/scan/probes.js'
 import {progressRenderer} from '../core/scan/progress.js'
@@ -103,12 +103,7 @@ Exit codes: 0 services found; 1 none; 2 bad flag, host or file.`
   }
 
   private async runSet(sets: string[], words: string[]): Promise<FingerprintCommandResult> {
-    // oclif collects `--set HOST:PORT` values; the product=/version= words arrive as arguments
-    if (sets.length > 1 && words.length > 0) throw new UserError('with several --set, give each as one quoted value: --set "HOST:PORT product=X version=Y"')
-    const parsed = sets.map((s) => {
-      const parts = s.trim().split(/\s+/)
-      return parseSet(parts[0], [...parts.slice(1), ...(sets.length === 1 ? words : [])])
-    })
+    const parsed = parseSetWords([...sets, ...words])
     const inv = await applyManualSets(this.project(), parsed)
     const services = parsed.map((p) => {
       const s = inv.hosts.find((h) => h.ip === p.host)?.services.find((x) => x.port === p.port && x.proto === p.proto)

@@ -251,6 +251,22 @@ export function parseSet(target: string, words: readonly string[]): ManualSet {
   return {host: m[1], port: Number(m[2]), proto: (m[3] as 'tcp' | 'udp' | undefined) ?? 'tcp', fields: clear ? null : fields}
 }
 
+/**
+ * Every `--set` word in order -> one ManualSet per target. oclif hands a repeatable flag every word
+ * that follows it, so `--set 192.0.2.7:443 product=nginx/nginx version=1.22.1` arrives as three
+ * values, and `--set "192.0.2.7:443 version=1.22.1"` as one: values are split at whitespace, a word
+ * without '=' (other than clear/auto) starts a target, the words after it belong to it.
+ */
+export function parseSetWords(values: readonly string[]): ManualSet[] {
+  const groups: {target: string; words: string[]}[] = []
+  for (const w of values.flatMap((v) => v.trim().split(/\s+/)).filter((x) => x !== '')) {
+    if (!w.includes('=') && w !== 'clear' && w !== 'auto') groups.push({target: w, words: []})
+    else if (groups.length === 0) throw new UserError(`--set: "${w}" comes before any HOST:PORT`, {suggestion: 'write --set HOST:PORT product=X version=Y'})
+    else groups[groups.length - 1].words.push(w)
+  }
+  return groups.map((g) => parseSet(g.target, g.words))
+}
+
 export async function applyManualSets(project: ProjectLocation, sets: readonly ManualSet[], now = new Date().toISOString()): Promise<Inventory> {
   const {inventory} = await updateInventory(project.dir, project.stateDir, (inv) => {
     for (const s of sets) {
