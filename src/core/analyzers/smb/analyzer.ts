@@ -1053,10 +1053,10 @@ export class SmbAnalyzer implements Analyzer {
       const past = (flags & 1) === 0 && off > msgLen - 16
       if (fw['smb2.compression.offset_past_end']) f.set('smb2.compression.offset_past_end', {v: past ? 1 : 0})
       if (overflow) this.ctx.anomaly({type: 'applayer', event: 'smb2.compression_overflow', detail: {offset: mOff, original_size: orig, data_offset: off}})
-      // SMBleed (CVE-2020-1206): data that decompresses to fewer bytes than declared. Sized when the
-      // message is held whole, unchained, and its algorithm is LZNT1 or LZ77 (xca.ts)
-      if ((flags & 1) === 0 && !overflow && !past && msgLen <= m.length) {
-        const n = decompressedLength(alg, m.subarray(16 + off, msgLen), orig)
+      // SMBleed (CVE-2020-1206): data that decompresses to fewer bytes than declared. Sized when
+      // unchained and LZNT1 or LZ77 (xca.ts); of a message held in part, when the part decides it
+      if ((flags & 1) === 0 && !overflow && !past && 16 + off <= m.length) {
+        const n = decompressedLength(alg, m.subarray(16 + off, Math.min(msgLen, m.length)), orig, msgLen <= m.length)
         if (n >= 0) {
           if (fw['smb2.compression.decompressed_length']) f.set('smb2.compression.decompressed_length', {v: n})
           if (n < orig) this.ctx.anomaly({type: 'applayer', event: 'smb2.compression_short', detail: {offset: mOff, original_size: orig, decompressed: n, algorithm: alg}})

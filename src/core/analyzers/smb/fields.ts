@@ -59,7 +59,7 @@ export const SMB_FIELDS = [
   {name: 'smb2.compression.offset', description: 'compression transform Offset (Length when chained), with span', type: 'number'},
   {name: 'smb2.compression.overflow', description: '1 when original_size + offset > 2^32-1 (SMBGhost CVE-2020-0796)', type: 'number'},
   {name: 'smb2.compression.offset_past_end', description: '1 when an unchained Offset points past the message', type: 'number'},
-  {name: 'smb2.compression.decompressed_length', description: 'what an unchained LZNT1 or LZ77 transform held whole decompresses to, counted up to original_size (absent: another algorithm, chained, truncated or corrupt data)', type: 'number'},
+  {name: 'smb2.compression.decompressed_length', description: 'what an unchained LZNT1 or LZ77 transform decompresses to, counted up to original_size (absent: another algorithm, chained, corrupt data, or a message held in part whose part does not decide it)', type: 'number'},
   {name: 'smb2.create.name', description: 'SMB2 CREATE file/pipe name, UTF-16 decoded, span over the encoded bytes', type: 'string'},
   {name: 'smb2.write.length', description: 'SMB2 WRITE Length, with span', type: 'number'},
   {name: 'smb2.ioctl.ctl_code', description: 'SMB2 IOCTL CtlCode (0x11c017 FSCTL_PIPE_TRANSCEIVE), with span', type: 'number'},

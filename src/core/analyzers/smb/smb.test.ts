@@ -115,6 +115,11 @@ describe('smb: attacks and malformed input', () => {
     expect(judge(transform(0x1000, 2, LZ77_300, {flags: 1}))).toEqual({length: undefined, anomalies: []})
     expect(judge(transform(0x1000, 3, LZ77_300))).toEqual({length: undefined, anomalies: []})
     expect(judge(transform(0x1000, 2, Buffer.concat([LZ77_300, Buffer.alloc(200)])), {maxMessageBytes: 64}).length).toBeUndefined()
+    // ... unless the part held decides it: LZNT1 ends at its end marker, padding after it is never read
+    const padded = transform(0x1000, 1, Buffer.concat([LZNT1_11, Buffer.alloc(2), Buffer.alloc(200_000, 0x50)]))
+    expect(judge(padded)).toEqual({length: 11, anomalies: [['smb.message_too_long', undefined], ['smb2.compression_short', 11]]})
+    // and data that reaches the declared size within the part held is whole enough
+    expect(judge(transform(300, 2, Buffer.concat([LZ77_300, Buffer.alloc(200)])), {maxMessageBytes: 64}).length).toBe(300)
   })
 
   it('MS17-010: NT_TRANSACT primary then TRANS2_SECONDARY with the same MID and displacement past the total', () => {

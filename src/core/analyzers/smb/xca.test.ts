@@ -3,7 +3,7 @@ import {execFileSync} from 'node:child_process'
 import fs from 'node:fs'
 import fc from 'fast-check'
 import {fuzzRuns} from '../line/testing.js'
-import {decompressedLength, XCA_CORRUPT, XCA_LZ77, XCA_LZNT1, XCA_UNSUPPORTED} from './xca.js'
+import {decompressedLength, XCA_CORRUPT, XCA_INCOMPLETE, XCA_LZ77, XCA_LZNT1, XCA_UNSUPPORTED} from './xca.js'
 
 const hex = (h: string) => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'))
 const BIG = 0xffffffff
@@ -61,6 +61,11 @@ describe('decompressedLength: Plain LZ77 ([MS-XCA] 2.4)', () => {
       expect(decompressedLength(XCA_LZ77, compressed[i], BIG)).toBe(input.length)
       expect(decompressedLength(XCA_LZ77, compressed[i], input.length + 1)).toBe(input.length)
       if (input.length > 0) expect(decompressedLength(XCA_LZ77, compressed[i], input.length - 1)).toBe(input.length - 1)
+      // a first part never gives a wrong length: the right one (capped) or incomplete
+      const cut = Math.floor(compressed[i].length / 2)
+      const limit = Math.floor(input.length / 3)
+      const part = decompressedLength(XCA_LZ77, compressed[i].subarray(0, cut), limit, false)
+      expect(part === XCA_INCOMPLETE || part === limit).toBe(true)
     })
   })
 })
@@ -106,6 +111,24 @@ describe('decompressedLength: LZNT1 ([MS-XCA] 2.5)', () => {
     expect(decompressedLength(XCA_LZNT1, hex('0cb0 00 4865'), BIG)).toBe(XCA_CORRUPT)
     // a reference cut in half
     expect(decompressedLength(XCA_LZNT1, hex('04b0 08 616263 26'), BIG)).toBe(XCA_CORRUPT)
+  })
+
+  it('of a first part: sized when the part decides (end marker, limit), else incomplete', () => {
+    const part = (d: Uint8Array, limit = BIG) => decompressedLength(XCA_LZNT1, d, limit, false)
+    expect(part(Uint8Array.from([...HELLO, 0, 0, 0x41, 0x42]))).toBe(11)
+    expect(part(HELLO)).toBe(XCA_INCOMPLETE)
+    expect(part(HELLO, 11)).toBe(11)
+    expect(part(HELLO.subarray(0, 9))).toBe(XCA_INCOMPLETE)
+    expect(part(Uint8Array.from([...HELLO, 0x05]))).toBe(XCA_INCOMPLETE)
+    // a chunk followed by the start of another: 4096, then unknown
+    expect(part(Uint8Array.from([...HELLO, ...ABC300.subarray(0, 4)]))).toBe(XCA_INCOMPLETE)
+    expect(part(Uint8Array.from([...HELLO, ...ABC300.subarray(0, 4)]), 4096)).toBe(4096)
+    const lz = (d: Uint8Array, limit = BIG) => decompressedLength(XCA_LZ77, d, limit, false)
+    const abc = hex('ffffff1f 616263 1700 0f ff 2601')
+    expect(lz(abc)).toBe(XCA_INCOMPLETE)
+    expect(lz(abc, 300)).toBe(300)
+    expect(lz(abc.subarray(0, 9), 100)).toBe(XCA_INCOMPLETE)
+    expect(lz(abc.subarray(0, 9), 3)).toBe(3)
   })
 
   it('LZ77+Huffman, Pattern_V1 and unknown algorithms are not sized', () => {

@@ -16,14 +16,22 @@
 export const XCA_CORRUPT = -1
 /** an algorithm this module does not size (LZ77+Huffman, Pattern_V1, unknown) */
 export const XCA_UNSUPPORTED = -2
+/** only a first part of the data is at hand and the length depends on the rest */
+export const XCA_INCOMPLETE = -3
 
 export const XCA_LZNT1 = 1
 export const XCA_LZ77 = 2
 
-/** the decompressed length of `data` (at most `limit`), or XCA_CORRUPT / XCA_UNSUPPORTED */
-export function decompressedLength(algorithm: number, data: Uint8Array, limit: number): number {
-  if (algorithm === XCA_LZNT1) return lznt1Length(data, limit)
-  if (algorithm === XCA_LZ77) return lz77Length(data, limit)
+/**
+ * The decompressed length of `data` (at most `limit`), or XCA_CORRUPT / XCA_UNSUPPORTED. With
+ * `complete` false, `data` is the first part of the segment (a message held in part): the answer
+ * is still a length when that part decides it (LZNT1's end marker inside it, or `limit` reached),
+ * else XCA_INCOMPLETE. An attacker cannot hide a short LZNT1 segment behind padding that follows
+ * its end marker.
+ */
+export function decompressedLength(algorithm: number, data: Uint8Array, limit: number, complete = true): number {
+  if (algorithm === XCA_LZNT1) return lznt1Length(data, limit, complete)
+  if (algorithm === XCA_LZ77) return lz77Length(data, limit, complete)
   return XCA_UNSUPPORTED
 }
 
@@ -38,16 +46,18 @@ const LZNT1_CHUNK = 4096
  * and comes out shorter than 4096 bytes is padded with zeros to 4096 (as the Windows decompressor
  * does).
  */
-function lznt1Length(data: Uint8Array, limit: number): number {
+function lznt1Length(data: Uint8Array, limit: number, complete: boolean): number {
   let out = 0
   let i = 0
-  while (i + 2 <= data.length && out < limit) {
+  while (out < limit) {
+    if (i + 2 > data.length) return complete ? out : XCA_INCOMPLETE
     const header = data[i] | (data[i + 1] << 8)
-    if (header === 0) break
+    // the end marker: what follows it is never read
+    if (header === 0) return out
     const size = (header & 0x0fff) + 1
     const start = i + 2
     const end = start + size
-    if (end > data.length) return XCA_CORRUPT
+    if (end > data.length) return complete ? XCA_CORRUPT : XCA_INCOMPLETE
     let produced: number
     if ((header & 0x8000) === 0) produced = size
     else {
@@ -56,7 +66,8 @@ function lznt1Length(data: Uint8Array, limit: number): number {
     }
     if (produced > LZNT1_CHUNK) return XCA_CORRUPT
     i = end
-    // another chunk follows: this one counts as a whole 4096 bytes
+    // another chunk follows: this one counts as a whole 4096 bytes (unknown at the end of a part)
+    if (!complete && i + 2 > data.length && produced < LZNT1_CHUNK && out + produced < limit) return XCA_INCOMPLETE
     const more = i + 2 <= data.length && (data[i] | (data[i + 1] << 8)) !== 0
     out += more ? LZNT1_CHUNK : produced
   }
@@ -97,37 +108,40 @@ function lznt1ChunkLength(data: Uint8Array, start: number, end: number): number 
  * shared half byte, then a byte, then 16 or 32 bits. The data ends where the input does (the
  * compressor's last flag word ends with a 1 bit that meets no input).
  */
-function lz77Length(data: Uint8Array, limit: number): number {
+function lz77Length(data: Uint8Array, limit: number, complete: boolean): number {
+  // where the input runs out: the end of the data, or of the part at hand
+  const short = complete ? XCA_CORRUPT : XCA_INCOMPLETE
   let out = 0
   let i = 0
   let flags = 0
   let flagCount = 0
   let halfByteAt = -1
   const n = data.length
-  // the input running out between tokens ends the data (as in the spec's match branch)
-  while (out < limit && i < n) {
+  // the input running out between tokens ends the data (as in the spec's match branch); every
+  // token needs a byte at least
+  while (out < limit) {
     if (flagCount === 0) {
-      if (i + 4 > n) return XCA_CORRUPT
+      if (i >= n) return complete ? out : XCA_INCOMPLETE
+      if (i + 4 > n) return short
       flags = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) >>> 0
       i += 4
       flagCount = 32
     }
     flagCount--
+    if (i >= n) return complete ? out : XCA_INCOMPLETE
     if (((flags >>> flagCount) & 1) === 0) {
-      if (i >= n) break
       i++
       out++
       continue
     }
-    if (i === n) break
-    if (i + 2 > n) return XCA_CORRUPT
+    if (i + 2 > n) return short
     const match = data[i] | (data[i + 1] << 8)
     i += 2
     let length = match & 7
     const displacement = (match >>> 3) + 1
     if (length === 7) {
       if (halfByteAt < 0) {
-        if (i >= n) return XCA_CORRUPT
+        if (i >= n) return short
         length = data[i] & 15
         halfByteAt = i
         i++
@@ -136,14 +150,14 @@ function lz77Length(data: Uint8Array, limit: number): number {
         halfByteAt = -1
       }
       if (length === 15) {
-        if (i >= n) return XCA_CORRUPT
+        if (i >= n) return short
         length = data[i++]
         if (length === 255) {
-          if (i + 2 > n) return XCA_CORRUPT
+          if (i + 2 > n) return short
           length = data[i] | (data[i + 1] << 8)
           i += 2
           if (length === 0) {
-            if (i + 4 > n) return XCA_CORRUPT
+            if (i + 4 > n) return short
             length = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) >>> 0
             i += 4
           }
