@@ -16,7 +16,7 @@ fi
 packages=(
   libpcap-dev tcpdump ethtool nftables iproute2 iputils-ping
   nginx apache2 vsftpd dovecot-imapd dovecot-pop3d postfix mariadb-server openssh-server
-  rpcbind nfs-common nmap curl python3-scapy tmux samba-libs
+  rpcbind nfs-common nmap curl python3-scapy tmux samba-libs openssl
 )
 need=()
 for pkg in "${packages[@]}"; do
