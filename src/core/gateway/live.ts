@@ -7,6 +7,7 @@
  * that handle's own capture.
  */
 import {createRequire} from 'node:module'
+import {keepCapHandle} from '../capture/cap-handles.js'
 import type {GatewayPort} from './forwarder.js'
 
 /**
@@ -61,7 +62,8 @@ export class LivePort implements GatewayPort {
 
   open(filter: string, onFrame: FrameHandler): void {
     const {Cap} = loadCap()
-    const h = new Cap()
+    // never collected, even after close (a reopen drops the old one): see cap-handles.ts
+    const h = keepCapHandle(new Cap())
     const buffer = Buffer.alloc(SNAPLEN)
     const link = h.open(this.device, filter, CAPTURE_BUFFER_BYTES, buffer)
     if (link !== 'ETHERNET') {

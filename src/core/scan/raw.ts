@@ -20,6 +20,7 @@ import {PacketDecoder, SYN, ACK, RST} from '../packet/decode.js'
 import {buildArp, buildEthernet, buildTcpPacket, buildIcmpEcho, buildIpv4} from '../packet/encode.js'
 import {internetChecksum, pseudoHeaderSum} from '../packet/checksum.js'
 import {parseIp, parseMac} from '../packet/address.js'
+import {keepCapHandle} from '../capture/cap-handles.js'
 import {permissionError} from '../errors.js'
 import {intToIpv4, ipv4ToInt} from './route.js'
 
@@ -78,7 +79,8 @@ export class CapLink implements RawLink {
   constructor(iface: string, filter: string) {
     const require = createRequire(import.meta.url)
     const {Cap} = require('cap') as {Cap: new () => CapHandle}
-    this.cap = new Cap()
+    // never collected, even after close: cap's destructor crashes node (cap-handles.ts)
+    this.cap = keepCapHandle(new Cap())
     this.buffer = Buffer.alloc(RAW_LIMITS.snapBytes)
     let linktype: string
     try {
