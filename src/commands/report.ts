@@ -1,10 +1,9 @@
-import {mkdir} from 'node:fs/promises'
 import path from 'node:path'
 import {Flags} from '@oclif/core'
 import {PatchpointCommand} from '../cli/base-command.js'
 import {isInteractive} from '../cli/output.js'
 import {UserError} from '../core/errors.js'
-import {atomicWriteFile} from '../core/project/atomic.js'
+import {writeOutputFile} from '../core/project/atomic.js'
 import type {ReportData} from '../core/report/aggregate.js'
 import {REPORT_FORMATS, renderCsvFiles, renderCsvStream, renderJson, renderTerminal} from '../core/report/format.js'
 import type {ReportFormat} from '../core/report/format.js'
@@ -94,9 +93,8 @@ SVG charts), json. Without --format, the --out file extension decides.`
         break
       case 'csv':
         if (f.out) {
-          await mkdir(f.out, {recursive: true})
           const files = renderCsvFiles(data)
-          for (const [name, text] of files) await atomicWriteFile(path.join(f.out, name), text)
+          for (const [name, text] of files) await writeOutputFile(path.resolve(f.out, name), text, {flag: '--out'})
           this.logToStderr(`patchpoint: ${files.size} csv files written to ${path.resolve(f.out)}`)
         } else process.stdout.write(renderCsvStream(data))
         break
@@ -108,7 +106,7 @@ SVG charts), json. Without --format, the --out file extension decides.`
 
   private async emit(content: string | Buffer, out: string | undefined): Promise<void> {
     if (out) {
-      await atomicWriteFile(path.resolve(out), content)
+      await writeOutputFile(path.resolve(out), content, {flag: '--out'})
       this.logToStderr(`patchpoint: report written to ${path.resolve(out)}`)
     } else process.stdout.write(content)
   }

@@ -5,7 +5,7 @@ import {Flags} from '@oclif/core'
 import {PatchpointCommand} from '../../cli/base-command.js'
 import {createBundle, generateSigningKey} from '../../core/bundle/bundle.js'
 import {UserError} from '../../core/errors.js'
-import {atomicWriteFile} from '../../core/project/atomic.js'
+import {writeOutputFile} from '../../core/project/atomic.js'
 import {findProject} from '../../core/project/find.js'
 
 export interface RulesBundleResult {
@@ -48,8 +48,9 @@ and FILE.pub (public: copy it into each gateway's .patchpoint/trusted-keys/).`
       const file = path.resolve(f['generate-key'])
       if (existsSync(file) || existsSync(file + '.pub')) throw new UserError(`${file} or ${file}.pub already exists; not overwritten`)
       const k = generateSigningKey()
-      await atomicWriteFile(file, k.privatePem, {mode: 0o600, overwrite: false})
-      await atomicWriteFile(file + '.pub', k.publicPem, {mode: 0o644, overwrite: false})
+      // a missing folder is made private: it holds the signing key
+      await writeOutputFile(file, k.privatePem, {flag: '--generate-key', mode: 0o600, overwrite: false, dirMode: 0o700})
+      await writeOutputFile(file + '.pub', k.publicPem, {flag: '--generate-key', mode: 0o644, overwrite: false})
       if (!this.jsonEnabled()) this.log(`key ${k.keyId}: private ${file}, public ${file}.pub`)
       return {file, publicKey: file + '.pub', keyId: k.keyId}
     }
@@ -69,7 +70,7 @@ and FILE.pub (public: copy it into each gateway's .patchpoint/trusted-keys/).`
     }
     if (bundle.manifest.files.length === 0) throw new UserError(`${dir}: no files to bundle`)
     const out = path.resolve(f.out ?? `rules-${bundle.manifest.created.slice(0, 10)}.bundle.json`)
-    await atomicWriteFile(out, JSON.stringify(bundle) + '\n')
+    await writeOutputFile(out, JSON.stringify(bundle) + '\n', {flag: '--out'})
     if (!this.jsonEnabled()) this.log(`${out}: ${bundle.manifest.files.length} file(s) from ${dir}, signed by key ${bundle.manifest.key_id}`)
     return {file: out, keyId: bundle.manifest.key_id, files: bundle.manifest.files.length, created: bundle.manifest.created}
   }
