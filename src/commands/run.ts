@@ -49,7 +49,8 @@ In a terminal (stdout a TTY, no --json), an interactive dashboard shows the mode
 out with rates, protected flows, actions by type, engine health and the latest events, redrawn
 every second; q or Ctrl-C stops the gateway as SIGINT does. --no-dashboard (or no terminal:
 systemd, cron, pipes) prints one line per event (JSON with --json) and a stats line every
---stats-interval seconds instead.
+--stats-interval seconds instead. With --json, stdout carries JSON lines only (events, stats,
+and a closing summary); the gateway's own lines (ready, reloaded, stopped) go to stderr.
 
 Signals: SIGHUP reloads rules and policy (established sessions kept); SIGINT/SIGTERM remove the
 nftables table (netdev patchpoint), the divert veth pairs (A-ppk/A-ppe, B-ppk/B-ppe) and the
@@ -74,6 +75,11 @@ Exit codes: 0 stopped cleanly; 2 bad flag, policy or interface; 4 missing privil
     force: Flags.boolean({summary: "Allow bridging an interface that carries the machine's default route."}),
     'stats-interval': Flags.integer({summary: 'Seconds between stats lines (0 = none; not with the dashboard).', default: 60, min: 0}),
     dashboard: Flags.boolean({summary: 'The terminal dashboard (default in a terminal); --no-dashboard prints plain lines.', allowNo: true}),
+  }
+
+  /** --json: the closing summary on one line, like the event and stats lines before it (JSON lines) */
+  protected override logJson(json: unknown): void {
+    process.stdout.write(JSON.stringify(json) + '\n')
   }
 
   public async run(): Promise<RunGatewayResult> {

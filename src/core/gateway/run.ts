@@ -70,7 +70,7 @@ export interface RunGatewayOptions {
   eventsFile?: string
   json?: boolean
   statsIntervalS?: number
-  /** one line for the operator (stdout) */
+  /** every line, the operator's and the events' (tests); default stdout, the operator's on stderr with `json` */
   out?: (line: string) => void
   /** resolves when this promise does (tests); default: SIGINT/SIGTERM */
   until?: Promise<void>
@@ -110,7 +110,12 @@ export const HEAP_GROWING_PERCENT = 40
 export async function runGateway(opts: RunGatewayOptions): Promise<RunGatewayResult> {
   v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
   const view = opts.view
-  const out = view ? (l: string) => view.line(l) : opts.out ?? ((l: string) => process.stdout.write(l + '\n'))
+  const stdout = (l: string) => process.stdout.write(l + '\n')
+  // event and stats lines: stdout (JSON with --json)
+  const emit = view ? (l: string) => view.line(l) : opts.out ?? stdout
+  // the gateway's own lines (setup, ready, reload, stopped): stdout, but stderr with --json so that
+  // stdout carries JSON only
+  const out = view ? (l: string) => view.line(l) : opts.out ?? (opts.json ? (l: string) => process.stderr.write(l + '\n') : stdout)
   const ifaces = opts.ifaces ?? []
   const proxies = (opts.proxies ?? []).map(parseProxySpec)
   if (ifaces.length === 0 && proxies.length === 0) {
@@ -142,7 +147,7 @@ export async function runGateway(opts: RunGatewayOptions): Promise<RunGatewayRes
     sink?.write(ev)
     alarms.offer(ev)
     if (view) view.event(ev)
-    else out(opts.json ? JSON.stringify(ev) : eventLine(ev))
+    else emit(opts.json ? JSON.stringify(ev) : eventLine(ev))
   }
   const detectionOpts = {protections: config?.protections}
   let detection = await engineDetection(opts.project, detectionOpts)
@@ -197,7 +202,7 @@ export async function runGateway(opts: RunGatewayOptions): Promise<RunGatewayRes
   const interval = view ? 0 : opts.statsIntervalS ?? 60
   const statsTimer = interval > 0 ? setInterval(() => {
     const s = statsOf()
-    out(opts.json ? JSON.stringify({event_type: 'stats', timestamp: new Date().toISOString(), patchpoint_gateway: s}) : `stats ${Object.entries(s).map(([k, v]) => `${k}=${v}`).join(' ')}`)
+    emit(opts.json ? JSON.stringify({event_type: 'stats', timestamp: new Date().toISOString(), patchpoint_gateway: s}) : `stats ${Object.entries(s).map(([k, v]) => `${k}=${v}`).join(' ')}`)
   }, interval * 1000) : null
 
   const reload = async () => {
