@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {PatchpointCommand} from '../cli/base-command.js'
 import {renderTable} from '../cli/output.js'
 import {mergeResults, runPicker, selectionOps} from '../cli/protect-picker.js'
-import {runProtect, type ProtectOp, type ProtectResult} from '../core/protect/protect.js'
+import {runProtect, splitTargetWords, type ProtectOp, type ProtectResult} from '../core/protect/protect.js'
 import type {ServiceView} from '../core/protect/compile.js'
 import type {Action} from '../core/rules/types.js'
 import {UserError} from '../core/errors.js'
@@ -70,20 +70,21 @@ as file:line:col); 70 internal error.`
 
   public async run(): Promise<ProtectResult> {
     const {argv} = await this.parse(Protect)
-    const targets = (argv as string[]).filter((a) => typeof a === 'string')
     const f = this.flags
+    // HOST:PORT after --rule IDS arrives among the rule ids (a repeatable flag takes every word after it)
+    const {targets, rules} = splitTargetWords((argv as string[]).filter((a) => typeof a === 'string'), f.rule)
     let op: ProtectOp
     if (f.remove) {
       if (f.all) throw new UserError('--remove takes HOST:PORT targets, not --all', {code: 'FLAG_INVALID'})
       if (targets.length === 0) throw new UserError('--remove needs HOST:PORT', {code: 'TARGET_MISSING'})
-      op = {op: 'remove', targets, rules: f.rule}
+      op = {op: 'remove', targets, rules}
     } else if (f.all) {
-      if (targets.length > 0 || f.rule?.length) throw new UserError('--all assigns the recommended rules to every service; give no HOST:PORT or --rule with it', {code: 'FLAG_INVALID'})
+      if (targets.length > 0 || rules) throw new UserError('--all assigns the recommended rules to every service; give no HOST:PORT or --rule with it', {code: 'FLAG_INVALID'})
       op = {op: 'all', action: f.action as Action | undefined, shadow: f.shadow}
     } else if (targets.length > 0) {
-      op = {op: 'add', targets, rules: f.rule, action: f.action as Action | undefined, shadow: f.shadow}
+      op = {op: 'add', targets, rules, action: f.action as Action | undefined, shadow: f.shadow}
     } else {
-      if (f.rule?.length || f.action || f.shadow !== undefined) throw new UserError('--rule, --action and --shadow need HOST:PORT or --all', {code: 'FLAG_INVALID'})
+      if (rules || f.action || f.shadow !== undefined) throw new UserError('--rule, --action and --shadow need HOST:PORT or --all', {code: 'FLAG_INVALID'})
       op = {op: 'show'}
       if (!f.refresh && !this.jsonEnabled() && process.stdout.isTTY && process.stdin.isTTY && !process.env.CI) return this.pick(f)
     }

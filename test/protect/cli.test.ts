@@ -9,6 +9,7 @@ import {fileURLToPath} from 'node:url'
 import {beforeAll, describe, expect, it} from 'vitest'
 import {initProject} from '../../src/core/project/init.js'
 import {repoRoot, runCli} from '../support/cli.js'
+import {splitTargetWords} from '../../src/core/protect/protect.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/inventory-lab.json', import.meta.url))
 const root = realpathSync(mkdtempSync(path.join(tmpdir(), 'pp-protect-cli-')))
@@ -80,5 +81,35 @@ describe('patchpoint protect (binary)', () => {
     const j = await runCli(['protect', '--json'], {cwd: dir})
     expect(j.code).toBe(2)
     expect(JSON.parse(j.stdout)).toMatchObject({error: {code: 'PROTECT_POLICY_INVALID', exitCode: 2}})
+  })
+
+  it('HOST:PORT after --rule IDS is a target, not a rule id (a repeatable flag takes every word after it)', SLOW, async () => {
+    const dir = await project()
+    type Diff = {changed: boolean; diff: {services: {service: string; change: string; rules_added?: string[]; rules_removed?: string[]}[]}}
+    const a = await runCli(['protect', '--rule', 'PP-2021-41773', '--rule', 'PP-SQLI', '10.77.0.10:80', '--json'], {cwd: dir})
+    expect(a.code, a.stdout + a.stderr).toBe(0)
+    expect((JSON.parse(a.stdout) as Diff).diff.services).toEqual([
+      expect.objectContaining({service: '10.77.0.10:80/tcp', change: 'added', rules_added: ['PP-2021-41773', 'PP-SQLI']}),
+    ])
+    // a target on each side of --rule
+    const b = await runCli(['protect', '10.77.0.11:80', '--rule', 'PP-XSS', '10.77.0.12:80', '--json'], {cwd: dir})
+    expect(b.code, b.stdout + b.stderr).toBe(0)
+    expect((JSON.parse(b.stdout) as Diff).diff.services.map((s) => [s.service, s.rules_added])).toEqual([
+      ['10.77.0.11:80/tcp', ['PP-XSS']], ['10.77.0.12:80/tcp', ['PP-XSS']],
+    ])
+    const c = await runCli(['protect', '--remove', '--rule', 'PP-SQLI', '10.77.0.10:80', '--json'], {cwd: dir})
+    expect(c.code, c.stdout + c.stderr).toBe(0)
+    expect((JSON.parse(c.stdout) as Diff).diff.services).toEqual([expect.objectContaining({service: '10.77.0.10:80/tcp', rules_removed: ['PP-SQLI']})])
+    // --all still refuses targets, wherever they are
+    expect((await runCli(['protect', '--all', '--rule', 'PP-SQLI', '10.77.0.10:80'], {cwd: dir})).code).toBe(2)
+  })
+})
+
+describe('splitTargetWords', () => {
+  it('words with a colon are targets, the others rule ids; no id left means the recommended rules', () => {
+    expect(splitTargetWords(['192.0.2.10:80'], ['PP-2021-41773', '192.0.2.11:53/udp', '[2001:db8::7]:443', '192.0.2.12/rpc:100003']))
+      .toEqual({targets: ['192.0.2.10:80', '192.0.2.11:53/udp', '[2001:db8::7]:443', '192.0.2.12/rpc:100003'], rules: ['PP-2021-41773']})
+    expect(splitTargetWords([], ['192.0.2.10:80'])).toEqual({targets: ['192.0.2.10:80'], rules: undefined})
+    expect(splitTargetWords(['192.0.2.10:80'])).toEqual({targets: ['192.0.2.10:80'], rules: undefined})
   })
 })

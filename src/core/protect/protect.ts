@@ -226,6 +226,19 @@ function assignmentKeyFor(target: AssignmentKey, inv: Inventory): AssignmentKey 
   return target
 }
 
+/**
+ * Rule ids and targets from the words of `protect` (HOST:PORT arguments) and of --rule. oclif
+ * hands a repeatable flag every word after it, so in `protect --rule PP-2021-41773 192.0.2.10:80`
+ * the target arrives as a rule id. A rule id never holds ':' (rule.schema.json:
+ * ^[A-Z][A-Z0-9]*-[A-Za-z0-9._-]+$) and every target does (HOST:PORT, [V6]:PORT, HOST/rpc:PROGRAM,
+ * HOST/dcerpc:UUID), so a --rule word with ':' is a target. `rules` is undefined when no id is
+ * left (the recommended rules).
+ */
+export function splitTargetWords(args: readonly string[], ruleWords: readonly string[] = []): {targets: string[]; rules?: string[]} {
+  const rules = ruleWords.filter((w) => !w.includes(':'))
+  return {targets: [...args, ...ruleWords.filter((w) => w.includes(':'))], rules: rules.length > 0 ? rules : undefined}
+}
+
 function parseTarget(t: string): AssignmentKey {
   const k = parseAssignmentKey(t)
   if (!k) throw new UserError(`'${t}' is not HOST:PORT[/tcp|udp] (or HOST/rpc:PROGRAM, HOST/dcerpc:UUID)`, {code: 'TARGET_INVALID', suggestion: 'e.g. 192.0.2.10:80 or 192.0.2.10:53/udp'})
