@@ -1,8 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {PatchpointCommand} from '../cli/base-command.js'
 import {isInteractive, renderTable} from '../cli/output.js'
-import {UserError} from '../core/errors.js'
-import {discover, DISCOVER_DEFAULTS, type DiscoverResult} from '../core/scan/discover.js'
+import {discover, discoverWords, DISCOVER_DEFAULTS, type DiscoverResult} from '../core/scan/discover.js'
 import {progressRenderer} from '../core/scan/progress.js'
 import {MAX_TARGETS, parsePorts} from '../core/scan/targets.js'
 
@@ -49,12 +48,12 @@ Exit codes: 0 hosts found; 1 none found; 2 bad range or flag; 4 raw access denie
 
   public async run(): Promise<DiscoverResult> {
     const {argv} = await this.parse(Discover)
-    const ranges = (argv as string[]).filter((a) => typeof a === 'string')
     const f = this.flags
-    if (ranges.length === 0 && !f.add?.length) throw new UserError('no address range given', {suggestion: 'e.g. patchpoint discover 192.0.2.0/24'})
+    // ranges after --add or --exclude arrive among their words (a repeatable flag takes every word after it)
+    const {targets: ranges, add} = discoverWords((argv as string[]).filter((a) => typeof a === 'string'), f.add, f.exclude)
     const render = progressRenderer({mode: this.jsonEnabled() ? 'json' : isInteractive(process.stderr) ? 'tty' : 'plain'})
     const result = await discover({
-      targets: ranges, exclude: f.exclude, add: f.add, ports: parsePorts(f.ports), rate: f.rate, retries: f.retries,
+      targets: ranges, exclude: f.exclude, add, ports: parsePorts(f.ports), rate: f.rate, retries: f.retries,
       waitMs: f.wait, method: f.method, maxHosts: f['max-hosts'], project: f['no-inventory'] ? undefined : this.project(),
       onProgress: render,
     })

@@ -60,6 +60,28 @@ export function discoveryTail(rttMs: number, waitMs: number, routed: {answered: 
   return t
 }
 
+/**
+ * The ranges to sweep and the hosts to add, from the words oclif gave `discover`. A repeatable
+ * flag takes every word after it, so in `discover --add 198.51.100.20 192.0.2.0/24` the range
+ * arrives as an --add and in `discover --exclude 10.1.0.200-250 10.1.0.0/24` as an exclusion.
+ * --add takes single addresses: a block or range among its words (a '/' or '-') is a range to
+ * sweep. --exclude takes ranges, so which of its words were meant to be swept cannot be told:
+ * excludes without any range to sweep are refused with how to write it instead (nothing is probed).
+ */
+export function discoverWords(args: readonly string[], add: readonly string[] = [], exclude: readonly string[] = []): {targets: string[]; add: string[]} {
+  const isRange = (w: string) => /[/-]/.test(w)
+  const targets = [...args, ...add.filter(isRange)]
+  const hosts = add.filter((w) => !isRange(w))
+  if (targets.length === 0 && exclude.length > 0) {
+    throw new UserError(`no address range given: --exclude took every word after it (${exclude.join(' ')})`, {
+      code: 'FLAG_INVALID',
+      suggestion: 'give the ranges before --exclude (patchpoint discover 10.1.0.0/24 --exclude 10.1.0.200-250), or end its list with --',
+    })
+  }
+  if (targets.length === 0 && hosts.length === 0) throw new UserError('no address range given', {code: 'FLAG_INVALID', suggestion: 'e.g. patchpoint discover 192.0.2.0/24'})
+  return {targets, add: hosts}
+}
+
 export interface DiscoverOptions {
   targets: string[]
   exclude?: string[]
