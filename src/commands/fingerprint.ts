@@ -40,7 +40,8 @@ HOST:PORT clear removes it). --pcap FILE learns passively from a capture instead
 banners, server answers, portmapper replies); --passive --iface IF --duration D learns the same
 way from live traffic (libpcap; nothing is sent; Ctrl-C stops early and keeps what was learned).
 
-Exit codes: 0 services found; 1 none; 2 bad flag, host or file.`
+Exit codes: 0 services found; 1 none; 2 bad flag, host or file; 4 raw access denied with
+--method raw or --passive.`
 
   static override examples = [
     {description: 'Identify the services of every inventory host (common ports).', command: '<%= config.bin %> <%= command.id %>'},
