@@ -29,7 +29,8 @@ patch retired the virtual one (.patchpoint/retired.json), or until the end of th
 
 Formats: table (terminal, with bar charts), csv (one file per table in --out DIR, or all tables
 on stdout each after a "# name" line), xlsx (needs --out), html (one self-contained file with
-SVG charts), json. Without --format, the --out file extension decides.`
+SVG charts), json. Without --format, the --out file extension decides. With --json the report
+data is printed as JSON on stdout, and --out is written too.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> --since 7d',
@@ -79,7 +80,8 @@ SVG charts), json. Without --format, the --out file extension decides.`
     }
     const data = await runReport({inputs, retiredFiles, problems, sinceUs, untilUs, topRows: f.top, rulesLoaded})
     for (const p of problems) this.logToStderr(`patchpoint: ${p}`)
-    if (this.jsonEnabled()) return data
+    // --json prints the data on stdout; an --out file is written all the same
+    if (this.jsonEnabled() && !f.out) return data
 
     switch (format) {
       case 'json':

@@ -49,6 +49,14 @@ describe.concurrent('patchpoint report (real binary)', () => {
     expect(got).toEqual(bruteForce(gwA).byKey.sources)
   })
 
+  it('--json --out FILE: the data as JSON on stdout, and the file written too', async () => {
+    const out = path.join(root, 'json-and-out', 'report.html')
+    const r = await runCli(['report', '--json', '--out', out], {cwd: a})
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout).totals).toMatchObject({events: 800})
+    expect(readFileSync(out, 'utf8')).toMatch(/^<!DOCTYPE html>/i)
+  })
+
   it('--since/--until and bad values', async () => {
     const r = await runCli(['report', '--json', '--since', '2999-01-01'], {cwd: a})
     expect(r.code).toBe(0)
