@@ -13,7 +13,7 @@ IP probes is still found; hosts that answer then get ICMP echo and timestamp req
 --ports and TCP ACK (how they answer and their TTL become OS hints). Routed ranges get the IP
 probes only. Probes go out through libpcap at --rate packets per second and unanswered ones are
 retried --retries times. Without raw-socket rights (root or CAP_NET_RAW) discovery falls back to
-TCP connect() to --ports.
+TCP connect() to --ports (this machine's own addresses are left out).
 
 Nothing outside the given ranges (minus --exclude) is ever probed. Results merge into the
 project's inventory (.patchpoint/inventory.json): first and last seen, MAC and vendor, how each

@@ -13,7 +13,7 @@
  * Waiting is adaptive (`discoveryTail`): the scan ends when every address answered every probe,
  * or when nothing arrived for a few measured round trips, not after a fixed wait.
  * Without raw access: TCP connect() to the port list (an accepted or refused connection means
- * the host is up).
+ * the host is up); this machine's own addresses are left out (raw probes never hear from them).
  *
  * Only addresses from `expandTargets` (ranges minus excludes) are ever sent to. Replies from
  * elsewhere are ignored.
@@ -32,6 +32,7 @@ import {CapLink, RAW_LIMITS, RawScanner, type RawLink, type RawReply} from './ra
 import {runPipeline} from './pipeline.js'
 import {attachedInterface, inSubnet, interfaceInfo, ipv4ToInt, routeTo, type CommandRunner, type InterfaceInfo, type RouteInfo} from './route.js'
 import {DISCOVERY_PORTS, expandTargets, inTargets, MAX_TARGETS} from './targets.js'
+import {networkInterfaces} from 'node:os'
 
 export const DISCOVER_DEFAULTS = {
   rate: RAW_LIMITS.defaultRate,
@@ -164,7 +165,10 @@ export async function discover(o: DiscoverOptions): Promise<DiscoverResult> {
   }
   if (method === 'connect') {
     let done = 0
-    await pool(set.addresses, 32, async (ip) => {
+    // this machine's own addresses answer connect() (a refusal is an answer) but are no server
+    // behind the gateway; raw discovery never hears from them either
+    const own = localIpv4Addresses()
+    await pool(set.addresses.filter((ip) => !own.has(ip)), 32, async (ip) => {
       const r = await connectScan(ip, ports, {concurrency: 16, timeoutMs: o.waitMs ?? DISCOVER_DEFAULTS.waitMs})
       sent += ports.length
       if (r.answered) {
@@ -417,3 +421,11 @@ async function rawGroup(
     link.close()
   }
 }
+
+/** IPv4 addresses of this machine's interfaces (of its network namespace) */
+function localIpv4Addresses(): Set<string> {
+  const out = new Set<string>()
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4') out.add(a.address)
+  return out
+}
+
