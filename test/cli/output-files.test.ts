@@ -52,6 +52,13 @@ describe('output files in folders that do not exist yet', () => {
     expect(statSync(key).mode & 0o777).toBe(0o600)
     expect(statSync(path.dirname(key)).mode & 0o777).toBe(0o700)
     expect(existsSync(key + '.pub')).toBe(true)
+    // a fresh project has no rules/ folder yet: one line saying so, not ENOENT from lstat
+    const none = await cli('rules', 'bundle', '--key', key)
+    expect(none.code).toBe(2)
+    expect(none.stderr.split('\n').filter((l) => l !== '')).toEqual([
+      `patchpoint: ${path.join(project, 'rules')}: no such folder, nothing to bundle`,
+      "  hint: put the rule files in the project's rules/ folder, or name one with --dir",
+    ])
     // "Bundle this project's rules/" (into a folder that does not exist yet either)
     mkdirSync(path.join(project, 'rules', 'iis'), {recursive: true})
     copyFileSync(path.join(repoRoot, 'rules/iis/PP-2015-1635.yaml'), path.join(project, 'rules/iis/PP-2015-1635.yaml'))

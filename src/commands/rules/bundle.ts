@@ -62,6 +62,7 @@ and FILE.pub (public: copy it into each gateway's .patchpoint/trusted-keys/).`
     } catch (e) {
       throw new UserError(`--key: cannot read ${f.key} (${(e as NodeJS.ErrnoException).code ?? 'error'})`)
     }
+    if (!existsSync(dir)) throw new UserError(`${dir}: no such folder, nothing to bundle`, {code: 'BUNDLE_CREATE', suggestion: 'put the rule files in the project\'s rules/ folder, or name one with --dir'})
     let bundle
     try {
       bundle = createBundle(dir, pem, {comment: f.comment})
