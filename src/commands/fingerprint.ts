@@ -134,7 +134,7 @@ Exit codes: 0 services found; 1 none; 2 bad flag, host or file; 4 raw access den
       this.log(renderTable(['host', 'port', 'service', 'product', 'version', 'source'], hosts.flatMap((h) => h.services.map((s) => [h.ip, `${s.port}/${s.proto}`, s.service, s.product, s.version, s.source]))))
       for (const f of out) this.log(`${path.basename(f.file)}: ${f.frames} frames, ${f.services} services${f.error ? ` (error: ${f.error})` : ''}`)
     }
-    this.setExitCode(out.some((f) => f.error) ? 2 : hosts.length > 0 ? 0 : 1)
+    this.setExitCode(out.some((f) => f.error) ? 2 : hosts.some((h) => h.services.length > 0) ? 0 : 1)
     return {mode: 'pcap', files: out, hosts}
   }
 
@@ -156,7 +156,7 @@ Exit codes: 0 services found; 1 none; 2 bad flag, host or file; 4 raw access den
       this.log(renderTable(['host', 'port', 'service', 'product', 'version', 'source'], hosts.flatMap((h) => h.services.map((s) => [h.ip, `${s.port}/${s.proto}`, s.service, s.product, s.version, s.source]))))
       this.log(`${iface}: ${r.frames} frames, ${r.services.length} services`)
     }
-    this.setExitCode(hosts.length > 0 ? 0 : 1)
+    this.setExitCode(hosts.some((h) => h.services.length > 0) ? 0 : 1)
     return {mode: 'passive', iface, durationMs, frames: r.frames, services: r.services.length, hosts}
   }
 
@@ -176,10 +176,17 @@ Exit codes: 0 services found; 1 none; 2 bad flag, host or file; 4 raw access den
         }
       }
     }
-    if (project) return (await updateInventory(project.dir, project.stateDir, apply)).inventory.hosts
-    const inv: Inventory = {version: 1, updated: now, hosts: []}
-    apply(inv)
-    return inv.hosts
+    let hosts: Inventory['hosts']
+    if (project) hosts = (await updateInventory(project.dir, project.stateDir, apply)).inventory.hosts
+    else {
+      const inv: Inventory = {version: 1, updated: now, hosts: []}
+      apply(inv)
+      hosts = inv.hosts
+    }
+    // what this learning saw (as the inventory now holds it), not the rest of the inventory
+    const seenHosts = new Set(learned.flatMap((r) => [...r.hosts.map((h) => h.ip), ...r.services.map((x) => x.ip)]))
+    const seenServices = new Set(learned.flatMap((r) => r.services.map((x) => `${x.ip}|${x.port}|${x.proto}`)))
+    return hosts.filter((h) => seenHosts.has(h.ip)).map((h) => ({...h, services: h.services.filter((x) => seenServices.has(`${h.ip}|${x.port}|${x.proto}`))}))
   }
 
   private optionalProject() {

@@ -1,12 +1,13 @@
 /**
- * `fingerprint --set`: the admin settles a version by hand, in every form the help shows (the real
- * binary over dist/, in a temporary project; nothing is scanned).
+ * `fingerprint --set`: the admin settles a version by hand, in every form the help shows; and
+ * `fingerprint --pcap` shows what the capture taught (the real binary over dist/, in a temporary
+ * project; nothing is scanned).
  */
 import {mkdtempSync, readFileSync, realpathSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
-import {runCli} from '../support/cli.js'
+import {corpusDir, runCli} from '../support/cli.js'
 import {parseSetWords} from '../../src/core/scan/fingerprint.js'
 
 const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'pp-fpset-')))
@@ -74,3 +75,23 @@ describe('patchpoint fingerprint --set (real binary)', () => {
     expect(readFileSync(path.join(dir, '.patchpoint', 'inventory.json'), 'utf8')).toBe(before)
   })
 })
+
+describe('patchpoint fingerprint --pcap (real binary)', () => {
+  it('lists what the capture taught, not the rest of the inventory; the inventory keeps both', async () => {
+    const r = await cli('fingerprint', '--json', '--pcap', path.join(corpusDir, 'benign_smtp_session.pcap'))
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout) as {hosts: {ip: string; services: Svc[]}[]}
+    const ips = out.hosts.map((h) => h.ip)
+    expect(ips).toContain('74.53.140.153')
+    expect(ips).not.toContain('192.0.2.10')
+    expect(ips).not.toContain('192.0.2.11')
+    expect(out.hosts.find((h) => h.ip === '74.53.140.153')!.services.map((s) => s.port)).toContain(25)
+    // the hand-set hosts are still in the inventory, only not in this answer
+    expect(services().map((s) => (s as Svc & {ip: string}).ip)).toEqual(expect.arrayContaining(['192.0.2.10', '74.53.140.153']))
+    // a capture that teaches no service: exit 1 (the help's "1 none")
+    const none = await cli('fingerprint', '--json', '--pcap', path.join(corpusDir, 'benign_ipv4_icmp_fragments.pcap'))
+    expect(none.code).toBe(1)
+    expect((JSON.parse(none.stdout) as {hosts: {services: unknown[]}[]}).hosts.every((h) => h.services.length === 0)).toBe(true)
+  })
+})
+
