@@ -22,8 +22,3 @@ export function keepCapHandle<T extends object>(handle: T): T {
   kept.add(handle)
   return handle
 }
-
-/** how many handles are kept (tests) */
-export function keptCapHandles(): number {
-  return kept.size
-}
