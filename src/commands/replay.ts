@@ -44,7 +44,7 @@ wins over 1); 70 internal error.`
       helpValue: 'FILE',
     }),
     'write-streams': Flags.directory({
-      summary: 'Write each reassembled TCP stream direction into DIR, named SRCIP.SRCPORT-DSTIP.DSTPORT as tcpflow does.',
+      summary: 'Write each reassembled TCP stream direction into DIR, named as tcpflow names them (192.000.002.010.40000-192.000.002.020.00080).',
       helpValue: 'DIR',
     }),
     'flow-events': Flags.boolean({summary: 'Also write a `flow` event for every flow when it ends.'}),

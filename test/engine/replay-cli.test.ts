@@ -39,7 +39,7 @@ describe('replay --write-streams', () => {
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     const files = fs.readdirSync(out).sort()
-    expect(files).toEqual(['192.0.2.10.40000-192.0.2.20.9000', '192.0.2.20.9000-192.0.2.10.40000'])
+    expect(files).toEqual(['192.000.002.010.40000-192.000.002.020.09000', '192.000.002.020.09000-192.000.002.010.40000'])
     expect(Buffer.compare(fs.readFileSync(path.join(out, files[0])), Buffer.from(upload))).toBe(0)
     expect(Buffer.compare(fs.readFileSync(path.join(out, files[1])), Buffer.from(download))).toBe(0)
   })
@@ -63,7 +63,7 @@ describe('replay --write-streams', () => {
     expect(r.code).toBe(1)
     const events = jsonLines<{event_type: string; anomaly?: {event: string}}>(r.stdout)
     expect(events.map((e) => e.anomaly?.event)).toContain('tcp.overlap_conflict')
-    expect(fs.readFileSync(path.join(out, '192.0.2.10.40001-192.0.2.20.9000'), 'latin1')).toBe('GET /index.html HTTP/1.0\r\n\r\n')
+    expect(fs.readFileSync(path.join(out, '192.000.002.010.40001-192.000.002.020.09000'), 'latin1')).toBe('GET /index.html HTTP/1.0\r\n\r\n')
   })
 })
 

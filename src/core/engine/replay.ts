@@ -33,7 +33,7 @@ export interface ReplayOptions extends Omit<EngineOptions, 'onEvent' | 'extra' |
   /** analyzers and rules; none = flows and streams only */
   detection?: Detection
   onEvent: (ev: EveEvent) => void
-  /** write each reassembled TCP direction into this folder, as tcpflow does */
+  /** write each reassembled TCP direction into this folder, named as tcpflow names them */
   writeStreamsDir?: string
   extra?: Record<string, unknown>
 }
@@ -101,8 +101,17 @@ export function replayFile(file: string, opts: ReplayOptions): ReplayFileResult 
   return result
 }
 
-/** Stream files named like tcpflow's: `SRCIP.SRCPORT-DSTIP.DSTPORT` per direction. */
+/**
+ * Stream files named as tcpflow names them: `SRCIP.SRCPORT-DSTIP.DSTPORT` per direction, IPv4
+ * octets in 3 digits and ports in 5 (`192.000.002.010.40000-192.000.002.020.09000`), so tools that
+ * read tcpflow's output folders read ours. IPv6 addresses keep their text, ':' written as '_'.
+ */
 export const STREAM_WRITER_LIMITS = {openFiles: 64}
+
+function streamEnd(ip: string, port: number): string {
+  const addr = ip.includes(':') ? ip : ip.split('.').map((o) => o.padStart(3, '0')).join('.')
+  return `${addr}.${String(port).padStart(5, '0')}`
+}
 
 class StreamWriter {
   private readonly fds = new Map<string, number>()
@@ -118,8 +127,9 @@ class StreamWriter {
     if (flow.proto !== 6) return
     let names = this.names.get(flow)
     if (!names) {
-      names = [this.unique(`${flow.clientIp}.${flow.clientPort}-${flow.serverIp}.${flow.serverPort}`),
-        this.unique(`${flow.serverIp}.${flow.serverPort}-${flow.clientIp}.${flow.clientPort}`)]
+      const c = streamEnd(flow.clientIp, flow.clientPort)
+      const sv = streamEnd(flow.serverIp, flow.serverPort)
+      names = [this.unique(`${c}-${sv}`), this.unique(`${sv}-${c}`)]
       this.names.set(flow, names)
     }
     const name = names[dir === 'toserver' ? 0 : 1]
