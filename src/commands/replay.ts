@@ -52,6 +52,12 @@ wins over 1); 70 internal error.`
     'tcp-policy': Flags.option({options: [...TCP_POLICIES], summary: 'TCP overlap policy for every host (default: the project config, else first).'})(),
   }
 
+  /** --events - with --json: the summary follows the event lines as one more JSON line */
+  protected override logJson(json: unknown): void {
+    if (this.flags?.events === '-') process.stdout.write(JSON.stringify(json) + '\n')
+    else super.logJson(json)
+  }
+
   public async run(): Promise<ReplayRunResult> {
     const {argv} = await this.parse(Replay)
     let files = (argv as string[]).filter((a) => typeof a === 'string')

@@ -96,6 +96,21 @@ describe('replay exit codes and errors', () => {
     expect(alerts[0].patchpoint.cves).toContain('CVE-2014-6271')
   })
 
+  it('--events - --json: every stdout line is JSON, the events then the summary (JSON lines for jq)', async () => {
+    const file = writeCapture('shellshock-lines.pcap', tcpConversation({
+      client: '192.0.2.1', server: '192.0.2.2', clientPort: 50002, serverPort: 80,
+      toServer: new TextEncoder().encode('GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: () { :; }; /bin/id\r\n\r\n'),
+    }))
+    const r = await runCli(['replay', file, '--events', '-', '--json'])
+    expect(r.code).toBe(1)
+    const lines = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as {event_type?: string; totals?: {alerts: number}; eventsWrittenTo?: string})
+    expect(lines.length).toBeGreaterThanOrEqual(2)
+    expect(lines[0].event_type).toBe('alert')
+    const summary = lines[lines.length - 1]
+    expect(summary.totals?.alerts).toBe(1)
+    expect(summary.eventsWrittenTo).toBe('standard output')
+  })
+
   it('names a bad file in one line, still replays the others, and exits 2', async () => {
     const bad = path.join(tmp, 'notes.txt')
     fs.writeFileSync(bad, 'these are not packets\n')
