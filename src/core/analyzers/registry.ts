@@ -15,6 +15,7 @@ import {tnsAnalyzer} from './tns/index.js'
 import {smbAnalyzer} from './smb/index.js'
 import {dcerpcAnalyzer} from './dcerpc/index.js'
 import {oncrpcAnalyzer, oncrpcUdpAnalyzer} from './oncrpc/index.js'
+import {ldapAnalyzer} from './ldap/index.js'
 
 export const analyzerFactories: readonly AnalyzerFactory[] = [
   httpAnalyzer,
@@ -32,6 +33,7 @@ export const analyzerFactories: readonly AnalyzerFactory[] = [
   dcerpcAnalyzer,
   oncrpcAnalyzer,
   oncrpcUdpAnalyzer,
+  ldapAnalyzer,
 ]
 
 export function factoryFor(protocol: string): AnalyzerFactory | undefined {

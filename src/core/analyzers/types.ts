@@ -29,7 +29,7 @@ export interface FieldValue {
 export type Fields = Map<string, FieldValue | FieldValue[]>
 
 export interface Pdu {
-  /** analyzer name: 'http', 'smtp', 'ftp', 'imap', 'pop3', 'mysql', 'tds', 'tns', 'dcerpc', 'smb', 'oncrpc', 'tls', 'mssql-ssrp' */
+  /** analyzer name: 'http', 'smtp', 'ftp', 'imap', 'pop3', 'mysql', 'tds', 'tns', 'dcerpc', 'smb', 'oncrpc', 'tls', 'mssql-ssrp', 'ldap' */
   protocol: string
   /** unit kind within the protocol: 'request', 'response', 'command', 'reply', 'packet', 'record', 'bind', ... */
   kind: string

@@ -18,7 +18,7 @@ export const MAX_EDITS_PER_MATCH = 256
  */
 export const DEFAULT_FILLER: Readonly<Record<string, string>> = {
   http: ' ', smtp: ' ', ftp: ' ', imap: ' ', pop3: ' ',
-  mysql: '\0', tds: '\0', tns: '\0', dcerpc: '\0', smb: '\0', oncrpc: '\0', tls: '\0', 'mssql-ssrp': '\0',
+  mysql: '\0', tds: '\0', tns: '\0', dcerpc: '\0', smb: '\0', oncrpc: '\0', tls: '\0', 'mssql-ssrp': '\0', ldap: '\0',
 }
 
 export interface FixResult {
