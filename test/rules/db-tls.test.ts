@@ -204,6 +204,17 @@ const cases: Case[] = [
   {name: 'mysql 6662: a log name that merely contains cnf', protocol: 'mysql', steps: mysqlQuery("SET GLOBAL general_log_file = '/var/log/mysql/cnf-changes.log'"), expect: []},
   {name: 'mysql 6662: the statement quoted as data in an INSERT', protocol: 'mysql', steps: mysqlQuery("INSERT INTO notes VALUES ('never run general_log_file = my.cnf')"), expect: []},
   {name: 'mysql 6662: turning the general log on', protocol: 'mysql', steps: mysqlQuery("SET GLOBAL general_log = 'ON'"), expect: []},
+  // audit: evasions the server's lexer accepts (checked on MariaDB 10.11) that the rev 1 patterns missed
+  {name: 'mysql 6662 audit: a comment holding ";" between SET and the variable', protocol: 'mysql', steps: mysqlQuery("SET /*;*/ GLOBAL general_log_file='/var/lib/mysql/my.cnf'"), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662 audit: \\v (0x0b) around "="', protocol: 'mysql', steps: mysqlQuery("SET GLOBAL general_log_file\x0b=\x0b'/var/lib/mysql/my.cnf'"), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662 audit: "--" comment directly before the newline', protocol: 'mysql', steps: mysqlQuery("SET GLOBAL general_log_file--\n='/var/lib/mysql/my.cnf'"), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662 audit: 0b binary literal value', protocol: 'mysql', steps: mysqlQuery('SET GLOBAL general_log_file=0b' + [...Buffer.from('/var/lib/mysql/my.cnf')].map((b) => b.toString(2).padStart(8, '0')).join('')), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662 audit: /*!50000SET*/ version comment (digits glued to SET)', protocol: 'mysql', steps: mysqlQuery("/*!50000SET*/ /*!50000GLOBAL*/ general_log_file='/var/lib/mysql/my.cnf'"), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662 audit: escaped NUL cuts the name (my.cnf\\0.log writes my.cnf)', protocol: 'mysql', steps: mysqlQuery("SET GLOBAL general_log_file='/var/lib/mysql/my.cnf\\0.log'"), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662 audit: raw NUL byte inside the literal', protocol: 'mysql', steps: mysqlQuery("SET GLOBAL general_log_file='/var/lib/mysql/my.cnf\x00.log'"), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662 audit: COLLATE after the literal', protocol: 'mysql', steps: mysqlQuery("SET GLOBAL general_log_file='/var/lib/mysql/my.cnf' COLLATE utf8mb3_bin"), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662 audit: /*!50000INTO*/ OUTFILE with a NUL-cut name', protocol: 'mysql', steps: mysqlQuery("SELECT 'x' /*!50000INTO*/ OUTFILE '/var/lib/mysql/my.cnf\\0.csv'"), expect: ['PP-2016-6662']},
+  {name: 'mysql 6662 audit benign: ";" in a comment of another SET, 0b for general_log', protocol: 'mysql', steps: [...mysqlQuery('SET /*;*/ GLOBAL max_connections=10'), query('SET GLOBAL general_log=0b1')], expect: []},
   // ---- Oracle TNS
   {name: 'tns poison: registration command in mixed case, deferred descriptor', protocol: 'tns', steps: tnsConnect(`(DESCRIPTION=(CONNECT_DATA=(CID=(PROGRAM=${A(200, 'p')}))(COMMAND=Service_Register_NSGR))(ADDRESS=(PROTOCOL=TCP)(HOST=10.0.0.9)(PORT=1521)))`), expect: ['PP-2012-1675']},
   {name: 'tns poison: descriptor that does not parse still searched raw', protocol: 'tns', steps: tnsConnect('(DESCRIPTION=(CONNECT_DATA=(COMMAND = service_register_NSGR)(((', false), expect: ['PP-2012-1675']},
