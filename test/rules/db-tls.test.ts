@@ -21,6 +21,7 @@ import {fieldsFor, testFactoryFor} from '../../src/core/rules/fields.js'
 import {loadRules, RuleSet} from '../../src/core/rules/engine.js'
 import {testRule} from '../../src/core/rules/sample-test.js'
 import {anomalyPdu} from '../../src/core/protections/anomaly-fields.js'
+import {SharedScope} from '../../src/core/analyzers/scope.js'
 
 const RULE_DIRS = ['mssql', 'mysql', 'oracle', 'tls'].map((d) => fileURLToPath(new URL(`../../rules/${d}/`, import.meta.url)))
 const PCAPS = fileURLToPath(new URL('../../../shared/corpus/pcaps/', import.meta.url))
@@ -357,6 +358,33 @@ describe('database / TLS rule pack', () => {
       if (!k.datagram) expect(fired(k.protocol, k.steps, 7, k.factory)).toEqual([...k.expect].sort())
     })
   }
+
+  it('mysql auth bypass audit: one connection per attempt (the public exploits) is counted per client and server', () => {
+    // the engine's shared scope and packet clock, as the replay engine and the gateway give them
+    let now = 1e12
+    const scope = new SharedScope(() => now)
+    const factory = factoryFor('mysql')!
+    const attempt = (clientIp: string, answer: ScriptStep, serverIp = '192.0.2.20'): string[] => {
+      now += 50_000
+      const res = runAnalyzer(factory, [MY_GREETING, myLogin('root'), answer], {engine: scope, flow: {clientIp, clientPort: 40000 + (now % 20000), serverIp, serverPort: 3306, transport: 'tcp'}})
+      const ids = new Set<string>()
+      for (const pdu of res.pdus) for (const m of set.evaluate(pdu)) ids.add(m.rule.id)
+      return [...ids]
+    }
+    // five failed connections pass (each fails on its own), the sixth login is held before the server answers
+    for (let i = 0; i < 5; i++) expect(attempt('198.51.100.7', MY_ERR(2))).toEqual([])
+    expect(attempt('198.51.100.7', MY_OK(2))).toEqual(['PP-2012-2122'])
+    // still held while the attempts go on; another client, or the same client to another server, is not
+    expect(attempt('198.51.100.7', MY_ERR(2))).toEqual(['PP-2012-2122'])
+    expect(attempt('198.51.100.8', MY_OK(2))).toEqual([])
+    expect(attempt('198.51.100.7', MY_OK(2), '192.0.2.21')).toEqual([])
+    // ten quiet minutes later the pair is forgotten
+    now += 601e6
+    expect(attempt('198.51.100.7', MY_OK(2))).toEqual([])
+    // benign: a user who mistypes four times, then logs in, over separate connections
+    for (let i = 0; i < 4; i++) expect(attempt('198.51.100.9', MY_ERR(2))).toEqual([])
+    expect(attempt('198.51.100.9', MY_OK(2))).toEqual([])
+  })
 
   it('property: any obfuscation of the config-file statement is caught', () => {
     const gap = fc.constantFrom(' ', '  ', '\t', '\n', ' /* c */ ', '/**/', ' -- x\n', ' # y\n')

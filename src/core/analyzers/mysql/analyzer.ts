@@ -66,6 +66,56 @@ export const MYSQL_LIMITS = {
    */
   engineInflateBytesPerSecond: 256 * 1024 * 1024,
   engineInflateBurstBytes: 512 * 1024 * 1024,
+  /**
+   * failed logins remembered across the flows of an engine, per client address and server
+   * (AuthHistory, field mysql.source_auth_failures: CVE-2012-2122 exploits open one connection
+   * per attempt): at most authHistoryEntries pairs (least recently used forgotten first), each
+   * forgotten after authHistoryIdleSeconds of packet time without a login attempt of the pair
+   */
+  authHistoryEntries: 4096,
+  authHistoryIdleSeconds: 600,
+}
+
+/**
+ * Failed logins per client address and server (ip:port), shared by the MySQL flows of an engine.
+ * A pair is forgotten when no login of it was attempted for `idleUs`; every attempt (also one
+ * that a rule then drops) keeps it, a success does not clear it (a valid low-privilege account
+ * would otherwise reset the count between guesses). Bounded: `maxEntries` pairs, LRU.
+ */
+export class AuthHistory {
+  private readonly pairs = new Map<string, {failures: number; lastUs: number}>()
+
+  constructor(readonly maxEntries: number, readonly idleUs: number) {}
+
+  get size(): number {
+    return this.pairs.size
+  }
+
+  /** a login attempt of `key` at `nowUs`: the failures remembered before it */
+  attempt(key: string, nowUs: number): number {
+    const e = this.pairs.get(key)
+    if (e === undefined) return 0
+    this.pairs.delete(key)
+    if (nowUs - e.lastUs > this.idleUs) return 0
+    e.lastUs = Math.max(e.lastUs, nowUs)
+    this.pairs.set(key, e)
+    return e.failures
+  }
+
+  /** a failed login of `key` at `nowUs` */
+  fail(key: string, nowUs: number): void {
+    let e = this.pairs.get(key)
+    if (e !== undefined) this.pairs.delete(key)
+    if (e === undefined || nowUs - e.lastUs > this.idleUs) e = {failures: 0, lastUs: nowUs}
+    e.failures++
+    e.lastUs = Math.max(e.lastUs, nowUs)
+    this.pairs.set(key, e)
+    while (this.pairs.size > this.maxEntries) {
+      const oldest = this.pairs.keys().next().value
+      if (oldest === undefined) break
+      this.pairs.delete(oldest)
+    }
+  }
 }
 
 export type MysqlLimits = typeof MYSQL_LIMITS
@@ -107,6 +157,8 @@ export class MysqlAnalyzer implements Analyzer {
   private readonly emitPdu: (pdu: Pdu) => void
   private readonly anomalySink: AnomalySink
   private readonly engine: EngineScope | undefined
+  /** client address and server of the flow, the key of AuthHistory (null: no flow info or engine) */
+  private readonly pairKey: string | null
   private readonly cs: Side
   private readonly sc: Side
   private phase = PH_GREETING
@@ -128,6 +180,7 @@ export class MysqlAnalyzer implements Analyzer {
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
     this.engine = ctx.engine
+    this.pairKey = ctx.flow !== undefined && ctx.engine !== undefined ? `${ctx.flow.clientIp}|${ctx.flow.serverIp}|${ctx.flow.serverPort}` : null
     this.cs = this.side('toserver')
     this.sc = this.side('toclient')
   }
@@ -205,6 +258,18 @@ export class MysqlAnalyzer implements Analyzer {
   /** (a method so that TypeScript does not narrow `wire` across the call that may set it) */
   private wireOf(s: Side): RecordFramer | undefined {
     return s.wire
+  }
+
+  /** the engine's failed-login history, shared by its MySQL flows (one per engine and bounds) */
+  private authHistory(): AuthHistory {
+    const {authHistoryEntries: max, authHistoryIdleSeconds: idle} = this.limits
+    return this.engine!.shared(`mysql.auth_history:${max}:${idle}`, () => new AuthHistory(max, idle * 1e6))
+  }
+
+  /** a login or COM_CHANGE_USER: the failures of earlier attempts by this client to this server */
+  private sourceFailures(f: Fields): void {
+    if (this.pairKey === null) return
+    f.set('mysql.source_auth_failures', {v: this.authHistory().attempt(this.pairKey, this.engine!.nowUs())})
   }
 
   /** the engine's inflate budget, shared by its MySQL flows (one per engine and rate) */
@@ -376,6 +441,7 @@ export class MysqlAnalyzer implements Analyzer {
           if (l.charset >= 0) f.set('mysql.charset', {v: l.charset})
         }
         this.phase = PH_AUTH
+        this.sourceFailures(f)
         this.emit('login', 'toserver', start, f)
         return
       }
@@ -443,6 +509,7 @@ export class MysqlAnalyzer implements Analyzer {
         const l = parseChangeUser(rec, (this.serverCaps & CLIENT_SECURE_CONNECTION) !== 0)
         this.loginFields(f, l, rec, start, 'mysql.change_user_malformed')
         this.phase = PH_AUTH
+        this.sourceFailures(f)
         break
       }
       default:
@@ -491,6 +558,7 @@ export class MysqlAnalyzer implements Analyzer {
       } else if (t === 0xff) {
         kind = 'error'
         this.authFailures++
+        if (this.pairKey !== null) this.authHistory().fail(this.pairKey, this.engine!.nowUs())
         f.set('mysql.auth_failed', {v: 1})
         this.errFields(f, rec, start)
         this.phase = PH_COMMAND

@@ -39,6 +39,7 @@ export const MYSQL_FIELDS: readonly FieldSpec[] = [
   {name: 'mysql.error_message', description: 'ERR packet: message text', type: 'string'},
   {name: 'mysql.auth_failed', description: 'ERR packet answering a login or COM_CHANGE_USER: 1', type: 'number'},
   {name: 'mysql.auth_failures', description: 'failed logins so far on this flow (every PDU; counts the current one)', type: 'number'},
+  {name: 'mysql.source_auth_failures', description: 'login/COM_CHANGE_USER: failed logins of this client address to this server before this attempt, over all its connections (forgotten after authHistoryIdleSeconds without an attempt; absent without flow info)', type: 'number'},
   {name: 'mysql.local_infile', description: 'server LOCAL INFILE request (0xFB): file name the server asks the client for', type: 'string'},
   {name: 'mysql.response_to', description: 'toclient command-phase PDUs: name of the last client command (no span)', type: 'string'},
 ]

@@ -6,6 +6,7 @@ import {fuzzRuns, loadHexFixture, splitInvariance} from '../line/testing.js'
 import type {AnalyzerContext, Pdu} from '../types.js'
 import {MYSQL_FIELDS, MysqlAnalyzer, detectMysql, makeMysqlAnalyzer, mysqlAnalyzer, parseLogin} from './index.js'
 import {RecordFramer} from './records.js'
+import {AuthHistory} from './analyzer.js'
 import {SharedScope} from '../scope.js'
 import {binarySpanMismatches, feedMaxCapacity, fuzzScripts, one} from './testing.js'
 
@@ -489,5 +490,48 @@ describe('mysql: fuzz', () => {
       }),
       {numRuns: fuzzRuns(500)},
     )
+  })
+})
+
+describe('AuthHistory (failed logins across connections, CVE-2012-2122)', () => {
+  it('counts per pair, forgets a pair idle for the window, keeps it while attempts go on, and is bounded (LRU)', () => {
+    const h = new AuthHistory(3, 10e6)
+    h.fail('a', 0)
+    h.fail('a', 1e6)
+    expect(h.attempt('a', 2e6)).toBe(2)
+    expect(h.attempt('b', 2e6)).toBe(0)
+    // attempts refresh the pair: 9 s later, then 9 s after that, still remembered
+    expect(h.attempt('a', 11e6)).toBe(2)
+    expect(h.attempt('a', 20e6)).toBe(2)
+    // idle longer than the window: forgotten, and a new failure starts over
+    expect(h.attempt('a', 31e6)).toBe(0)
+    h.fail('a', 31e6)
+    expect(h.attempt('a', 32e6)).toBe(1)
+    // bounded: a fourth pair evicts the least recently used
+    h.fail('b', 33e6)
+    h.fail('c', 34e6)
+    h.fail('d', 35e6)
+    expect(h.size).toBe(3)
+    expect(h.attempt('a', 36e6)).toBe(0)
+    expect(h.attempt('d', 36e6)).toBe(1)
+  })
+
+  it('the analyzer reports the failures of earlier flows on the login (and none without the engine scope)', () => {
+    let now = 0
+    const scope = new SharedScope(() => now)
+    const flow = {clientIp: '198.51.100.7', clientPort: 1, serverIp: '192.0.2.20', serverPort: 3306, transport: 'tcp' as const}
+    const greeting = Buffer.from('4e0000000a352e352e32332d6c6f67002a000000616263646566676800fff72102000f001500000000000000000000696a6b6c6d6e6f7071727374006d7973716c5f6e61746976655f70617373776f726400', 'hex')
+    const login = Buffer.from('5100000105a208000000000121000000000000000000000000000000000000000000000061646d696e001411111111111111111111111111111111111111116d7973716c5f6e61746976655f70617373776f726400', 'hex')
+    const err = Buffer.from('0c000002ff1504233238303030782078', 'hex')
+    const script: ScriptStep[] = [{dir: 'toclient', data: greeting}, {dir: 'toserver', data: login}, {dir: 'toclient', data: err}]
+    const seen: unknown[] = []
+    for (let i = 0; i < 3; i++) {
+      now += 1e6
+      const res = runAnalyzer(mysqlAnalyzer, script, {engine: scope, flow})
+      seen.push(res.pdus.find((p) => p.kind === 'login')!.fields.get('mysql.source_auth_failures'))
+    }
+    expect(seen).toEqual([{v: 0}, {v: 1}, {v: 2}])
+    const alone = runAnalyzer(mysqlAnalyzer, script)
+    expect(alone.pdus.find((p) => p.kind === 'login')!.fields.has('mysql.source_auth_failures')).toBe(false)
   })
 })
