@@ -193,6 +193,14 @@ describe('Java / PHP rules: extra variants', () => {
     expect(fired(get('/x.action', 'Content-Type: application/vnd.api+json\r\n'))).not.toContain('PP-2017-5638')
   })
 
+  it('PP-2017-5638: a nested brace keeps the expression open (Struts counts braces)', () => {
+    expect(fired(get('/x.action', "Content-Type: %{'{}'+(#_='multipart/form-data').(#cmd='id')}\r\n"))).toContain('PP-2017-5638')
+    expect(fired(get('/x.action', "Content-Type: multipart/form-data %{{1}.(#cmd='id').(@java.lang.Runtime@getRuntime().exec(#cmd))}\r\n"))).toContain('PP-2017-5638')
+    const body = "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"%{'{}'+(#cmd='id')}\0b\"\r\n\r\nx\r\n--b--\r\n"
+    expect(fired(`POST /upload.action HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: ${body.length}\r\n\r\n${body}`)).toContain('PP-2017-5638')
+    expect(fired(get('/x.action', 'Content-Disposition: attachment; filename="budget ${year} (1) [v2].txt"\r\n'))).not.toContain('PP-2017-5638')
+  })
+
   it('PP-2017-5638: S2-046 filename when the multipart body is split across segments', () => {
     const body = '--b\r\nContent-Disposition: form-data; name="f"; filename="${#context[\'x\'].addHeader(\'a\',1)}"\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n'
     const req = `POST /upload.action HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: ${body.length}\r\n\r\n${body}`
