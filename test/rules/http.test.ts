@@ -298,6 +298,17 @@ describe('Exchange rules: extra variants', () => {
     expect(fired(get('/autodiscover/autodiscover.json?Email=a%40b.com&Protocol=Ews&RedirectCount=1'))).toEqual(new Set())
     expect(fired(get('/owa/?path=/autodiscover/autodiscover.json&x=@y'))).not.toContain('PP-2021-34473')
   })
+
+  it('PP-2021-34473 / PP-2022-41040: the Email read from a cookie or the form body, and a sub-path', () => {
+    // ASP.NET Request.Params["Email"]: query, form and cookies
+    expect(fired(get('/autodiscover/autodiscover.json?a=x@y.com/mapi/nspi/', 'Cookie: Email=autodiscover/autodiscover.json?a=x@y.com\r\n'))).toContain('PP-2021-34473')
+    const body = 'Email=autodiscover/autodiscover.json%3Fa%3Dx@y.com'
+    expect(fired(`POST /autodiscover/autodiscover.json?a=x@y.com/ews/exchange.asmx HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body}`)).toContain('PP-2021-34473')
+    expect(fired(get('/autodiscover/foo/autodiscover.json?@x.com/mapi/nspi/?&Email=autodiscover/foo/autodiscover.json%3F@x.com'))).toContain('PP-2021-34473')
+    expect(fired(get('/autodiscover/autodiscover.json?a=x/powershell/', 'Cookie: Email=autodiscover/autodiscover.json?a=x\r\n'))).toContain('PP-2022-41040')
+    expect(fired(get('/autodiscover/autodiscover.json?Protocol=Ews', 'Cookie: Email=user%40example.com\r\n'))).toEqual(new Set())
+    expect(fired(get('/autodiscover/autodiscover.json/v1.0/user@example.com?Protocol=Ews'))).toEqual(new Set())
+  })
 })
 
 describe('smuggling and anomaly rules: extra variants', () => {
