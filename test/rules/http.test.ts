@@ -98,6 +98,12 @@ describe('HTTP rule pack: lint and samples', () => {
 })
 
 describe('Apache / generic rules: extra variants', () => {
+  it('PP-2021-41773: CVE-2021-42013 with the dot written %%32%45 / %25%32%45 (upper-case E)', () => {
+    expect(fired(get('/cgi-bin/.%%32%45/.%%32%45/.%%32%45/bin/sh'))).toContain('PP-2021-41773')
+    expect(fired(get('/icons/.%25%32%45/.%25%32%45/etc/passwd'))).toContain('PP-2021-41773')
+    expect(fired(get('/dist/v%34.%32/../file'))).not.toContain('PP-2021-41773')
+  })
+
   it('PP-2021-41773: encodings of the dot segment the samples do not use', () => {
     for (const t of [
       '/cgi-bin/%2e%2e/%2e%2e/%2e%2e/bin/sh',
@@ -231,6 +237,13 @@ describe('Java / PHP rules: extra variants', () => {
 })
 
 describe('IIS rules: extra variants', () => {
+  it('PP-2000-0884: escapes only IIS decodes (lenient hex, 5- and 6-byte overlong forms)', () => {
+    for (const sep of ['%c0%9v', '%c0%qf', '%c1%8s', '%c1%pc', '%f8%80%80%80%af', '%fc%80%80%80%80%af']) {
+      expect(fired(`GET /scripts/..${sep}../winnt/system32/cmd.exe?/c+dir HTTP/1.0\r\n\r\n`), sep).toContain('PP-2000-0884')
+    }
+    expect(fired(get('/files/100%25..final/report..v2%c3%a9.pdf'))).not.toContain('PP-2000-0884')
+  })
+
   it('PP-2015-1635: Request-Range, huge ends, tabs', () => {
     expect(fired(get('/', 'Request-Range: bytes=0-18446744073709551615\r\n'))).toContain('PP-2015-1635')
     expect(fired(get('/', 'Range: bytes=\t5-18446744073709551616\r\n'))).toContain('PP-2015-1635')
