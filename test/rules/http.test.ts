@@ -246,6 +246,13 @@ describe('Java / PHP rules: extra variants', () => {
 })
 
 describe('IIS rules: extra variants', () => {
+  it('PP-2015-1635: the wrapping end behind more ranges than the analyzer keeps, or behind leading zeros', () => {
+    const many = Array.from({length: 70}, (_, i) => `${i * 10}-${i * 10 + 1}`).join(',')
+    expect(fired(get('/', `Range: bytes=${many},900-18446744073709551615\r\n`))).toContain('PP-2015-1635')
+    expect(fired(get('/', `Range: bytes=0-${'0'.repeat(70)}18446744073709551615\r\n`))).toContain('PP-2015-1635')
+    expect(fired(get('/', `Range: bytes=${many}\r\n`))).not.toContain('PP-2015-1635')
+  })
+
   it('PP-2000-0884: escapes only IIS decodes (lenient hex, 5- and 6-byte overlong forms)', () => {
     for (const sep of ['%c0%9v', '%c0%qf', '%c1%8s', '%c1%pc', '%f8%80%80%80%af', '%fc%80%80%80%80%af']) {
       expect(fired(`GET /scripts/..${sep}../winnt/system32/cmd.exe?/c+dir HTTP/1.0\r\n\r\n`), sep).toContain('PP-2000-0884')

@@ -102,6 +102,16 @@ describe('field value parsers', () => {
     expect(parseRanges('items=1-2', 10).invalid).toBe(true)
     expect(parseRanges('bytes=a-b', 10).invalid).toBe(true)
     expect(parseRanges('bytes=1-2,3-4,5-6', 2).tooMany).toBe(true)
+    // past the cap, the range with the largest end is still reported (MS15-034 behind 70 ranges)
+    const many = parseRanges('bytes=' + Array.from({length: 70}, (_, i) => `${i}-${i}`).join(',') + ',9-18446744073709551615,8-9', 64)
+    expect(many.tooMany).toBe(true)
+    expect(many.ranges.length).toBe(65)
+    expect(many.ranges[64].end).toBe(18446744073709551615n)
+    // leading zeros do not count against the digit limit
+    const z = parseRanges('bytes=0-' + '0'.repeat(80) + '18446744073709551615', 10)
+    expect(z.invalid).toBe(false)
+    expect(z.ranges[0].end).toBe(18446744073709551615n)
+    expect(parseRanges('bytes=0-' + '9'.repeat(65), 10).invalid).toBe(true)
   })
 
   it('cookies and args', () => {

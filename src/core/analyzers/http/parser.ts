@@ -448,8 +448,9 @@ export const MAX_RANGE_DIGITS = 64
 
 /**
  * Range / Request-Range (RFC 9110 §14.1.2), parsed leniently as servers do: unit name
- * case-insensitive, whitespace anywhere around '=', ',', '-'. Returns the ranges and whether
- * something did not parse.
+ * case-insensitive, whitespace anywhere around '=', ',', '-', leading zeros ignored in the
+ * digit limit. Returns the ranges (at most maxRanges, plus the later range with the largest end
+ * when there are more) and whether something did not parse.
  */
 export function parseRanges(value: string, maxRanges: number): {ranges: ByteRange[]; invalid: boolean; tooMany: boolean} {
   const ranges: ByteRange[] = []
@@ -460,6 +461,12 @@ export function parseRanges(value: string, maxRanges: number): {ranges: ByteRang
   let p = eq + 1
   const n = value.length
   const isWs = (c: number): boolean => c === SP || c === HT
+  // digits without leading zeros: 0000000018446744073709551615 is still 2^64-1
+  const significant = (from: number, to: number): number => {
+    while (from < to - 1 && value.charCodeAt(from) === 48) from++
+    return to - from
+  }
+  let beyond: ByteRange | undefined
   while (p <= n) {
     let e = value.indexOf(',', p)
     if (e < 0) e = n
@@ -479,24 +486,30 @@ export function parseRanges(value: string, maxRanges: number): {ranges: ByteRang
         while (a < e && value.charCodeAt(a) >= 48 && value.charCodeAt(a) <= 57) a++
         const e1 = a
         while (a < e && isWs(value.charCodeAt(a))) a++
-        if (a !== e || (s1 === s0 && e1 === e0) || s1 - s0 > MAX_RANGE_DIGITS || e1 - e0 > MAX_RANGE_DIGITS) {
+        if (a !== e || (s1 === s0 && e1 === e0) || significant(s0, s1) > MAX_RANGE_DIGITS || significant(e0, e1) > MAX_RANGE_DIGITS) {
           invalid = true
-        } else if (ranges.length >= maxRanges) {
-          tooMany = true
         } else {
-          ranges.push({
+          const g: ByteRange = {
             start: s1 > s0 ? BigInt(value.slice(s0, s1)) : -1n,
             end: e1 > e0 ? BigInt(value.slice(e0, e1)) : -1n,
             startOff: s0,
             startLen: s1 - s0,
             endOff: e0,
             endLen: e1 - e0,
-          })
+          }
+          if (ranges.length < maxRanges) ranges.push(g)
+          else {
+            // past the cap only the range with the largest end is kept (one more entry): a
+            // huge end hidden behind many small ranges (MS15-034) must stay visible
+            tooMany = true
+            if (beyond === undefined || g.end > beyond.end) beyond = g
+          }
         }
       }
     }
     p = e + 1
   }
+  if (beyond !== undefined) ranges.push(beyond)
   return {ranges, invalid, tooMany}
 }
 
