@@ -341,6 +341,13 @@ describe('Exchange rules: extra variants', () => {
 })
 
 describe('smuggling and anomaly rules: extra variants', () => {
+  it('PP-HTTP-SMUGGLING-CL-TE: only SP/HT are whitespace around chunked; a parameter makes it another coding', () => {
+    const te = (v: string) => `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${v}\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n`
+    for (const v of ['\x0bchunked', 'chunked\x0c', 'chunked\xa0', 'chunked;x=1']) expect(fired(te(v)), JSON.stringify(v)).toContain('PP-HTTP-SMUGGLING-CL-TE')
+    expect(fired(te('\t chunked \t'))).not.toContain('PP-HTTP-SMUGGLING-CL-TE')
+    expect(fired(te('gzip;q=1, chunked'))).not.toContain('PP-HTTP-SMUGGLING-CL-TE')
+  })
+
   it('CL.TE / TE.CL framing variants', () => {
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n5c\r\nGPOST / HTTP/1.1\r\n\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CL-TE')
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CL-TE')

@@ -77,6 +77,13 @@ describe('field value parsers', () => {
     expect(parseTransferEncoding(['gzip, Chunked']).chunked).toBe(true)
     expect(parseTransferEncoding(['chunked, gzip']).chunked).toBe(false)
     expect(parseTransferEncoding(['xchunked']).chunked).toBe(false)
+    // only SP / HT are OWS; a parameter makes chunked another coding
+    expect(parseTransferEncoding([' \tchunked\t ']).chunked).toBe(true)
+    expect(parseTransferEncoding(['\x0bchunked']).chunked).toBe(false)
+    expect(parseTransferEncoding(['chunked\x0c']).chunked).toBe(false)
+    expect(parseTransferEncoding(['chunked\xa0']).chunked).toBe(false)
+    expect(parseTransferEncoding(['chunked;x=1']).chunked).toBe(false)
+    expect(parseTransferEncoding(['gzip;q=1, chunked']).chunked).toBe(true)
   })
 
   it('chunk-size lines', () => {

@@ -374,12 +374,28 @@ export interface TransferCoding {
   codings: string[]
 }
 
+/** trim OWS only (RFC 9110 §5.6.3: SP / HTAB), not the VT, FF, NBSP... that String.trim drops */
+function trimOws(s: string): string {
+  let a = 0
+  let b = s.length
+  while (a < b && (s.charCodeAt(a) === SP || s.charCodeAt(a) === HT)) a++
+  while (b > a && (s.charCodeAt(b - 1) === SP || s.charCodeAt(b - 1) === HT)) b--
+  return s.slice(a, b)
+}
+
+/**
+ * Transfer-Encoding values -> codings (RFC 9112 §6.1). Only SP/HT are trimmed around a coding:
+ * `\x0bchunked` or `chunked\xa0` is another token for a strict parser, and a parameter on
+ * chunked (`chunked;x=1`, none is defined) is kept in the coding, so neither counts as the
+ * chunked coding: one processor's chunked is another one's unknown coding.
+ */
 export function parseTransferEncoding(values: readonly string[]): TransferCoding {
   const codings: string[] = []
   for (const v of values) {
     for (const part of v.split(',')) {
       const semi = part.indexOf(';')
-      const t = (semi >= 0 ? part.slice(0, semi) : part).trim().toLowerCase()
+      const name = trimOws(semi >= 0 ? part.slice(0, semi) : part).toLowerCase()
+      const t = semi >= 0 && name === 'chunked' ? trimOws(part).toLowerCase() : name
       if (t.length > 0) codings.push(t)
     }
   }
