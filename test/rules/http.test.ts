@@ -420,3 +420,26 @@ describe('PP-XSS and PP-HTTP-SMUGGLING-NESTED-MESSAGE: variants beyond the sampl
     expect(fired(plain)).not.toContain('PP-HTTP-SMUGGLING-NESTED-MESSAGE')
   })
 })
+
+describe('PP-EVASION-HTTP-UNINSPECTABLE: a head padded past the inspection caps', () => {
+  const shellshock = 'User-Agent: () { :; }; /bin/id\r\n'
+  it('fires on each cap (request line, head bytes, field count), whole or in 7-byte segments', () => {
+    const longLine = `GET /${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`
+    // what Apache httpd accepts (100 fields of under 8190 bytes) but is over 64 KB
+    const bigHead = `GET /cgi-bin/x HTTP/1.1\r\nHost: x\r\n${`X-Pad: ${'p'.repeat(700)}\r\n`.repeat(99)}${shellshock}\r\n`
+    const manyFields = `GET /cgi-bin/x HTTP/1.1\r\nHost: x\r\n${'A: 1\r\n'.repeat(140)}${shellshock}\r\n`
+    for (const req of [longLine, bigHead, manyFields]) {
+      expect(fired(req)).toContain('PP-EVASION-HTTP-UNINSPECTABLE')
+      expect(fired(req, 7)).toContain('PP-EVASION-HTTP-UNINSPECTABLE')
+    }
+    // past the field cap the exploit header itself is not judged: this rule is what stops it
+    expect(fired(manyFields)).not.toContain('PP-SHELLSHOCK')
+  })
+
+  it('ordinary large heads stay quiet: an 8 KB cookie, 100 fields, a long query string', () => {
+    const cookie = `GET / HTTP/1.1\r\nHost: x\r\nCookie: s=${'c'.repeat(8000)}\r\n\r\n`
+    const hundred = `GET / HTTP/1.1\r\nHost: x\r\n${'X-Trace: 1\r\n'.repeat(100)}\r\n`
+    const query = `GET /search?q=${'w'.repeat(8000)} HTTP/1.1\r\nHost: x\r\n\r\n`
+    for (const req of [cookie, hundred, query]) expect(fired(req)).not.toContain('PP-EVASION-HTTP-UNINSPECTABLE')
+  })
+})
