@@ -442,4 +442,14 @@ describe('PP-EVASION-HTTP-UNINSPECTABLE: a head padded past the inspection caps'
     const query = `GET /search?q=${'w'.repeat(8000)} HTTP/1.1\r\nHost: x\r\n\r\n`
     for (const req of [cookie, hundred, query]) expect(fired(req)).not.toContain('PP-EVASION-HTTP-UNINSPECTABLE')
   })
+
+  it("a server's response head over the caps is not the client's evasion", () => {
+    const res = runAnalyzer(httpAnalyzer, [
+      {dir: 'toserver', data: latin1('GET / HTTP/1.1\r\nHost: x\r\n\r\n')},
+      {dir: 'toclient', data: latin1(`HTTP/1.1 200 OK\r\n${'Set-Cookie: a=1\r\n'.repeat(140)}Content-Length: 0\r\n\r\n`)},
+    ])
+    expect(res.anomalies.map((a) => a.event)).toEqual(['http.too_many_headers'])
+    const ids = res.anomalies.flatMap((a) => anomalySet.evaluate(anomalyPdu(a)).map((m) => m.rule.id))
+    expect(ids).not.toContain('PP-EVASION-HTTP-UNINSPECTABLE')
+  })
 })
