@@ -130,6 +130,10 @@ const cases: Case[] = [
   {name: 'mod_copy: Telnet IP and AYT inside SITE', protocol: 'ftp', steps: [c('220 ProFTPD\r\n'), s('SI\xff\xf4TE CP\xff\xf6FR /etc/passwd\r\n')], expect: ['PP-2015-3306']},
   {name: 'wu-ftpd: IAC DO option and IAC SB..SE inside EXEC', protocol: 'ftp', steps: [...FTP_LOGIN, s('SITE E\xff\xfd\x01XEC \xff\xfa\x18abc\xff\xf0%p%n\r\n')], expect: ['PP-2000-0573', 'PP-2010-4221']},
   {name: 'IAC IAC is a data byte, not a command', protocol: 'ftp', steps: [...FTP_LOGIN, s('SITE HELP \xff\xff\r\n')], expect: []},
+  // ---- variants found by the mail/ftp audit (not in the rules' samples)
+  {name: 'crackaddr: filled <x> groups in one address', protocol: 'smtp', steps: smtpMessage(`Sender: ${'S'.repeat(300)}${'<x>'.repeat(40)}\r\n`), expect: ['PP-2002-1337']},
+  {name: 'crackaddr: two empty pairs per folded line', protocol: 'smtp', steps: smtpMessage('Cc: <><>\r\n <><>\r\n\t()()\r\n'), expect: ['PP-2002-1337']},
+  {name: 'crackaddr: bracketed mailboxes separated by commas are fine', protocol: 'smtp', steps: smtpMessage('To: <a@example.org>, <b@example.org>, <c@example.org>,\r\n <d@example.org>, <e@example.org>\r\n'), expect: []},
 ]
 
 describe('mail / ftp rule pack', () => {
