@@ -134,6 +134,8 @@ const cases: Case[] = [
   {name: 'crackaddr: filled <x> groups in one address', protocol: 'smtp', steps: smtpMessage(`Sender: ${'S'.repeat(300)}${'<x>'.repeat(40)}\r\n`), expect: ['PP-2002-1337']},
   {name: 'crackaddr: two empty pairs per folded line', protocol: 'smtp', steps: smtpMessage('Cc: <><>\r\n <><>\r\n\t()()\r\n'), expect: ['PP-2002-1337']},
   {name: 'crackaddr: bracketed mailboxes separated by commas are fine', protocol: 'smtp', steps: smtpMessage('To: <a@example.org>, <b@example.org>, <c@example.org>,\r\n <d@example.org>, <e@example.org>\r\n'), expect: []},
+  {name: 'proftpd iac: one IAC + data byte at the end of a 600-byte line', protocol: 'ftp', steps: [c('220 ProFTPD 1.3.3a\r\n'), s(`SITE ${'A'.repeat(600)}\xffB${'C'.repeat(100)}\r\n`)], expect: ['PP-2010-4221', 'PP-FTP-LONG-COMMAND']},
+  {name: 'proftpd iac: one IAC in a 300-byte line', protocol: 'ftp', steps: [...FTP_LOGIN, s(`MKD ${'d'.repeat(300)}\xff\xf1\r\n`)], expect: ['PP-2010-4221']},
 ]
 
 describe('mail / ftp rule pack', () => {
