@@ -136,6 +136,8 @@ const cases: Case[] = [
   {name: 'crackaddr: bracketed mailboxes separated by commas are fine', protocol: 'smtp', steps: smtpMessage('To: <a@example.org>, <b@example.org>, <c@example.org>,\r\n <d@example.org>, <e@example.org>\r\n'), expect: []},
   {name: 'proftpd iac: one IAC + data byte at the end of a 600-byte line', protocol: 'ftp', steps: [c('220 ProFTPD 1.3.3a\r\n'), s(`SITE ${'A'.repeat(600)}\xffB${'C'.repeat(100)}\r\n`)], expect: ['PP-2010-4221', 'PP-FTP-LONG-COMMAND']},
   {name: 'proftpd iac: one IAC in a 300-byte line', protocol: 'ftp', steps: [...FTP_LOGIN, s(`MKD ${'d'.repeat(300)}\xff\xf1\r\n`)], expect: ['PP-2010-4221']},
+  {name: 'vsftpd backdoor: IAC WILL right before the smiley (vsftpd reads raw bytes)', protocol: 'ftp', steps: [c('220 (vsFTPd 2.3.4)\r\n'), s('USER root\xff\xfb:)\r\n')], expect: ['PP-2011-2523']},
+  {name: 'vsftpd backdoor: IAC DO inside the pair is not the pair', protocol: 'ftp', steps: [c('220 (vsFTPd 2.3.4)\r\n'), s('USER root:\xff\xfd\x01)\r\n')], expect: []},
 ]
 
 describe('mail / ftp rule pack', () => {
