@@ -138,6 +138,8 @@ const cases: Case[] = [
   {name: 'proftpd iac: one IAC in a 300-byte line', protocol: 'ftp', steps: [...FTP_LOGIN, s(`MKD ${'d'.repeat(300)}\xff\xf1\r\n`)], expect: ['PP-2010-4221']},
   {name: 'vsftpd backdoor: IAC WILL right before the smiley (vsftpd reads raw bytes)', protocol: 'ftp', steps: [c('220 (vsFTPd 2.3.4)\r\n'), s('USER root\xff\xfb:)\r\n')], expect: ['PP-2011-2523']},
   {name: 'vsftpd backdoor: IAC DO inside the pair is not the pair', protocol: 'ftp', steps: [c('220 (vsFTPd 2.3.4)\r\n'), s('USER root:\xff\xfd\x01)\r\n')], expect: []},
+  {name: 'ftp bounce: EPRT to a privileged port of the client itself', protocol: 'ftp', steps: [...FTP_LOGIN, s('EPRT |1|192.0.2.1|513|\r\n')], expect: ['PP-FTP-BOUNCE']},
+  {name: 'ftp bounce: PORT to the client itself on port 1024 is fine', protocol: 'ftp', steps: [...FTP_LOGIN, s('PORT 192,0,2,1,4,0\r\n')], expect: []},
 ]
 
 describe('mail / ftp rule pack', () => {
