@@ -140,6 +140,7 @@ const cases: Case[] = [
   {name: 'vsftpd backdoor: IAC DO inside the pair is not the pair', protocol: 'ftp', steps: [c('220 (vsFTPd 2.3.4)\r\n'), s('USER root:\xff\xfd\x01)\r\n')], expect: []},
   {name: 'ftp bounce: EPRT to a privileged port of the client itself', protocol: 'ftp', steps: [...FTP_LOGIN, s('EPRT |1|192.0.2.1|513|\r\n')], expect: ['PP-FTP-BOUNCE']},
   {name: 'ftp bounce: PORT to the client itself on port 1024 is fine', protocol: 'ftp', steps: [...FTP_LOGIN, s('PORT 192,0,2,1,4,0\r\n')], expect: []},
+  {name: 'wu-ftpd: glibc %C and %Id conversions', protocol: 'ftp', steps: [...FTP_LOGIN, s('SITE EXEC %C%C%C%Id\r\n')], expect: ['PP-2000-0573']},
 ]
 
 describe('mail / ftp rule pack', () => {
