@@ -78,6 +78,8 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
   private headerCount = 0
   private headers: HeaderAcc[] = []
   private cur: HeaderAcc | null = null
+  /** end of the part delivered of an overlong header line (the splitter skips the rest), or -1 */
+  private skipFrom = -1
   private bdatLast = false
   /** a BDAT message whose header section is still being read (its chunks' lines, not the stream's) */
   private bdatHeaders = false
@@ -290,12 +292,16 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     this.headerCount = 0
     this.headers = []
     this.cur = null
+    this.skipFrom = -1
   }
 
   private dataLine(ev: LineEvent): void {
     const b = ev.line
     if (b.length === 1 && b[0] === 46 && !ev.tooLong) {
-      if (this.inHeaders) this.emitMessage(ev.start, false)
+      if (this.inHeaders) {
+        this.countSkipped(ev.start)
+        this.emitMessage(ev.start, false)
+      }
       const f: Fields = new Map()
       f.set('smtp.data.length', {v: this.dataBytes})
       f.set('smtp.data.header_bytes', {v: this.headerBytes})
@@ -315,6 +321,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     const b = ev.line
     const split = this.bdatHeaders && ev.start < this.bdatChunkStart
     const h = parseHeaderLine(b)
+    this.countSkipped(ev.start)
     if (h.type === 'end' || h.status === 'error') {
       if (h.status === 'error') this.ctx.anomaly({type: 'applayer', event: 'smtp.data.malformed_header', detail: {offset: ev.start}})
       this.headerBytes += ev.end - ev.start
@@ -322,6 +329,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
       return
     }
     this.headerBytes += ev.end - ev.start
+    if (ev.tooLong) this.skipFrom = ev.end
     const eol = ev.bareLf ? '\n' : '\r\n'
     if (h.type === 'continuation') {
       const c = this.cur
@@ -369,6 +377,18 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     }
   }
 
+  /**
+   * The bytes of an overlong header line past the line cap are skipped by the splitter, not
+   * delivered: count them in the header section's size (Exim logs the whole line) once the next
+   * line shows where that line ended. (BDAT: a chunk boundary inside the skipped bytes adds the
+   * BDAT command line too: a few bytes more on an already overlong line.)
+   */
+  private countSkipped(nextStart: number): void {
+    if (this.skipFrom < 0) return
+    if (nextStart > this.skipFrom) this.headerBytes += nextStart - this.skipFrom
+    this.skipFrom = -1
+  }
+
   /** `more`: a BDAT chunk ended inside the header section: judge what there is, keep reading */
   private emitMessage(end: number, truncated: boolean, more = false): void {
     const f: Fields = new Map()
@@ -402,6 +422,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     this.headerCount = 0
     this.headers = []
     this.cur = null
+    this.skipFrom = -1
     this.bdatLines = new LineSplitter({onLine: (ev) => this.inHeaders && this.headerLine(ev), onBytes: () => {}}, this.ctx.anomaly, 'smtp', this.limits)
   }
 

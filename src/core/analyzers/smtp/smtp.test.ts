@@ -88,6 +88,25 @@ describe('smtp: fixtures', () => {
 })
 
 describe('smtp: attacks (hand-written)', () => {
+  it('an overlong header line counts whole in smtp.data.header_bytes (bytes past the line cap included), whatever the chunking', () => {
+    const headers = `X-A: ${'a'.repeat(3000)}\r\nBoom: ${'B'.repeat(6000)}\r\nSubject: x\r\n\r\n`
+    const script = [GREET, S('EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n'), C('250 a\r\n250 b\r\n250 c\r\n354 go\r\n'), S(`${headers}body\r\n.\r\n`)]
+    for (const chunkSize of [undefined, 1, 997]) {
+      const r = runAnalyzer(smtpAnalyzer, script, {chunkSize})
+      const msg = r.pdus.find((p) => p.kind === 'message')!
+      expect(one(msg, 'smtp.data.header_bytes').v).toBe(headers.length)
+      const end = r.pdus.find((p) => p.kind === 'data_end')!
+      expect(one(end, 'smtp.data.header_bytes').v).toBe(headers.length)
+    }
+  })
+
+  it('BDAT: an overlong header line counts whole in smtp.data.header_bytes', () => {
+    const m = `Boom: ${'B'.repeat(9000)}\r\nSubject: x\r\n\r\nbody\r\n`
+    const r = runAnalyzer(smtpAnalyzer, [GREET, S('EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n'), C('250 a\r\n250 b\r\n250 c\r\n'), S(`BDAT ${m.length} LAST\r\n${m}`)])
+    const msg = r.pdus.find((p) => p.kind === 'message')!
+    expect(one(msg, 'smtp.data.header_bytes').v).toBe(m.length - 'body\r\n'.length)
+  })
+
   it('Exim ${run{...}} in RCPT TO: address with exact span', () => {
     const script = [GREET, S('RCPT TO:<${run{/bin/sh -c "id"}}@x>\r\n')]
     const r = runAnalyzer(smtpAnalyzer, script)
