@@ -69,6 +69,12 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
   private greeted = false
   /** AUTH: the server's last reply was 334, the next client line is a response */
   private authTurn = false
+  /**
+   * AUTH without an initial response was sent and the server has not answered yet: the next
+   * client line, sent ahead of the 334, is what the server reads as the first response if it
+   * does answer 334 (it is already in its input buffer)
+   */
+  private authAhead = false
   // DATA
   private dataStart = -1
   private dataLines = 0
@@ -158,6 +164,12 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     if (ev.length > this.limits.maxCommandLine) {
       this.ctx.anomaly({type: 'applayer', event: 'smtp.command_too_long', detail: {offset: base, length: ev.length, limit: this.limits.maxCommandLine}})
     }
+    // a line pipelined right after AUTH (no initial response) is judged as SASL data too: it is the
+    // server's first response if the server answers 334, a command if it refuses the AUTH
+    if (this.authAhead) {
+      this.authAhead = false
+      if (this.state === 'auth' && !this.authTurn) this.authData(f, b, 0, b.length, base)
+    }
     if (this.queue.includes('STARTTLS')) {
       this.ctx.anomaly({type: 'applayer', event: 'smtp.starttls_pipelined', detail: {offset: base}})
     }
@@ -206,6 +218,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
         while (ir < a1 && (b[ir] === 32 || b[ir] === 9)) ir++
         if (ir < a1) this.authData(f, b, ir, a1, base)
         after = 'auth'
+        this.authAhead = ir >= a1
         break
       }
       case 'DATA':
@@ -488,6 +501,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
       f.set('smtp.greeting', {v: 1})
     } else {
       cmd = this.queue[0]
+      if (cmd === 'AUTH') this.authAhead = false
       if (cmd === 'AUTH' && code === 334) {
         this.authTurn = this.state === 'auth'
       } else {

@@ -88,6 +88,19 @@ describe('smtp: fixtures', () => {
 })
 
 describe('smtp: attacks (hand-written)', () => {
+  it('a line pipelined right after AUTH without initial response carries the SASL data fields too', () => {
+    const r = runAnalyzer(smtpAnalyzer, [GREET, S('EHLO a\r\n'), C('250 ok\r\n'), S('AUTH CRAM-MD5\r\nQUFBQUFBQ\r\nNOOP\r\n'), C('334 PDEyPg==\r\n501 bad\r\n250 ok\r\n')])
+    const cmds = r.pdus.filter((p) => p.kind === 'command')
+    expect(cmds.map((p) => one(p, 'smtp.command').v)).toEqual(['EHLO', 'AUTH', 'QUFBQUFBQ', 'NOOP'])
+    expect(one(cmds[2]!, 'smtp.auth.data')).toEqual({v: 'QUFBQUFBQ', off: expect.any(Number), len: 9})
+    expect(one(cmds[2]!, 'smtp.auth.data.length').v).toBe(9)
+    // only the first line after AUTH, and not once the server answered
+    expect(cmds[3]!.fields.has('smtp.auth.data')).toBe(false)
+    const r2 = runAnalyzer(smtpAnalyzer, [GREET, S('AUTH LOGIN\r\n'), C('334 VXNlcm5hbWU6\r\n'), S('dXNlcg==\r\n'), C('334 UGFzc3dvcmQ6\r\n'), S('cGFzcw==\r\n'), C('235 ok\r\n'), S('MAIL FROM:<a@b>\r\n')])
+    expect(r2.pdus.filter((p) => p.kind === 'command').every((p) => !p.fields.has('smtp.auth.data'))).toBe(true)
+    expect(r2.pdus.filter((p) => p.kind === 'auth')).toHaveLength(2)
+  })
+
   it('an overlong header line counts whole in smtp.data.header_bytes (bytes past the line cap included), whatever the chunking', () => {
     const headers = `X-A: ${'a'.repeat(3000)}\r\nBoom: ${'B'.repeat(6000)}\r\nSubject: x\r\n\r\n`
     const script = [GREET, S('EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n'), C('250 a\r\n250 b\r\n250 c\r\n354 go\r\n'), S(`${headers}body\r\n.\r\n`)]
