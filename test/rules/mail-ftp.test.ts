@@ -140,6 +140,8 @@ const cases: Case[] = [
   {name: 'vsftpd backdoor: IAC DO inside the pair is not the pair', protocol: 'ftp', steps: [c('220 (vsFTPd 2.3.4)\r\n'), s('USER root:\xff\xfd\x01)\r\n')], expect: []},
   {name: 'ftp bounce: EPRT to a privileged port of the client itself', protocol: 'ftp', steps: [...FTP_LOGIN, s('EPRT |1|192.0.2.1|513|\r\n')], expect: ['PP-FTP-BOUNCE']},
   {name: 'ftp bounce: PORT to the client itself on port 1024 is fine', protocol: 'ftp', steps: [...FTP_LOGIN, s('PORT 192,0,2,1,4,0\r\n')], expect: []},
+  {name: 'ftp bounce: PORT with blanks and leading zeros (read by strtoul-based servers)', protocol: 'ftp', steps: [...FTP_LOGIN, s('PORT 10, 9, 9, 9, 0004,001\r\n')], expect: ['PP-FTP-BOUNCE']},
+  {name: 'ftp bounce: PORT to the client itself with blanks is fine', protocol: 'ftp', steps: [...FTP_LOGIN, s('PORT 192, 0, 2, 1, 4, 0\r\n')], expect: []},
   {name: 'wu-ftpd: glibc %C and %Id conversions', protocol: 'ftp', steps: [...FTP_LOGIN, s('SITE EXEC %C%C%C%Id\r\n')], expect: ['PP-2000-0573']},
   {name: 'exim b64: 4n+3 response pipelined before the 334', protocol: 'smtp', steps: [...SMTP_GREET, s(`AUTH CRAM-MD5\r\n${'QUFB'.repeat(40)}QUF\r\n`), c('334 PDEyMz4=\r\n501 bad\r\n')], expect: ['PP-2018-6789']},
   {name: 'exim b64: commands pipelined after AUTH are not base64', protocol: 'smtp', steps: [...SMTP_GREET, s('AUTH PLAIN\r\nMAIL FROM:<a@example.net>\r\n'), c('503 no\r\n250 ok\r\n')], expect: []},

@@ -184,17 +184,27 @@ export function addMulti(fields: Fields, name: string, value: FieldValue): void 
   else fields.set(name, [cur, value])
 }
 
-/** parse `h1,h2,h3,h4,p1,p2` (RFC 959 section 4.1.2 host-port) in [from, to); null when malformed */
+/**
+ * parse `h1,h2,h3,h4,p1,p2` (RFC 959 section 4.1.2 host-port) in [from, to); null when malformed.
+ * Read as leniently as servers that take each number with strtoul/atoi do: blanks around a
+ * number and leading zeros are accepted (`PORT 10, 9, 9, 9, 0, 025`), so a bounce cannot hide
+ * behind a spelling the server still understands.
+ */
 export function parseHostPort(b: Uint8Array, from: number, to: number): {ip: string; port: number} | null {
   const nums: number[] = []
   let i = from
+  const blank = (k: number): boolean => b[k] === 32 || b[k] === 9
   while (i < to && nums.length < 6) {
+    while (i < to && blank(i)) i++
     let j = i
+    while (j < to && b[j] === 48) j++
+    const d = j
     while (j < to && b[j]! >= 48 && b[j]! <= 57) j++
-    if (j === i || j - i > 3) return null
-    const v = decimalSmall(b, i, j)
+    if (j === i || j - d > 3) return null
+    const v = j === d ? 0 : decimalSmall(b, d, j)
     if (v > 255) return null
     nums.push(v)
+    while (j < to && blank(j)) j++
     if (nums.length < 6) {
       if (j >= to || b[j] !== 44) return null
       j++
