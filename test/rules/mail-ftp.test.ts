@@ -104,6 +104,8 @@ const cases: Case[] = [
   {name: 'imap literal: APPEND with a 2^31 LITERAL+ split over packets', protocol: 'imap', steps: [...IMAP_GREET, s('a APPEND INBOX {21474'), s('83648+}\r\n')], expect: ['PP-IMAP-LITERAL-OVERFLOW']},
   {name: 'imap literal: 2^31-1 is below the bound', protocol: 'imap', steps: [...IMAP_GREET, s('a APPEND INBOX {2147483647}\r\n')], expect: []},
   {name: 'imap authenticate: overlong XOAUTH2 SASL-IR', protocol: 'imap', steps: [...IMAP_GREET, s(`a AUTHENTICATE XOAUTH2 ${'dXNlcj1'.repeat(1400)}\r\n`)], expect: ['PP-IMAP-LONG-AUTHENTICATE']},
+  {name: 'imap authenticate: overlong response pipelined ahead of the +', protocol: 'imap', steps: [...IMAP_GREET, s(`a AUTHENTICATE PLAIN\r\n${'QUFB'.repeat(2500)}\r\n`), c('+ \r\na NO failed\r\n')], expect: ['PP-IMAP-LONG-AUTHENTICATE']},
+  {name: 'imap authenticate: a short response pipelined ahead of the +, then a normal session', protocol: 'imap', steps: [...IMAP_GREET, s('a AUTHENTICATE PLAIN\r\nAGpvZQBzZWNyZXQ=\r\n'), c('+ \r\na OK done\r\n'), s('b SELECT INBOX\r\n'), c('b OK selected\r\n')], expect: []},
   {name: 'imap: long SEARCH is none of these', protocol: 'imap', steps: [...IMAP_GREET, s(`a SEARCH TEXT "${'w'.repeat(3000)}"\r\n`)], expect: []},
   // ---- POP3
   {name: 'pop3: PASS of 254 bytes', protocol: 'pop3', steps: [c('+OK ready\r\n'), s('USER joe\r\n'), c('+OK\r\n'), s(`PASS ${'p'.repeat(249)}\r\n`)], expect: ['PP-POP3-LONG-LOGIN']},

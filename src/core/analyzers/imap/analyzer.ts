@@ -91,6 +91,8 @@ export class ImapAnalyzer extends LineAnalyzerBase {
   private readonly pending = new Map<string, string>()
   private authTag: string | null = null
   private authTurn = false
+  /** AUTHENTICATE sent and no '+' yet: a line pipelined now is read by the server as the first SASL response */
+  private authEarly = false
   // server
   private respCont = false
 
@@ -145,6 +147,13 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     if (!this.open && this.authTag !== null && this.authTurn) {
       this.authLine(ev)
       return
+    }
+    if (!this.open && this.authTag !== null && this.authEarly) {
+      // pipelined ahead of the '+': a server that accepts the mechanism reads this line from its
+      // input buffer as the first response, so it is judged as SASL data; it is also parsed as
+      // a command below (a server that refuses the AUTHENTICATE reads it as one)
+      this.authEarly = false
+      this.authLine(ev)
     }
     const b = ev.line
     if (!this.open) {
@@ -318,6 +327,7 @@ export class ImapAnalyzer extends LineAnalyzerBase {
         if (te > 0 && last) {
           this.authTag = latin1(b, 0, te)
           this.authTurn = false
+          this.authEarly = !f.has('imap.auth.data')
         }
         break
       }
@@ -378,7 +388,10 @@ export class ImapAnalyzer extends LineAnalyzerBase {
       const ts = skipSpaces(b, 1)
       if (b.length > ts) f.set('imap.continuation.text', span(latin1(b, ts), base + ts, b.length - ts))
       this.emit('continuation', 'toclient', base, ev.end, f)
-      if (this.authTag !== null) this.authTurn = true
+      if (this.authTag !== null) {
+        this.authTurn = true
+        this.authEarly = false
+      }
       return
     }
     const te = wordEnd(b, 0)
@@ -409,6 +422,7 @@ export class ImapAnalyzer extends LineAnalyzerBase {
       if (this.authTag === tag) {
         this.authTag = null
         this.authTurn = false
+        this.authEarly = false
       }
       if (this.open && this.awaitingPlus && tag === this.cmdTag) {
         // the server refused a synchronising literal: the client will not send it
@@ -436,6 +450,7 @@ export class ImapAnalyzer extends LineAnalyzerBase {
       this.finishCommand(this.cs.offset)
     }
     this.authTurn = false
+    this.authEarly = false
   }
 
   protected override onEnd(dir: Direction): void {
