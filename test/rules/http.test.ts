@@ -359,6 +359,33 @@ describe('smuggling and anomaly rules: extra variants', () => {
     expect(fired('GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n')).toContain('PP-HTTP-TRAVERSAL-ABOVE-ROOT')
   })
 
+  it('PP-HTTP-SMUGGLING-CHUNK-SIZE: a bare LF anywhere in a request\'s chunked framing, not in a response', () => {
+    const body = (b: string) => `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${b}`
+    for (const b of ['3;x\nabc\r\n0\r\n\r\n', '3\nabc\n0\n\n', '3\r\nabc\n0\r\n\r\n', '3\r\nabc\r\n0\r\nX: 1\n\r\n', '3\r\nabc\r\n0\r\n\n']) {
+      expect(fired(body(b)), JSON.stringify(b)).toContain('PP-HTTP-SMUGGLING-CHUNK-SIZE')
+      expect(fired(body(b), 1), JSON.stringify(b)).toContain('PP-HTTP-SMUGGLING-CHUNK-SIZE')
+    }
+    expect(fired(body('3;x=1\r\nabc\r\n0\r\nX: 1\r\n\r\n'))).toEqual(new Set())
+    // a bare LF in a head is not chunked framing
+    expect(fired('GET / HTTP/1.1\nHost: x\n\n')).toEqual(new Set())
+    const res = runAnalyzer(httpAnalyzer, [
+      {dir: 'toserver', data: latin1(get('/'))},
+      {dir: 'toclient', data: latin1('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\n0\n\n')},
+    ])
+    expect(res.anomalies.map((a) => a.event)).toContain('http.chunk_bare_lf')
+    expect(res.anomalies.flatMap((a) => anomalySet.evaluate(anomalyPdu(a)).map((m) => m.rule.id))).toEqual([])
+  })
+
+  it('PP-HTTP-SMUGGLING-CL-TE: framing fields hidden in obs-fold continuations or spelled with an underscore', () => {
+    const tail = 'Content-Length: 5\r\n\r\n0\r\n\r\n'
+    for (const h of ['X: y\r\n Transfer-Encoding: chunked\r\n', 'X: y\r\n\t\ttransfer-encoding\t:chunked\r\n', 'X: y\r\n Content-Length: 0\r\n', 'Transfer_Encoding: chunked\r\n', 'TRANSFER_ENCODING: chunked\r\n', 'Content_Length: 0\r\n']) {
+      expect(fired(`POST / HTTP/1.1\r\nHost: x\r\n${h}${tail}`), JSON.stringify(h)).toContain('PP-HTTP-SMUGGLING-CL-TE')
+    }
+    for (const h of ['X: y\r\n content: 1\r\n', 'X: a,\r\n b\r\n', 'X_Forwarded_For: 1\r\n', 'X-Transfer-Encoding: chunked\r\n']) {
+      expect(fired(`POST / HTTP/1.1\r\nHost: x\r\n${h}${tail}`), JSON.stringify(h)).not.toContain('PP-HTTP-SMUGGLING-CL-TE')
+    }
+  })
+
   it('PP-HTTP-SMUGGLING-INVALID-CL: lengths lenient parsers read differently, from the client only', () => {
     for (const v of ['+4', '-4', '4.0', '0x4', '4 4', '4abc']) {
       expect(fired(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${v}\r\n\r\nabcd`), v).toContain('PP-HTTP-SMUGGLING-INVALID-CL')

@@ -159,6 +159,31 @@ describe('framing anomalies (request smuggling)', () => {
     expect(val(r.pdus[0], 'http.body')).toBe('')
   })
 
+  it('bare LF in chunked framing (size line, after data, trailer, last line): http.chunk_bare_lf, not http.bare_lf', () => {
+    const a = req('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x\nabc\r\n0\r\n\r\n')
+    expect(a.events).toEqual(['http.chunk_bare_lf'])
+    expect(val(a.pdus[0], 'http.body')).toBe('abc')
+    expect(req('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n').events).toEqual(['http.chunk_bare_lf'])
+    expect(req('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: 1\n\r\n').events).toEqual(['http.chunk_bare_lf'])
+    expect(req('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\n').events).toEqual(['http.chunk_bare_lf'])
+    expect(req('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: 1\r\n\r\n').events).toEqual([])
+  })
+
+  it('a framing field hidden in an obs-fold continuation or spelled with _ (http.obs_fold_framing, http.framing_name_underscore)', () => {
+    const f = req('POST / HTTP/1.1\r\nX: y\r\n Transfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\nz')
+    expect(f.events.sort()).toEqual(['http.obs_fold', 'http.obs_fold_framing'])
+    expect(vals(f.pdus[0], 'http.header.x')).toEqual(['y Transfer-Encoding: chunked'])
+    expect(req('GET / HTTP/1.1\r\nX: y\r\n\tcontent_LENGTH\t: 4\r\n\r\n').events.sort()).toEqual(['http.obs_fold', 'http.obs_fold_framing'])
+    expect(req('GET / HTTP/1.1\r\nX: y\r\n content: 4\r\n\r\n').events).toEqual(['http.obs_fold'])
+    expect(req('GET / HTTP/1.1\r\nX: y\r\n Content-Length 4\r\n\r\n').events).toEqual(['http.obs_fold'])
+    expect(req('POST / HTTP/1.1\r\nTransfer_Encoding: chunked\r\nContent-Length: 1\r\n\r\nz').events).toEqual(['http.framing_name_underscore'])
+    expect(req('POST / HTTP/1.1\r\nCONTENT_length: 1\r\n\r\n').events).toEqual(['http.framing_name_underscore'])
+    expect(req('GET / HTTP/1.1\r\nX_Forwarded_For: 1\r\n\r\n').events).toEqual([])
+    // a response is not the protected server's input
+    const r = run(conv([['>', 'GET / HTTP/1.1\r\n\r\n'], ['<', 'HTTP/1.1 200 OK\r\nX: y\r\n Content-Length: 1\r\nContent-Length: 2\r\n\r\nok']]))
+    expect(r.events).toEqual(['http.obs_fold'])
+  })
+
   it('Transfer-Encoding not ending in chunked: body to end of stream', () => {
     const r = req('POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n')
     expect(r.events).toEqual(['http.te_not_chunked'])

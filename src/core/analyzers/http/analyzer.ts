@@ -370,7 +370,7 @@ export class HttpAnalyzer implements Analyzer {
             m.crlf = 1
             p++
           } else if (b === LF) {
-            if (m.crlf === 0) this.anomaly(side, 'http.bare_lf', base + p)
+            if (m.crlf === 0) this.anomaly(side, 'http.chunk_bare_lf', base + p)
             p++
             side.state = S_CHUNK_SIZE
             side.len = 0
@@ -549,7 +549,7 @@ export class HttpAnalyzer implements Analyzer {
       side.len = 0
       let ce = e - 1
       if (ce > s && buf[ce - 1] === CR) ce--
-      else this.anomaly(side, 'http.bare_lf', base + i)
+      else this.anomaly(side, 'http.chunk_bare_lf', base + i)
       const cs = parseChunkSize(buf, s, ce)
       if (cs.status !== 'ok') {
         this.anomaly(side, cs.status === 'overflow' ? 'http.chunk_size_overflow' : 'http.chunk_size_invalid', lineAbs, {line: latin1(buf, s, Math.min(ce, s + 64))})
@@ -820,6 +820,12 @@ export class HttpAnalyzer implements Analyzer {
   private framing(side: Side, h: ParsedHead, abs: number): {mode: 'none' | 'len' | 'chunked' | 'close'; length: number} {
     const te = headerValues(h, 'transfer-encoding')
     const cl = headerValues(h, 'content-length')
+    // Transfer_Encoding / Content_Length: CGI-style back ends (header -> HTTP_TRANSFER_ENCODING,
+    // CONTENT_LENGTH; e.g. Werkzeug's server, which dechunks on HTTP_TRANSFER_ENCODING) read
+    // them as the framing header this parser ignores
+    if (side.req && h.headers.some((x) => x.lname === 'transfer_encoding' || x.lname === 'content_length')) {
+      this.anomaly(side, 'http.framing_name_underscore', abs)
+    }
     if (te.length > 0) {
       if (cl.length > 0) this.anomaly(side, 'http.cl_and_te', abs)
       const tc = parseTransferEncoding(te)
@@ -949,7 +955,8 @@ export class HttpAnalyzer implements Analyzer {
   private onTrailers(side: Side, buf: Uint8Array, s: number, e: number, abs: number): void {
     const m = side.msg as Msg
     const h = parseHead(buf, s, e, 'trailer', this.limits.maxHeaders)
-    for (const code of h.anomalies) this.anomaly(side, code, abs)
+    // the trailer section and its final empty line are chunked framing too
+    for (const code of h.anomalies) this.anomaly(side, code === 'http.bare_lf' ? 'http.chunk_bare_lf' : code, abs)
     const d = abs - s
     const pre = side.req ? 'http.trailer.' : 'http.response.trailer.'
     for (const x of h.headers) push(m.fields, pre + x.lname, {v: x.value, off: x.valueOff + d, len: x.valueLen})

@@ -65,7 +65,7 @@ export const httpFields: readonly FieldSpec[] = [
 
 /** anomaly codes the analyzer reports (type 'applayer') */
 export const httpAnomalies: readonly string[] = [
-  'http.obs_fold', 'http.bare_lf', 'http.bare_cr', 'http.space_before_colon', 'http.header_invalid',
+  'http.obs_fold', 'http.obs_fold_framing', 'http.bare_lf', 'http.chunk_bare_lf', 'http.framing_name_underscore', 'http.bare_cr', 'http.space_before_colon', 'http.header_invalid',
   'http.header_too_long', 'http.too_many_headers', 'http.request_line_too_long', 'http.status_line_too_long',
   'http.invalid_request_line', 'http.invalid_status_line', 'http.content_length_invalid',
   'http.content_length_overflow', 'http.multiple_content_length', 'http.cl_and_te', 'http.te_not_chunked',

@@ -231,6 +231,21 @@ function parseStatusLine(buf: Uint8Array, s: number, e: number, h: ParsedHead): 
   h.reason = latin1(buf, p, e)
 }
 
+const FRAMING_NAMES = ['transfer-encoding', 'content-length']
+
+/**
+ * Does buf[a, e) begin with a framing field name (Transfer-Encoding, Content-Length; any case,
+ * `_` for `-` as CGI-style header-to-variable mappings read it) followed by OWS and ':'?
+ */
+function foldedFramingName(buf: Uint8Array, a: number, e: number): boolean {
+  let c = a
+  while (c < e && isTchar(buf[c])) c++
+  const nameEnd = c
+  while (c < e && (buf[c] === SP || buf[c] === HT)) c++
+  if (c >= e || buf[c] !== COLON) return false
+  return FRAMING_NAMES.includes(latin1(buf, a, nameEnd).toLowerCase().replace(/_/g, '-'))
+}
+
 /**
  * Parse a message head held in buf[start, end): the start line, then field lines up to the empty
  * line. `end` may cut the head short (a head that hit its size cap): the last, unterminated line is
@@ -281,6 +296,10 @@ export function parseHead(buf: Uint8Array, start: number, end: number, kind: 're
       flag(h.anomalies, 'http.obs_fold')
       let a = p
       while (a < le && (buf[a] === SP || buf[a] === HT)) a++
+      // a continuation that reads as a framing field line: a recipient that does not unfold
+      // (RFC 9112 §5.2 lets it reject or replace the fold with SP, some just start a new line)
+      // sees Transfer-Encoding / Content-Length where this parser sees part of another value
+      if (kind === 'request' && foldedFramingName(buf, a, le)) flag(h.anomalies, 'http.obs_fold_framing')
       let b = le
       while (b > a && (buf[b - 1] === SP || buf[b - 1] === HT)) b--
       if (last !== undefined && b > a) {
