@@ -438,6 +438,43 @@ describe('PP-XSS and PP-HTTP-SMUGGLING-NESTED-MESSAGE: variants beyond the sampl
     ]) expect(fired(get(q)), q).toContain('PP-XSS')
     for (const q of ['x=1%3C2', 'x=%3Cp%3Ehello%3C%2Fp%3E', 'x=onload%3D1', 'x=%3Cscripture%3E']) expect(fired(get(q)), q).not.toContain('PP-XSS')
   })
+  it('PP-XSS: URLs as the WHATWG parser reads them, JSON bodies, the URL path; on + a real event name only', () => {
+    for (const q of [
+      'x=%3Ca%20href%3Djava%09script:alert(1)%3E', // tab removed by URL parsing
+      'x=%3Ca%20href%3D%22jav%26%23x0A;ascript:alert(1)%22%3E', // LF as an entity in the attribute
+      'x=%3Ca%20href%3D%22javascript%0D:alert(1)%22%3E',
+      'x=%3Ca%20href%3D%22%01javascript:alert(1)%22%3E', // leading C0 control stripped
+      'x=%3Ca%20href%3D%22%26%23x20;%26%23x1f;vbscript:x%22%3E',
+      'x=%3Cbody%20ononline%3Dalert(1)%3E',
+      'x=%3Cp%20onpointerdown%3Dalert(1)%3E',
+    ]) expect(fired(get(q)), q).toContain('PP-XSS')
+    for (const q of ['x=x%3Cy%20online%3Dtrue', 'x=%3Cb%20onion=1%3E', 'x=%3Ca%20href%3D%22javascript%20:x%22%3E']) expect(fired(get(q)), q).not.toContain('PP-XSS')
+    const post = (ct: string, b: string) => `POST /api HTTP/1.1\r\nHost: x\r\nContent-Type: ${ct}\r\nContent-Length: ${b.length}\r\n\r\n${b}`
+    expect(fired(post('application/json', '{"c":"<img src=x onerror=alert(1)>"}'))).toContain('PP-XSS')
+    expect(fired(post('application/vnd.api+json; charset=utf-8', '{"c":"\\u003csvg/onload=alert(1)\\u003e"}'))).toContain('PP-XSS')
+    expect(fired(post('application/json', '{"c":"\\u003csvg/onload=alert(1)\\u003e"}'), 5)).toContain('PP-XSS')
+    expect(fired(post('application/json', '{"c":"1 < 2 and online=3, <b>x</b>"}'))).not.toContain('PP-XSS')
+    expect(fired(post('text/html', '<html><script>var a = 1</script></html>'))).not.toContain('PP-XSS')
+    expect(fired('GET /p/%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: x\r\n\r\n')).toContain('PP-XSS')
+    expect(fired('GET /p/%253Csvg%2520onload%253Dalert(1)%253E HTTP/1.1\r\nHost: x\r\n\r\n')).toContain('PP-XSS')
+    expect(fired('GET /docs/a%3Cb/online=1/index.html HTTP/1.1\r\nHost: x\r\n\r\n')).not.toContain('PP-XSS')
+  })
+
+  it('PP-XSS: the fix leaves no markup in a JSON body or a path', () => {
+    const set = new RuleSet([rule('PP-XSS')], {actionFor: () => 'fix'})
+    for (const req of [
+      'POST /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n{"c":"\\u003cscript\\u003ex\\u003c/script>"}',
+      'GET /p/%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: x\r\n\r\n',
+    ]) {
+      const data = latin1(req)
+      const res = runAnalyzer(httpAnalyzer, [{dir: 'toserver', data}])
+      const edits = res.pdus.flatMap((p) => set.evaluate(p).flatMap((m) => m.edits))
+      expect(edits.length, req).toBeGreaterThan(0)
+      const fixed = applyEdits(data, 0, edits)
+      expect(fired(fixed), req).not.toContain('PP-XSS')
+    }
+  })
+
   it('framing headers nested in a message/* body fire, split in 3-byte chunks too', () => {
     const body = 'Received: by mx\r\n transfer-encoding :  chunked\r\n\r\n'
     const req = `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: message/rfc822; charset=us-ascii\r\nContent-Length: ${body.length}\r\n\r\n${body}`
