@@ -427,6 +427,22 @@ describe('smuggling and anomaly rules: extra variants', () => {
   })
 })
 
+describe('PP-SQLI: JSON body values and double-encoded parameters', () => {
+  const json = (b: string, ct = 'application/json') => `POST /api HTTP/1.1\r\nHost: x\r\nContent-Type: ${ct}\r\nContent-Length: ${b.length}\r\n\r\n${b}`
+  it('an injection in a JSON string value (nested, escaped, +json) fires; member names and prose do not', () => {
+    for (const b of ['{"id":"1 OR 1=1"}', '{"a":{"b":["x","1\' OR \'1\'=\'1"]}}', '{"q":"admin\\u0027--"}']) {
+      expect(fired(json(b)), b).toContain('PP-SQLI')
+      expect(fired(json(b), 3), b).toContain('PP-SQLI')
+    }
+    expect(fired(json('{"q":"1 UNION SELECT password FROM users"}', 'application/vnd.x+json'))).toContain('PP-SQLI')
+    for (const b of ['{"name":"O\'Brien","q":"a sentence that mentions union select"}', '{"1 OR 1=1":"x"}', '{"comment":"it\'s fine","stars":5}']) expect(fired(json(b)), b).not.toContain('PP-SQLI')
+  })
+  it('a parameter that becomes SQL after one more percent-decoding fires; double-encoded prose does not', () => {
+    for (const q of ['id=%2527%2520OR%25201%253D1--', 'id=1%2520OR%25201%253D1', 'id=1%252527%252520or%252520%2525271%252527%25253D%2525271']) expect(fired(get('/i?' + q)), q).toContain('PP-SQLI')
+    for (const q of ['n=O%2527Brien', 'd=50%2525+off', 'q=union%2520select%2520of%2520the%2520library']) expect(fired(get('/i?' + q)), q).not.toContain('PP-SQLI')
+  })
+})
+
 describe('PP-XSS and PP-HTTP-SMUGGLING-NESTED-MESSAGE: variants beyond the samples', () => {
   const get = (q: string) => `GET /p?${q} HTTP/1.1\r\nHost: x\r\n\r\n`
   it('script markup in any encoding fires PP-XSS; ordinary angle brackets do not', () => {

@@ -94,6 +94,16 @@ describe('requests', () => {
     expect(r.pdus.length).toBe(2)
   })
 
+  it('JSON bodies: string values as http.json_values (JSON escapes decoded, spans of the raw strings)', () => {
+    const body = '{"id":"1 OR 1=1","q":["a\\u0027b"],"n":1}'
+    for (const ct of ['application/json', 'application/vnd.api+json; charset=utf-8', 'text/json']) {
+      const r = req(`POST /api HTTP/1.1\r\nContent-Type: ${ct}\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      expect(vals(r.pdus[0], 'http.json_values'), ct).toEqual(['1 OR 1=1', "a'b"])
+      expect(vals(r.pdus[0], 'http.args')).toEqual([])
+    }
+    expect(vals(req(`POST /api HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`).pdus[0], 'http.json_values')).toEqual([])
+  })
+
   it('multipart/form-data: names, filenames, part bodies, fields as args', () => {
     const body = '--B\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi there\r\n--B\r\nContent-Disposition: form-data; name="file"; filename="shell.php"\r\nContent-Type: application/x-php\r\n\r\n<?php system($_GET[1]); ?>\r\n--B--\r\n'
     const r = req(`POST /upload HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: ${body.length}\r\n\r\n${body}`)

@@ -17,10 +17,11 @@ import type {AnomalySink} from '../../events/anomaly.js'
 import type {Analyzer, AnalyzerContext, Direction, FieldValue, Fields, Pdu} from '../types.js'
 import {
   CR, LF, contentTypeParam, latin1, looksLikeRequest, looksLikeResponse, parseArgs, parseChunkSize,
-  parseContentLength, parseCookies, parseHead, parseMultipart, parseRanges, parseTransferEncoding,
+  parseContentLength, parseCookies, parseHead, parseJsonStrings, parseMultipart, parseRanges, parseTransferEncoding,
   type ParsedHead,
 } from './parser.js'
 import {normalizeUri, percentDecode, URI_LIMITS} from './uri.js'
+import {jsonUnescape} from '../../rules/transforms.js'
 
 export const HTTP_LIMITS = {
   /** request/status line + header fields, bytes (anomaly http.header_too_long) */
@@ -1002,6 +1003,16 @@ export class HttpAnalyzer implements Analyzer {
     const ct = m.contentType.toLowerCase()
     if (ct.startsWith('application/x-www-form-urlencoded')) {
       this.addArgs(side, f, text, m.bodyStart, (o, len) => this.bodySpan(m, o, len))
+      return
+    }
+    const media = (ct.split(';')[0] ?? '').trim()
+    if (media === 'application/json' || media === 'text/json' || media.endsWith('+json')) {
+      const r = parseJsonStrings(text, this.limits.maxArgs, jsonUnescape)
+      if (r.tooMany) this.anomaly(side, 'http.too_many_args', m.bodyStart, {limit: this.limits.maxArgs})
+      for (const v of r.values) {
+        const o = this.bodySpan(m, v.valueOff, v.valueLen)
+        push(f, 'http.json_values', o === undefined ? {v: v.value} : {v: v.value, off: o, len: v.valueLen})
+      }
       return
     }
     if (!ct.startsWith('multipart/form-data')) return

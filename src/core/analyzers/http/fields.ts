@@ -41,6 +41,7 @@ export const httpFields: readonly FieldSpec[] = [
   {name: 'http.chunks', type: 'number', description: 'chunks in a chunked request body'},
   {name: 'http.chunk_ext', type: 'string', multi: true, description: 'chunk extensions (from ;) of a chunked request body (span)'},
   {name: 'http.trailer.<name>', type: 'string', multi: true, description: 'trailer field <name> of a chunked request (span)'},
+  {name: 'http.json_values', type: 'string', multi: true, description: 'string values (not member names) of a JSON request body (Content-Type application/json, text/json, */*+json), JSON escapes decoded (span of the raw string)'},
   {name: 'http.multipart.name', type: 'string', multi: true, description: 'multipart/form-data part names (span when contiguous)'},
   {name: 'http.multipart.filename', type: 'string', multi: true, description: 'multipart/form-data part filenames (span when contiguous)'},
   {name: 'http.multipart.content_type', type: 'string', multi: true, description: 'multipart part Content-Type values'},

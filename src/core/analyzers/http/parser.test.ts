@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 import {bytes} from '../harness.js'
 import {
   contentTypeParam, looksLikeRequest, looksLikeResponse, parseArgs, parseChunkSize, parseContentLength,
-  parseCookies, parseHead, parseMultipart, parseRanges, parseTransferEncoding,
+  parseCookies, parseHead, parseJsonStrings, parseMultipart, parseRanges, parseTransferEncoding,
 } from './parser.js'
 
 function head(text: string, kind: 'request' | 'response' = 'request') {
@@ -172,5 +172,23 @@ describe('start detection', () => {
     expect(looksLikeResponse(b, 0, 4)).toBe(-1)
     const c = bytes('HTTP/2 200')
     expect(looksLikeResponse(c, 0, c.length)).toBe(0)
+  })
+})
+
+describe('parseJsonStrings', () => {
+  const un = (x: string) => x.replace(/\\u0027/g, "'")
+  it('string values, not member names, with offsets of the raw content; escapes left to the callback', () => {
+    const t = '{"id": "1 OR 1=1", "a": [ "x\\"y", 2, {"k" :"\\u0027"} ], "n": null}'
+    const r = parseJsonStrings(t, 10, un)
+    expect(r.values.map((v) => v.value)).toEqual(['1 OR 1=1', 'x\\"y', "'"])
+    for (const v of r.values) expect(t.charAt(v.valueOff - 1)).toBe('"')
+    expect(t.slice(r.values[0].valueOff, r.values[0].valueOff + r.values[0].valueLen)).toBe('1 OR 1=1')
+    expect(r.tooMany).toBe(false)
+  })
+  it('a body cut short still gives its values; the cap is reported', () => {
+    expect(parseJsonStrings('{"a":"b","c":"unterminat', 10, un).values.map((v) => v.value)).toEqual(['b', 'unterminat'])
+    const r = parseJsonStrings('["a","b","c"]', 2, un)
+    expect(r.values.length).toBe(2)
+    expect(r.tooMany).toBe(true)
   })
 })

@@ -604,6 +604,34 @@ export function parseArgs(s: string, max: number, decode: (x: string) => string)
   return {args, tooMany}
 }
 
+/**
+ * String values of a JSON text (RFC 8259), the way the application's JSON parser hands them over:
+ * every string that is not an object member name, escapes decoded by `unescape`. Tolerant (a
+ * body cut by the inspection cap still gives the values before the cut); numbers and literals
+ * are skipped. Offsets are of the raw string content (between the quotes).
+ */
+export function parseJsonStrings(s: string, max: number, unescape: (x: string) => string): {values: NameValue[]; tooMany: boolean} {
+  const values: NameValue[] = []
+  const n = s.length
+  let p = 0
+  while (p < n) {
+    const q = s.indexOf('"', p)
+    if (q < 0) break
+    let e = q + 1
+    while (e < n && s.charCodeAt(e) !== 34) e += s.charCodeAt(e) === 92 ? 2 : 1
+    if (e > n) e = n
+    let a = e + 1
+    while (a < n && (s.charCodeAt(a) === SP || s.charCodeAt(a) === HT || s.charCodeAt(a) === CR || s.charCodeAt(a) === LF)) a++
+    if (a >= n || s.charCodeAt(a) !== COLON) {
+      if (values.length >= max) return {values, tooMany: true}
+      const raw = s.slice(q + 1, e)
+      values.push({name: '', value: unescape(raw), valueOff: q + 1, valueLen: raw.length})
+    }
+    p = e + 1
+  }
+  return {values, tooMany: false}
+}
+
 /** Content-Type parameter (RFC 9110 §5.6.6), case-insensitive name, quoted-string unquoted */
 export function contentTypeParam(ct: string, param: string): string | undefined {
   const parts = ct.split(';')

@@ -3,6 +3,7 @@ import {readFileSync} from 'node:fs'
 import type {ScriptStep} from '../harness.js'
 import type {FieldValue, Pdu} from '../types.js'
 import {percentDecode} from './uri.js'
+import {jsonUnescape} from '../../rules/transforms.js'
 
 export const FIXTURE_DIR = new URL('./fixtures/', import.meta.url)
 
@@ -52,6 +53,7 @@ export function spanProblems(pdus: readonly Pdu[], streams: Record<'toserver' | 
         if (typeof fv.v === 'bigint') ok = (fv.v === -1n && raw === '') || (/^\s*\d+\s*$/.test(raw) && BigInt(raw.trim()) === fv.v)
         else if (typeof fv.v === 'number') ok = String(fv.v) === raw
         else if (name.startsWith('http.arg.') || name === 'http.args') ok = percentDecode(raw, undefined, true) === fv.v
+        else if (name === 'http.json_values') ok = jsonUnescape(raw) === fv.v
         else ok = raw === fv.v || raw.replace(/[ \t]*\r?\n[ \t]+/g, ' ') === fv.v
         if (!ok) problems.push(`${name}: stream bytes ${JSON.stringify(raw.slice(0, 80))} != value ${JSON.stringify(String(fv.v).slice(0, 80))}`)
       }
