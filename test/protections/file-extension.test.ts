@@ -38,6 +38,28 @@ describe('file-extension blacklist (defaults)', () => {
   })
 })
 
+describe('file-extension blacklist: filename*= and PUT', () => {
+  const dispo = (params: string): string => {
+    const part = `--b\r\nContent-Disposition: form-data; name="f"; ${params}\r\n\r\nx\r\n--b--\r\n`
+    return `POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: ${part.length}\r\n\r\n${part}`
+  }
+  const put = (target: string): string => `PUT ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx`
+  it('an executable name in the RFC 8187 filename* parameter, next to or instead of filename=', () => {
+    for (const p of [`filename*=UTF-8''shell.jsp`, `filename="a.jpg"; filename*=UTF-8''shell.jsp`, `filename*=utf-8'en'shell%2Ejsp`, `filename="shell.php"; filename*=UTF-8''a.jpg`, `FILENAME*=UTF-8''x.ASPX`]) {
+      expect({p, hit: hit(dispo(p))}).toEqual({p, hit: true})
+    }
+    for (const p of [`filename*=UTF-8''f%C3%A9te.png`, `filename="a.jpg"; filename*=UTF-8''a.jsp.jpg`]) expect({p, hit: hit(dispo(p))}).toEqual({p, hit: false})
+  })
+  it('PUT of an executable name, a trailing slash or dot included (CVE-2017-12617); other methods and names are not uploads', () => {
+    for (const t of ['/uploads/shell.jsp', '/shell.jsp/', '/shell.JSP//', '/a/shell.php.', '/x/web.config', '/shell%2ejsp/']) expect({t, hit: hit(put(t))}).toEqual({t, hit: true})
+    for (const t of ['/dav/report.txt', '/dav/jsp/', '/dav/shell.jsp.txt']) expect({t, hit: hit(put(t))}).toEqual({t, hit: false})
+    expect(hit(get('/uploads/shell.jsp'))).toBe(false)
+    const rules = protectionRules({file_extensions: {uploads: ['svg']}})
+    expect(hit(put('/img/x.svg/'), rules)).toBe(true)
+    expect(hit(put('/img/x.jsp'), rules)).toBe(false)
+  })
+})
+
 describe('file-extension blacklist from the config', () => {
   it('replaces the lists', () => {
     const rules = protectionRules({file_extensions: {requests: ['md'], uploads: ['svg']}})

@@ -37,6 +37,11 @@ export function uploadRegex(exts: readonly string[]): string {
   return `\\.(${exts.map(escapeRe).join('|')})(?:[\\s.]*$|;|\\x00)`
 }
 
+/** the PUT-target regex for a list: a listed extension ends the normalized path, trailing slashes ignored */
+export function putPathRegex(exts: readonly string[]): string {
+  return `\\.(${exts.map(escapeRe).join('|')})/*$`
+}
+
 let baseDoc: RuleDoc | undefined
 
 function loadBase(): RuleDoc {
@@ -60,7 +65,9 @@ export function fileExtensionRuleDoc(cfg: ProtectionsConfig['file_extensions']):
     detect.upload_name = {...(base.detect.upload_name as MatcherDoc), regex: uploadRegex(uploads)}
     const disguised = base.detect.disguised_script as {all: MatcherDoc[]}
     detect.disguised_script = {all: [{...disguised.all[0], equals: uploads}, disguised.all[1]]}
-    names.push('upload_name', 'disguised_script')
+    const put = base.detect.put_script as {all: MatcherDoc[]}
+    detect.put_script = {all: [put.all[0], {...put.all[1], regex: putPathRegex(uploads)}]}
+    names.push('upload_name', 'disguised_script', 'put_script')
   }
   return {...base, detect, condition: names.join(' or ')}
 }

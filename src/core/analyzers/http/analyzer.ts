@@ -1034,6 +1034,10 @@ export class HttpAnalyzer implements Analyzer {
         const o = this.bodySpan(m, p.filenameOff, p.filename.length)
         push(f, 'http.multipart.filename', o === undefined ? {v: p.filename} : {v: p.filename, off: o, len: p.filename.length})
       }
+      if (p.filenameExt !== undefined && p.filenameExtOff !== undefined) {
+        const o = this.bodySpan(m, p.filenameExtOff, p.filenameExt.length)
+        push(f, 'http.multipart.filename', o === undefined ? {v: p.filenameExt} : {v: p.filenameExt, off: o, len: p.filenameExt.length})
+      }
       if (p.contentType !== undefined) push(f, 'http.multipart.content_type', {v: p.contentType})
       const bl = Math.min(p.bodyLen, maxPart)
       const bo = this.bodySpan(m, p.bodyOff, bl)

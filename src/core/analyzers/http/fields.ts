@@ -43,7 +43,7 @@ export const httpFields: readonly FieldSpec[] = [
   {name: 'http.trailer.<name>', type: 'string', multi: true, description: 'trailer field <name> of a chunked request (span)'},
   {name: 'http.json_values', type: 'string', multi: true, description: 'string values (not member names) of a JSON request body (Content-Type application/json, text/json, */*+json), JSON escapes decoded (span of the raw string)'},
   {name: 'http.multipart.name', type: 'string', multi: true, description: 'multipart/form-data part names (span when contiguous)'},
-  {name: 'http.multipart.filename', type: 'string', multi: true, description: 'multipart/form-data part filenames (span when contiguous)'},
+  {name: 'http.multipart.filename', type: 'string', multi: true, description: 'multipart/form-data part filenames: filename= and filename*= (RFC 8187, charset\'lang\' prefix dropped, still percent-encoded) (span when contiguous)'},
   {name: 'http.multipart.content_type', type: 'string', multi: true, description: 'multipart part Content-Type values'},
   {name: 'http.multipart.body', type: 'bytes', multi: true, description: 'multipart part bodies, first maxPartBytes each (span when contiguous)'},
   // response

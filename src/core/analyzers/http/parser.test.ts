@@ -192,3 +192,14 @@ describe('parseJsonStrings', () => {
     expect(r.tooMany).toBe(true)
   })
 })
+
+describe('parseMultipart: filename*', () => {
+  it('the RFC 8187 extended filename is kept next to filename=, without its charset\'lang\' prefix', () => {
+    const body = `--B\r\nContent-Disposition: form-data; name="f"; filename="a.jpg"; filename*=UTF-8'en'shell%2Ejsp\r\n\r\nx\r\n--B--\r\n`
+    const b = bytes(body)
+    const p = parseMultipart(b, b.length, 'B', 10).parts[0]
+    expect(p.filename).toBe('a.jpg')
+    expect(p.filenameExt).toBe('shell%2Ejsp')
+    expect(body.slice(p.filenameExtOff, (p.filenameExtOff ?? 0) + 11)).toBe('shell%2Ejsp')
+  })
+})

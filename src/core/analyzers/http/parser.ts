@@ -652,6 +652,9 @@ export interface MultipartPart {
   /** offsets relative to the body */
   nameOff: number
   filenameOff: number
+  /** filename* (RFC 8187 extended parameter) value without its charset'lang' prefix */
+  filenameExt?: string
+  filenameExtOff?: number
   contentType: string | undefined
   bodyOff: number
   bodyLen: number
@@ -743,6 +746,17 @@ export function parseMultipart(body: Uint8Array, len: number, boundary: string, 
           if (fn) {
             part.filename = fn.value
             part.filenameOff = lineStart + vStartInLine + fn.off
+          }
+          // filename*=charset'lang'pct-encoded (RFC 7578 §4.2 / RFC 8187): servers that honour
+          // it (commons-fileupload, Tomcat, ...) take it over filename=, others ignore it, so
+          // both are names (kept percent-encoded as sent, the charset'lang' prefix dropped)
+          const ext = dispositionParam(v, 'filename\\*')
+          if (ext) {
+            const q = ext.value.indexOf("'")
+            const q2 = q >= 0 ? ext.value.indexOf("'", q + 1) : -1
+            const skip = q2 >= 0 ? q2 + 1 : 0
+            part.filenameExt = ext.value.slice(skip)
+            part.filenameExtOff = lineStart + vStartInLine + ext.off + skip
           }
         } else if (name === 'content-type') {
           part.contentType = v
