@@ -1110,3 +1110,47 @@ describe('variant audit: TRANS_SECONDARY out of order', () => {
     expect(a.state.transHeld).toBe(0)
   })
 })
+
+describe('audit-rpc: presentation contexts are settled by the server', () => {
+  const climb = '\\a\\..\\..\\..\\x'
+  const JUNK = '11111111-2222-3333-4444-555555555555'
+  /** bind_ack (ptype 12) / alter_context_resp (15) with one result per proposed context */
+  const ackR = (ptype: number, callId: number, results: number[]): Buffer => {
+    const head = Buffer.alloc(12)
+    head.writeUInt16LE(4280, 0)
+    head.writeUInt16LE(4280, 2)
+    head.writeUInt16LE(0, 8) // no secondary address
+    const n = Buffer.from([results.length, 0, 0, 0])
+    const items = results.map((r) => {
+      const c = Buffer.alloc(24)
+      c.writeUInt16LE(r, 0)
+      c.writeUInt16LE(r === 0 ? 0 : 1, 2)
+      if (r === 0) {
+        uuidLe(NDR20).copy(c, 4)
+        c.writeUInt32LE(2, 20)
+      }
+      return c
+    })
+    return pduX(ptype, 3, callId, Buffer.concat([head.subarray(0, 10), Buffer.alloc(2), n, ...items]))
+  }
+  const T = (data: Buffer): ScriptStep => ({dir: 'toserver', data})
+  const C = (data: Buffer): ScriptStep => ({dir: 'toclient', data})
+
+  it('MS08-067: an alter_context the server rejects does not take context 0 away from srvsvc', () => {
+    const s = [T(bindX([[SRVSVC, 3]])), C(ackR(12, 1, [0])), T(bindX([[JUNK, 1]], {ptype: 14, callId: 2})), C(ackR(15, 2, [2])), T(requestX(31, canonX(climb), {callId: 3}))]
+    expect(fired(dcerpcAnalyzer, s)).toEqual(['PP-2008-4250'])
+    // bind_nak of a second association attempt on the same connection: the same
+    const nak = pduX(13, 3, 2, Buffer.from([4, 0]))
+    expect(fired(dcerpcAnalyzer, [T(bindX([[SRVSVC, 3]])), C(ackR(12, 1, [0])), T(bindX([[JUNK, 1]], {ptype: 14, callId: 2})), C(nak), T(requestX(31, canonX(climb), {callId: 3}))])).toEqual(['PP-2008-4250'])
+  })
+
+  it('MS08-067: sent before the server answers the alter_context, either interface may run it', () => {
+    expect(fired(dcerpcAnalyzer, [T(bindX([[SRVSVC, 3]])), T(bindX([[JUNK, 1]], {ptype: 14, callId: 2})), T(requestX(31, canonX(climb), {callId: 3}))])).toEqual(['PP-2008-4250'])
+    expect(fired(dcerpcAnalyzer, [T(bindX([[JUNK, 1]])), T(bindX([[SRVSVC, 3]], {ptype: 14, callId: 2})), T(requestX(31, canonX(climb), {callId: 3}))])).toEqual(['PP-2008-4250'])
+  })
+
+  it('benign: an accepted alter_context moves context 0 to wkssvc; a rejected srvsvc proposal is dropped', () => {
+    expect(fired(dcerpcAnalyzer, [T(bindX([[SRVSVC, 3]])), C(ackR(12, 1, [0])), T(bindX([[WKSSVC, 1]], {ptype: 14, callId: 2})), C(ackR(15, 2, [0])), T(requestX(31, canonX(climb), {callId: 3}))])).toEqual([])
+    expect(fired(dcerpcAnalyzer, [T(bindX([[WKSSVC, 1]])), C(ackR(12, 1, [0])), T(bindX([[SRVSVC, 3]], {ptype: 14, callId: 2})), C(ackR(15, 2, [2])), T(requestX(31, canonX(climb), {callId: 3}))])).toEqual([])
+  })
+})

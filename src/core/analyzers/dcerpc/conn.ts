@@ -132,6 +132,9 @@ interface Ctx {
   name: string | undefined
 }
 
+/** candidates a context id may stand for beyond the established one (until the server's bind_ack decides) */
+const MAX_CANDIDATES = 4
+
 const EMPTY = new Uint8Array(0)
 
 /** the largest fragment buffer a direction keeps for its next fragment (larger ones are dropped) */
@@ -188,7 +191,17 @@ function netlogonCredentialAt(stub: Uint8Array, le: boolean): number {
 
 export class DcerpcConn {
   private readonly st: Record<Direction, DirState>
-  private readonly contexts = new Map<number, Ctx>()
+  /**
+   * context id -> what it may stand for: the interface the server accepted for it, or, while the
+   * bind / alter_context proposing it is unanswered, every interface proposed for that id (a
+   * request may follow its bind before the bind_ack: the server runs it on whichever it
+   * accepts). The bind_ack's results settle it: an accepted proposal replaces the list, a
+   * rejected one leaves it (so an alter_context the server rejects does not hide the interface
+   * it keeps using).
+   */
+  private readonly contexts = new Map<number, Ctx[]>()
+  /** call_id of a bind / alter_context awaiting its answer -> the contexts it proposed, in order */
+  private readonly proposals = new Map<number, {id: number; ctx: Ctx}[]>()
   /** call_id -> context id * 0x10000 + opnum of its request (a number: no object per call) */
   private readonly calls = new Map<number, number>()
   private readonly frags = new Map<number, Reassembly>()
@@ -381,6 +394,8 @@ export class DcerpcConn {
         this.bindAck(b, h, base, start, f, w)
         break
       case 13:
+        // bind_nak: every context the bind proposed is rejected
+        this.settle(h.callId, null)
         if (b.length >= 18 && w['dcerpc.bind_nak.reason']) f.set('dcerpc.bind_nak.reason', sp(rd16(b, 16, le), base, 16, 2))
         break
       default:
@@ -399,13 +414,23 @@ export class DcerpcConn {
     return Math.max(Math.min(a.bodyEnd, b.length), fixed)
   }
 
-  private iface(f: Fields, ctxId: number, w: Wants<DcerpcField>): Ctx | undefined {
-    const c = this.contexts.get(ctxId)
-    if (c === undefined) return undefined
-    if (w['dcerpc.interface']) f.set('dcerpc.interface', {v: c.uuid})
-    if (w['dcerpc.interface.version']) f.set('dcerpc.interface.version', {v: c.version})
-    if (w['dcerpc.interface.name'] && c.name !== undefined) f.set('dcerpc.interface.name', {v: c.name})
-    return c
+  private iface(f: Fields, ctxId: number, w: Wants<DcerpcField>): Ctx[] | undefined {
+    const list = this.contexts.get(ctxId)
+    if (list === undefined) return undefined
+    if (list.length === 1) {
+      const c = list[0]!
+      if (w['dcerpc.interface']) f.set('dcerpc.interface', {v: c.uuid})
+      if (w['dcerpc.interface.version']) f.set('dcerpc.interface.version', {v: c.version})
+      if (w['dcerpc.interface.name'] && c.name !== undefined) f.set('dcerpc.interface.name', {v: c.name})
+      return list
+    }
+    if (w['dcerpc.interface']) f.set('dcerpc.interface', list.map((c) => ({v: c.uuid})))
+    if (w['dcerpc.interface.version']) f.set('dcerpc.interface.version', list.map((c) => ({v: c.version})))
+    if (w['dcerpc.interface.name']) {
+      const names = list.filter((c) => c.name !== undefined).map((c) => ({v: c.name!}))
+      if (names.length > 0) f.set('dcerpc.interface.name', names)
+    }
+    return list
   }
 
   // ---- request ------------------------------------------------------------------------------
@@ -519,7 +544,7 @@ export class DcerpcConn {
       if (ndr.strings.length > 0 && wantStrings) f.set('dcerpc.stub.strings', ndr.strings.map((s) => ({v: s})))
       if (wantMax) f.set('dcerpc.stub.max_string_length', {v: ndr.maxLength})
     }
-    if (c === undefined || c.name !== 'netlogon') return
+    if (c === undefined || !c.some((x) => x.name === 'netlogon')) return
     const n = stub.length
     // MS-NRPC 3.5.4.4.1-3 NetrServerAuthenticate (5), NetrServerAuthenticate2 (15) and 3 (26):
     // PrimaryName, AccountName, SecureChannelType, ComputerName, ClientCredential(8)[, NegotiateFlags]
@@ -581,7 +606,7 @@ export class DcerpcConn {
     const stubEnd = Math.max(24, bodyEnd)
     if (w['dcerpc.stub.length']) f.set('dcerpc.stub.length', {v: stubEnd - 24})
     if (w['dcerpc.stub']) f.set('dcerpc.stub', sp(latin1(b, 24, stubEnd), base, 24, stubEnd - 24))
-    if (opnum === 3 && this.contexts.get(ctxId)?.uuid === 'e1af8308-5d1f-11c9-91a4-08002b14a0fa') {
+    if (opnum === 3 && this.contexts.get(ctxId)?.some((c) => c.uuid === 'e1af8308-5d1f-11c9-91a4-08002b14a0fa') === true) {
       const towers = scanEpmTowers(b.subarray(24, bodyEnd), this.limits.maxTowers)
       if (towers.length > 0) {
         if (w['dcerpc.epm.port']) f.set('dcerpc.epm.port', towers.map((t) => ({v: t.port})))
@@ -617,17 +642,57 @@ export class DcerpcConn {
         if (ts.length > 0) f.set('dcerpc.bind.transfer_syntax', ts)
       }
     }
+    const proposed: {id: number; ctx: Ctx}[] = []
     for (const c of body.contexts) {
-      if (!this.contexts.has(c.id) && this.contexts.size >= this.limits.maxContexts) {
-        this.sink.anomaly({type: 'applayer', event: 'dcerpc.context_limit', detail: {limit: this.limits.maxContexts}})
-        break
+      const ctx: Ctx = {uuid: c.uuid, version: c.version, name: INTERFACE_NAMES[c.uuid]}
+      proposed.push({id: c.id, ctx})
+      const list = this.contexts.get(c.id)
+      if (list === undefined) {
+        if (this.contexts.size >= this.limits.maxContexts) {
+          this.sink.anomaly({type: 'applayer', event: 'dcerpc.context_limit', detail: {limit: this.limits.maxContexts}})
+          continue
+        }
+        this.contexts.set(c.id, [ctx])
+      } else if (!list.some((x) => x.uuid === ctx.uuid && x.version === ctx.version)) {
+        // the oldest proposal gives way; the established interface (first) stays
+        if (list.length >= MAX_CANDIDATES) list.splice(1, 1)
+        list.push(ctx)
       }
-      this.contexts.set(c.id, {uuid: c.uuid, version: c.version, name: INTERFACE_NAMES[c.uuid]})
+    }
+    if (proposed.length > 0) {
+      if (!this.proposals.has(h.callId) && this.proposals.size >= this.limits.maxPendingCalls) this.proposals.delete(this.proposals.keys().next().value as number)
+      this.proposals.set(h.callId, proposed)
     }
   }
 
+  /**
+   * The server's answer to the bind / alter_context `callId` (results in the order of its
+   * contexts; null: a bind_nak, all rejected): an accepted context id now stands for the
+   * proposed interface alone, a rejected proposal is dropped from its id's candidates, and a
+   * proposal without a result (a bind_ack cut short) stays a candidate.
+   */
+  private settle(callId: number, results: readonly number[] | null): void {
+    const proposed = this.proposals.get(callId)
+    if (proposed === undefined) return
+    this.proposals.delete(callId)
+    proposed.forEach((p, i) => {
+      const list = this.contexts.get(p.id)
+      const r = results === null ? 2 : results[i]
+      if (r === undefined) return
+      if (r === 0) {
+        if (list !== undefined || this.contexts.size < this.limits.maxContexts) this.contexts.set(p.id, [p.ctx])
+        return
+      }
+      if (list === undefined) return
+      const k = list.indexOf(p.ctx)
+      if (k < 0) return
+      if (list.length === 1) this.contexts.delete(p.id)
+      else list.splice(k, 1)
+    })
+  }
+
   private bindAck(b: Uint8Array, h: DcerpcHeader, base: number, start: number, f: Fields, w: Wants<DcerpcField>): void {
-    const a = parseBindAck(b, 0, h, b.length, 16)
+    const a = parseBindAck(b, 0, h, b.length, this.limits.maxContexts)
     if (b.length >= 20) {
       if (w['dcerpc.max_xmit']) f.set('dcerpc.max_xmit', sp(a.maxXmit, base, 16, 2))
       if (w['dcerpc.max_recv']) f.set('dcerpc.max_recv', sp(a.maxRecv, base, 18, 2))
@@ -638,6 +703,7 @@ export class DcerpcConn {
     }
     if (w['dcerpc.bind_ack.result_count']) f.set('dcerpc.bind_ack.result_count', {v: a.declaredResults})
     if (a.results.length > 0 && w['dcerpc.bind_ack.results']) f.set('dcerpc.bind_ack.results', a.results.map((v) => ({v})))
+    this.settle(h.callId, a.results)
     const tooSmall = b.length >= 20 && (a.maxXmit < 1432 || a.maxRecv < 1432)
     if (w['dcerpc.bind_ack.malformed']) f.set('dcerpc.bind_ack.malformed', {v: a.malformed || tooSmall ? 1 : 0})
     if (a.malformed) this.sink.anomaly({type: 'applayer', event: 'dcerpc.bind_ack_malformed', detail: {offset: start, sec_addr_length: a.secAddrLength, results: a.declaredResults}})
