@@ -1154,3 +1154,60 @@ describe('audit-rpc: presentation contexts are settled by the server', () => {
     expect(fired(dcerpcAnalyzer, [T(bindX([[WKSSVC, 1]])), C(ackR(12, 1, [0])), T(bindX([[SRVSVC, 3]], {ptype: 14, callId: 2})), C(ackR(15, 2, [2])), T(requestX(31, canonX(climb), {callId: 3}))])).toEqual([])
   })
 })
+
+describe('audit-rpc: other SMB1 ways to open a pipe on IPC$', () => {
+  const tree = (share: string): ScriptStep[] => smb1Open(share, 'x').slice(0, 2)
+  /** OPEN_ANDX (15 words) of `name` (ANSI), and its reply giving FID 0x4001 */
+  const openAndX = (name: string): ScriptStep[] => {
+    const w = Buffer.alloc(30)
+    w.writeUInt8(0xff, 0)
+    w.writeUInt16LE(0x42, 6)
+    w.writeUInt16LE(1, 16)
+    const r = Buffer.alloc(30)
+    r.writeUInt8(0xff, 0)
+    r.writeUInt16LE(0x4001, 4)
+    return [
+      {dir: 'toserver', data: smb1(0x2d, {mid: 2, tid: 7}, w, Buffer.from(name + '\0', 'latin1'))},
+      {dir: 'toclient', data: smb1(0x2d, {reply: true, mid: 2, tid: 7}, r, Buffer.alloc(0))},
+    ]
+  }
+  /** NT_TRANSACT_CREATE of `name` (ANSI): the name at parameter offset 53 */
+  const ntTransactCreate = (name: string): ScriptStep => {
+    const nm = Buffer.from(name, 'latin1')
+    const params = Buffer.alloc(53)
+    params.writeUInt32LE(nm.length, 44)
+    const pdata = Buffer.concat([params, nm])
+    const w = Buffer.alloc(38)
+    const po = 32 + 1 + 38 + 2
+    w.writeUInt32LE(pdata.length, 3)
+    w.writeUInt32LE(pdata.length, 19)
+    w.writeUInt32LE(po, 23)
+    w.writeUInt32LE(po + pdata.length, 31)
+    w.writeUInt16LE(1, 36)
+    return {dir: 'toserver', data: smb1(0xa0, {mid: 3, tid: 7}, w, pdata)}
+  }
+  /** core TREE_CONNECT (0x70) of \\SRV\<share>; the reply's words give TID 7 */
+  const coreTree = (share: string): ScriptStep[] => [
+    {dir: 'toserver', data: smb1(0x70, {mid: 1}, Buffer.alloc(0), Buffer.from(`\x04\\\\SRV\\${share}\0\x04\0\x04?????\0`, 'latin1'))},
+    {dir: 'toclient', data: smb1(0x70, {reply: true, mid: 1}, Buffer.from('00040700', 'hex'), Buffer.alloc(0))},
+  ]
+  const create = (name: string): ScriptStep => smb1Open('IPC$', name)[2]!
+
+  it('SambaCry: a path as pipe name in OPEN_ANDX and NT_TRANSACT_CREATE, and after a core TREE_CONNECT', () => {
+    expect(fired(smbAnalyzer, [...tree('IPC$'), ...openAndX('\\PIPE\\/tmp/evil.so')])).toEqual(['PP-2017-7494'])
+    expect(fired(smbAnalyzer, [...tree('IPC$'), ntTransactCreate('/tmp/evil.so')])).toEqual(['PP-2017-7494'])
+    expect(fired(smbAnalyzer, [...coreTree('IPC$'), create('/tmp/evil.so')])).toEqual(['PP-2017-7494'])
+  })
+
+  it('benign: ordinary pipes so opened, and the same paths on a disk share', () => {
+    expect(fired(smbAnalyzer, [...tree('IPC$'), ...openAndX('\\PIPE\\srvsvc')])).toEqual([])
+    expect(fired(smbAnalyzer, [...tree('DATA'), ...openAndX('\\dir/x.so')])).toEqual([])
+    expect(fired(smbAnalyzer, [...tree('DATA'), ntTransactCreate('dir/x.so')])).toEqual([])
+    expect(fired(smbAnalyzer, [...coreTree('DATA'), create('dir/x.so')])).toEqual([])
+  })
+
+  it('MS08-067 through a pipe opened by OPEN_ANDX', () => {
+    const bad = Buffer.concat([bindX([[SRVSVC, 3]]), requestX(31, canonX('\\x\\..\\..\\y'))])
+    expect(fired(smbAnalyzer, [...tree('IPC$'), ...openAndX('\\PIPE\\srvsvc'), {dir: 'toserver', data: smb1WriteAndX(bad, 5)}])).toEqual(['PP-2008-4250'])
+  })
+})

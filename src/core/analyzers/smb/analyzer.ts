@@ -570,8 +570,35 @@ export class SmbAnalyzer implements Analyzer {
           }
         }
         break
+      case 0x70:
+        // MS-CIFS 2.2.4.50 SMB_COM_TREE_CONNECT (core): bytes 0x04 Path 0x04 Password 0x04 Service;
+        // the reply's words are MaxBufferSize, TID. Servers still accept it (Samba reply_tcon)
+        if (!reply && bs < be && m[bs] === 4) {
+          let p = bs + 1
+          let path: {s: string; end: number}
+          if (x.unicode) {
+            if (p & 1) p++
+            path = utf16(m, p, be, this.limits.maxNameChars)
+          } else {
+            path = cstr(m, p, be, this.limits.maxNameChars)
+          }
+          if (p <= be) {
+            if (fw['smb.tree']) f.set('smb.tree', sp(path.s, mOff + p, path.end - p))
+            this.remember(id, {kind: 'tree', name: path.s, pipe: false})
+          }
+        } else if (reply) {
+          const pend = this.pending.get(id)
+          if (pend?.kind === 'tree') {
+            this.pending.delete(id)
+            if (status === 0 && IPC_PATH.test(pend.name)) this.addTree(wc >= 2 ? u16(m, w + 2) : x.tid)
+          }
+        }
+        break
+      case 0x2d:
       case 0xa2:
-        if (!reply && wc >= 24) {
+        // NT_CREATE_ANDX (MS-CIFS 2.2.4.64: 24 words, the name is the bytes) and OPEN_ANDX
+        // (2.2.4.41: 15 words, the same; Samba and Windows open a pipe on IPC$ with either)
+        if (!reply && wc >= (cmd === 0xa2 ? 24 : 15)) {
           let p = bs
           let nm: {s: string; end: number}
           if (x.unicode) {
@@ -600,9 +627,11 @@ export class SmbAnalyzer implements Analyzer {
           const pend = this.pending.get(id)
           if (pend?.kind === 'create') {
             this.pending.delete(id)
+            // the FID follows OpLockLevel(1) in the NT_CREATE_ANDX reply, the AndX words in OPEN_ANDX's
+            const fidAt = cmd === 0xa2 ? w + 5 : w + 4
             if (wc >= 3) {
-              const fid = u16(m, w + 5)
-              if (fw['smb.fid']) f.set('smb.fid', sp(fid, mOff + w + 5, 2))
+              const fid = u16(m, fidAt)
+              if (fw['smb.fid']) f.set('smb.fid', sp(fid, mOff + fidAt, 2))
               if (pend.pipe && status === 0) this.openPipe(pend, `1:${fid}`)
             }
             if (pend.tmp !== undefined) this.pipes.delete(pend.tmp)
@@ -655,7 +684,7 @@ export class SmbAnalyzer implements Analyzer {
       case 0x26:
       case 0x33:
       case 0xa1:
-        if (!reply) this.transaction(cmd, f, fw, m, mOff, w, wc, x.mid, x.msgLen, id)
+        if (!reply) this.transaction(cmd, f, fw, m, mOff, w, wc, x.mid, x.msgLen, id, x.ipc ?? this.ipcTrees.has(x.tid), x.unicode)
         else if (cmd === 0x25 && wc >= 10) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'fid') {
@@ -674,7 +703,7 @@ export class SmbAnalyzer implements Analyzer {
    * 2.2.4.62): counts, offsets, displacements; inconsistent when a displacement + count passes
    * the total, an offset + count passes the message, or a secondary follows another type.
    */
-  private transaction(cmd: number, f: Fields, fw: Wants<SmbField>, m: Uint8Array, mOff: number, w: number, wc: number, mid: number, msgLen: number, id: string): void {
+  private transaction(cmd: number, f: Fields, fw: Wants<SmbField>, m: Uint8Array, mOff: number, w: number, wc: number, mid: number, msgLen: number, id: string, pipeTree = false, unicode = false): void {
     const nt = cmd === 0xa0 || cmd === 0xa1
     const secondary = cmd === 0x26 || cmd === 0x33 || cmd === 0xa1
     const need = cmd === 0xa0 ? 19 : cmd === 0xa1 ? 18 : secondary ? 8 : 14
@@ -709,6 +738,19 @@ export class SmbAnalyzer implements Analyzer {
     let bad = po + pc > msgLen || dof + dc > msgLen
     if (cmd === 0x32 && m.length >= w + 30 && fw['smb.trans2.subcommand']) f.set('smb.trans2.subcommand', sp(u16(m, w + 28), mOff + w + 28, 2))
     if (cmd === 0xa0 && m.length >= w + 38 && fw['smb.nt_transact.function']) f.set('smb.nt_transact.function', sp(u16(m, w + 36), mOff + w + 36, 2))
+    // NT_TRANSACT_CREATE (function 1, MS-CIFS 2.2.7.1): the parameters hold NameLength at 44 and
+    // the name at 53 (aligned to 2 from the parameters when Unicode); on IPC$ it opens a pipe by
+    // that name (Samba do_nt_transact_create_pipe), like NT_CREATE_ANDX
+    if (cmd === 0xa0 && pipeTree && m.length >= w + 38 && u16(m, w + 36) === 1 && pc >= 57 && po + pc <= m.length) {
+      const len = u32(m, po + 44)
+      let p = po + 53
+      if (unicode && (p - po) & 1) p++
+      const stop = Math.min(po + pc, p + len)
+      const nm = unicode ? utf16(m, p, stop, this.limits.maxNameChars) : cstr(m, p, stop, this.limits.maxNameChars)
+      const v = sp(nm.s, mOff + p, nm.end - p)
+      if (fw['smb.create.name']) f.set('smb.create.name', v)
+      this.pipeFields(f, v, fw)
+    }
     let pipe: string | undefined
     if (cmd === 0x25 && m.length >= w + 32 && m[w + 26]! >= 2) {
       const fn = u16(m, w + 28)
