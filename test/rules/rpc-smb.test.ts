@@ -1211,3 +1211,37 @@ describe('audit-rpc: other SMB1 ways to open a pipe on IPC$', () => {
     expect(fired(smbAnalyzer, [...tree('IPC$'), ...openAndX('\\PIPE\\srvsvc'), {dir: 'toserver', data: smb1WriteAndX(bad, 5)}])).toEqual(['PP-2008-4250'])
   })
 })
+
+describe('audit-rpc: SMB1 transactions are found by UID, TID, PID and MID', () => {
+  /** an SMB1 transaction message (wrapped), words from {byte offset: value}, with PID low word `pid` */
+  const tx = (cmd: number, mid: number, pid: number, v: Record<number, number>, words: number, data = Buffer.alloc(0)): Buffer => {
+    const w = Buffer.alloc(words * 2)
+    const nt = cmd === 0xa0 || cmd === 0xa1
+    for (const [off, val] of Object.entries(v)) {
+      const o = Number(off)
+      if (nt && o !== 36 && o !== 0) w.writeUInt32LE(val, o)
+      else w.writeUInt16LE(val, o)
+    }
+    const b = smb1(cmd, {mid, tid: 7}, w, data)
+    b.writeUInt16LE(pid, 4 + 26)
+    return b
+  }
+  // its parameters and first data in the message (offsets 84 and 116): consistent by itself
+  const ntt = (pid: number): Buffer => tx(0xa0, 9, pid, {3: 30, 7: 66512, 19: 30, 23: 84, 27: 976, 31: 116, 36: 0}, 20, Buffer.alloc(9 + 30 + 2 + 976))
+  // consistent on its own totals (1000 bytes at 976 of 2000): only the NT_TRANSACT it continues makes it the bug
+  const t2s = (pid: number): Buffer => tx(0x33, 9, pid, {0: 0, 2: 2000, 10: 1000, 12: 53, 14: 976}, 9, Buffer.alloc(1000, 0x41))
+
+  it('EternalBlue: a complete TRANS2 of another PID with the same MID does not hide the pending NT_TRANSACT', () => {
+    const other = tx(0x32, 9, 0x2222, {0: 4, 2: 0, 18: 4, 20: 68, 22: 0, 24: 72, 26: 1, 28: 0x05}, 15, Buffer.alloc(7))
+    for (const one of [ntt(0x1111), other, t2s(0x1111)]) expect(fired(smbAnalyzer, [{dir: 'toserver', data: one}])).toEqual([])
+    expect(fired(smbAnalyzer, [{dir: 'toserver', data: Buffer.concat([ntt(0x1111), other, t2s(0x1111)])}])).toContain('PP-2017-0143')
+  })
+
+  it('benign: two processes run transactions of different types with the same MID, each completed by its own secondary', () => {
+    const p1 = tx(0x32, 11, 0x1111, {0: 0, 2: 100, 22: 0, 24: 0, 26: 1, 28: 0x05}, 15)
+    const p2 = tx(0xa0, 11, 0x2222, {3: 0, 7: 100, 19: 0, 23: 0, 27: 0, 31: 0, 36: 0}, 20)
+    const s1 = tx(0x33, 11, 0x1111, {2: 100, 10: 100, 12: 32 + 1 + 18 + 2, 14: 0}, 9, Buffer.alloc(100, 0x41))
+    const s2 = tx(0xa1, 11, 0x2222, {7: 100, 23: 100, 27: 32 + 1 + 36 + 2, 31: 0}, 18, Buffer.alloc(100, 0x42))
+    expect(fired(smbAnalyzer, [{dir: 'toserver', data: Buffer.concat([p1, p2, s1, s2])}])).toEqual([])
+  })
+})

@@ -194,7 +194,11 @@ export class SmbAnalyzer implements Analyzer {
   /** request id -> what the response needs (tree path, create name, FID of a read) */
   private readonly pending = new Map<string, Pending>()
   private readonly ipcTrees = new Set<number>()
-  private readonly trans = new Map<number, Trans>()
+  /**
+   * transactions awaiting secondaries, by what the server finds them by (MS-CIFS 3.3.5.2.2: UID,
+   * TID, PID and MID): "uid:tid:pid:mid"
+   */
+  private readonly trans = new Map<string, Trans>()
   /** bytes held in Trans.held, all transactions */
   private transHeld = 0
   private feeds: Feed[] = []
@@ -684,7 +688,7 @@ export class SmbAnalyzer implements Analyzer {
       case 0x26:
       case 0x33:
       case 0xa1:
-        if (!reply) this.transaction(cmd, f, fw, m, mOff, w, wc, x.mid, x.msgLen, id, x.ipc ?? this.ipcTrees.has(x.tid), x.unicode)
+        if (!reply) this.transaction(cmd, f, fw, m, mOff, w, wc, x.mid, x.msgLen, id, x.ipc ?? this.ipcTrees.has(x.tid), x.unicode, `${u16(m, 28)}:${x.tid}:${u16(m, 12) * 0x10000 + u16(m, 26)}:${x.mid}`)
         else if (cmd === 0x25 && wc >= 10) {
           const pend = this.pending.get(id)
           if (pend?.kind === 'fid') {
@@ -703,7 +707,7 @@ export class SmbAnalyzer implements Analyzer {
    * 2.2.4.62): counts, offsets, displacements; inconsistent when a displacement + count passes
    * the total, an offset + count passes the message, or a secondary follows another type.
    */
-  private transaction(cmd: number, f: Fields, fw: Wants<SmbField>, m: Uint8Array, mOff: number, w: number, wc: number, mid: number, msgLen: number, id: string, pipeTree = false, unicode = false): void {
+  private transaction(cmd: number, f: Fields, fw: Wants<SmbField>, m: Uint8Array, mOff: number, w: number, wc: number, mid: number, msgLen: number, id: string, pipeTree = false, unicode = false, tkey = `${mid}`): void {
     const nt = cmd === 0xa0 || cmd === 0xa1
     const secondary = cmd === 0x26 || cmd === 0x33 || cmd === 0xa1
     const need = cmd === 0xa0 ? 19 : cmd === 0xa1 ? 18 : secondary ? 8 : 14
@@ -766,17 +770,17 @@ export class SmbAnalyzer implements Analyzer {
     if (!secondary) {
       bad ||= pc > tp || dc > td
       if (pc < tp || dc < td) {
-        if (!this.trans.has(mid) && this.trans.size >= this.limits.maxTransactions) {
+        if (!this.trans.has(tkey) && this.trans.size >= this.limits.maxTransactions) {
           this.ctx.anomaly({type: 'applayer', event: 'smb.transaction_limit', detail: {limit: this.limits.maxTransactions}})
-          this.dropTrans(this.trans.keys().next().value as number)
+          this.dropTrans(this.trans.keys().next().value as string)
         }
-        this.dropTrans(mid)
-        this.trans.set(mid, {cmd, totalParam: tp, totalData: td, gotParam: pc, gotData: dc, pipe, fed: dc, heldBytes: 0})
+        this.dropTrans(tkey)
+        this.trans.set(tkey, {cmd, totalParam: tp, totalData: td, gotParam: pc, gotData: dc, pipe, fed: dc, heldBytes: 0})
       } else {
-        this.dropTrans(mid)
+        this.dropTrans(tkey)
       }
     } else {
-      const t = this.trans.get(mid)
+      const t = this.trans.get(tkey)
       if (t === undefined) {
         if (fw['smb.trans.no_primary']) f.set('smb.trans.no_primary', {v: 1})
         bad ||= pd + pc > tp || dd + dc > td
@@ -794,7 +798,7 @@ export class SmbAnalyzer implements Analyzer {
         if (t.gotParam >= t.totalParam && t.gotData >= t.totalData) {
           // complete, yet data held back: the pieces overlap and leave a hole the server fills
           if (t.pipe !== undefined && t.held !== undefined && t.held.length > 0) this.outOfOrder(t, mOff, mid)
-          this.dropTrans(mid)
+          this.dropTrans(tkey)
         }
       }
     }
@@ -863,11 +867,11 @@ export class SmbAnalyzer implements Analyzer {
     t.pipe = undefined
   }
 
-  private dropTrans(mid: number): void {
-    const t = this.trans.get(mid)
+  private dropTrans(key: string): void {
+    const t = this.trans.get(key)
     if (t === undefined) return
     this.transHeld -= t.heldBytes
-    this.trans.delete(mid)
+    this.trans.delete(key)
   }
 
   // ---- SMB2/3 (MS-SMB2) ---------------------------------------------------------------------
