@@ -533,3 +533,29 @@ describe('PP-EVASION-HTTP-UNINSPECTABLE: a head padded past the inspection caps'
     expect(ids).not.toContain('PP-EVASION-HTTP-UNINSPECTABLE')
   })
 })
+
+describe("framing anomalies in a server's response are not the client's smuggling", () => {
+  const framingRules = ['PP-HTTP-CL-OVERFLOW', 'PP-HTTP-SMUGGLING-CL-TE', 'PP-HTTP-SMUGGLING-DUPLICATE-CL', 'PP-HTTP-SMUGGLING-CHUNK-SIZE', 'PP-HTTP-SMUGGLING-INVALID-CL']
+  const responses = [
+    'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd',
+    'HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nabc',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n',
+  ]
+  it.each(responses.map((r, i) => [i, r]))('response %i: the anomaly is reported, no framing rule fires', (_i, response) => {
+    const res = runAnalyzer(httpAnalyzer, [
+      {dir: 'toserver', data: latin1('GET / HTTP/1.1\r\nHost: x\r\n\r\n')},
+      {dir: 'toclient', data: latin1(response as string)},
+    ])
+    expect(res.anomalies.length).toBeGreaterThan(0)
+    expect(res.anomalies.every((a) => a.detail?.dir === 'toclient')).toBe(true)
+    const ids = res.anomalies.flatMap((a) => anomalySet.evaluate(anomalyPdu(a)).map((m) => m.rule.id))
+    expect(ids.filter((id) => framingRules.includes(id))).toEqual([])
+  })
+
+  it('the same framing from the client still fires', () => {
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd')).toContain('PP-HTTP-SMUGGLING-DUPLICATE-CL')
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CL-TE')
+  })
+})
