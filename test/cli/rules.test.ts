@@ -116,8 +116,8 @@ describe.concurrent('patchpoint rules list (real binary)', SLOW, () => {
     expect(apache.map((x) => x.id)).toEqual(expect.arrayContaining(['PP-2011-3192', 'PP-2021-44228']))
     expect(apache.map((x) => x.id)).not.toContain('PP-SHELLSHOCK')
     for (const x of apache) expect(x.products.some((p) => p.includes('apache'))).toBe(true)
-    expect(await ids('--cve', 'cve-2021-45046')).toEqual(['PP-2021-44228'])
-    expect(await ids('--status', 'stable', '--product', 'log4j')).toEqual(['PP-2021-44228'])
+    expect(await ids('--cve', 'cve-2021-45046')).toEqual(['PP-2021-44228', 'PP-2021-44228-JNDI-LDAP'])
+    expect(await ids('--status', 'stable', '--product', 'log4j', '--protocol', 'ldap')).toEqual(['PP-2021-44228-JNDI-LDAP'])
   })
 
   it('a table by default; a bad --status is a flag error (exit 2)', async () => {

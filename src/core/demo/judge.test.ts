@@ -51,7 +51,7 @@ describe('exploit samples from the rule pack', () => {
       {ip: '198.51.100.10', port: 80, proto: 'tcp', rules: ['PP-SHELLSHOCK'], shadow: true},
     ])
     expect(problems).toEqual([expect.stringContaining('PP-NO-SUCH-RULE')])
-    expect(samples.map((s) => s.rule)).toEqual(['PP-FTP-BOUNCE', 'PP-FTP-BOUNCE'])
+    expect(samples.map((s) => s.rule)).toEqual(['PP-FTP-BOUNCE', 'PP-FTP-BOUNCE', 'PP-FTP-BOUNCE'])
     // steps: only toserver chunks, in order
     expect(samples[0].chunks.map((c) => Buffer.from(c, 'base64').toString())).toEqual(['USER ftp\r\n', 'PASS x@\r\n', 'PORT 198,51,100,7,0,80\r\n'])
     expect(samples[0].protocol).toBe('ftp')
