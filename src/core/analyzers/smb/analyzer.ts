@@ -393,6 +393,30 @@ export class SmbAnalyzer implements Analyzer {
     this.feeds.push({key, dir, data: m.subarray(from, to), off: mOff + from})
   }
 
+  /** an SMB1 string at `p` (UTF-16LE from an even offset when `unicode`, else ASCII), NUL- or `be`-ended; `p` after alignment */
+  private smb1String(m: Uint8Array, p: number, be: number, unicode: boolean): {p: number; s: string; end: number} {
+    if (unicode && (p & 1) !== 0) p++
+    const r = unicode ? utf16(m, p, be, this.limits.maxNameChars) : cstr(m, p, be, this.limits.maxNameChars)
+    return {p, s: r.s, end: r.end}
+  }
+
+  /** a TREE_CONNECT(_ANDX) request's path at `p`: reported, remembered for the reply; null when it lies past the bytes */
+  private treeRequest(m: Uint8Array, p: number, be: number, unicode: boolean, id: string, f: Fields, fw: Record<string, boolean>, mOff: number): string | null {
+    const path = this.smb1String(m, p, be, unicode)
+    if (path.p > be) return null
+    if (fw['smb.tree']) f.set('smb.tree', sp(path.s, mOff + path.p, path.end - path.p))
+    this.remember(id, {kind: 'tree', name: path.s, pipe: false})
+    return path.s
+  }
+
+  /** a TREE_CONNECT(_ANDX) reply: the TID of an IPC$ tree the server granted is a pipe tree */
+  private treeReply(id: string, status: number, tid: number): void {
+    const pend = this.pending.get(id)
+    if (pend?.kind !== 'tree') return
+    this.pending.delete(id)
+    if (status === 0 && IPC_PATH.test(pend.name)) this.addTree(tid)
+  }
+
   private remember(id: string, v: Pending): void {
     if (!this.pending.has(id) && this.pending.size >= this.limits.maxPending) {
       this.ctx.anomaly({type: 'applayer', event: 'smb.pending_limit', detail: {limit: this.limits.maxPending}})
@@ -551,67 +575,29 @@ export class SmbAnalyzer implements Analyzer {
         break
       case 0x75:
         if (!reply && wc >= 4) {
-          let p = bs + u16(m, w + 6)
-          let path: {s: string; end: number}
-          if (x.unicode) {
-            if (p & 1) p++
-            path = utf16(m, p, be, this.limits.maxNameChars)
-          } else {
-            path = cstr(m, p, be, this.limits.maxNameChars)
-          }
-          if (p <= be) {
-            if (fw['smb.tree']) f.set('smb.tree', sp(path.s, mOff + p, path.end - p))
-            this.remember(id, {kind: 'tree', name: path.s, pipe: false})
+          const path = this.treeRequest(m, bs + u16(m, w + 6), be, x.unicode, id, f, fw, mOff)
+          if (path !== null) {
             // the commands chained after it run on this tree (MS-CIFS 2.2.3.4)
-            x.ipc = IPC_PATH.test(path.s)
+            x.ipc = IPC_PATH.test(path)
             x.open = undefined
           }
         } else if (reply) {
-          const pend = this.pending.get(id)
-          if (pend?.kind === 'tree') {
-            this.pending.delete(id)
-            if (status === 0 && IPC_PATH.test(pend.name)) this.addTree(x.tid)
-          }
+          this.treeReply(id, status, x.tid)
         }
         break
       case 0x70:
         // MS-CIFS 2.2.4.50 SMB_COM_TREE_CONNECT (core): bytes 0x04 Path 0x04 Password 0x04 Service;
         // the reply's words are MaxBufferSize, TID. Servers still accept it (Samba reply_tcon)
-        if (!reply && bs < be && m[bs] === 4) {
-          let p = bs + 1
-          let path: {s: string; end: number}
-          if (x.unicode) {
-            if (p & 1) p++
-            path = utf16(m, p, be, this.limits.maxNameChars)
-          } else {
-            path = cstr(m, p, be, this.limits.maxNameChars)
-          }
-          if (p <= be) {
-            if (fw['smb.tree']) f.set('smb.tree', sp(path.s, mOff + p, path.end - p))
-            this.remember(id, {kind: 'tree', name: path.s, pipe: false})
-          }
-        } else if (reply) {
-          const pend = this.pending.get(id)
-          if (pend?.kind === 'tree') {
-            this.pending.delete(id)
-            if (status === 0 && IPC_PATH.test(pend.name)) this.addTree(wc >= 2 ? u16(m, w + 2) : x.tid)
-          }
-        }
+        if (!reply && bs < be && m[bs] === 4) this.treeRequest(m, bs + 1, be, x.unicode, id, f, fw, mOff)
+        else if (reply) this.treeReply(id, status, wc >= 2 ? u16(m, w + 2) : x.tid)
         break
       case 0x2d:
       case 0xa2:
         // NT_CREATE_ANDX (MS-CIFS 2.2.4.64: 24 words, the name is the bytes) and OPEN_ANDX
         // (2.2.4.41: 15 words, the same; Samba and Windows open a pipe on IPC$ with either)
         if (!reply && wc >= (cmd === 0xa2 ? 24 : 15)) {
-          let p = bs
-          let nm: {s: string; end: number}
-          if (x.unicode) {
-            if (p & 1) p++
-            nm = utf16(m, p, be, this.limits.maxNameChars)
-          } else {
-            nm = cstr(m, p, be, this.limits.maxNameChars)
-          }
-          const v = sp(nm.s, mOff + p, nm.end - p)
+          const nm = this.smb1String(m, bs, be, x.unicode)
+          const v = sp(nm.s, mOff + nm.p, nm.end - nm.p)
           if (fw['smb.create.name']) f.set('smb.create.name', v)
           const pipe = x.ipc ?? this.ipcTrees.has(x.tid)
           if (pipe) this.pipeFields(f, v, fw)
