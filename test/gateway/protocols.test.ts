@@ -14,6 +14,8 @@
  *   FTP   PP-2011-2523   USER x:)                        fix: ':' -> '_'
  *   IMAP  PP-IMAP-LITERAL-OVERFLOW  APPEND {4294967296}  fix: the size's digits -> '0'
  *   MySQL PP-2016-6662   SET GLOBAL general_log_file = '.../my.cnf'  fix: the statement -> spaces
+ * Then two attack tools' own checks, unchanged: nmap's NSE scripts ftp-vsftpd-backdoor and
+ * mysql-vuln-cve2012-2122 (40 logins, one connection each) against the drop address.
  * What the server received is read from a capture on the server's own interface (every
  * client->server TCP payload byte, reassembled per connection) and from the servers' logs,
  * mailbox and replies.
@@ -473,5 +475,42 @@ describe.skipIf(skip !== null)('patchpoint run --iface with real SMTP, FTP, IMAP
       expect(r.code, r.out).toBe(0)
       expect(r.out).toBe(`${'ab'.repeat(40000)}\n`)
     })
+  })
+
+  /**
+   * nmap's own exploit checks (NSE scripts shipped with Debian's nmap), unchanged, against the
+   * drop address: the attack tool's bytes, not our samples. Last in this file: the MySQL one
+   * leaves DROP_IP:3306 locked for this client (PP-2012-2122 counts failures across connections).
+   * (ssl-heartbleed is not here: it sends its heartbeat only to a server whose ServerHello
+   * offers the heartbeat extension, which Postfix's OpenSSL 3 never does.)
+   */
+  describe('nmap NSE exploit checks through the gateway (drop address)', () => {
+    const nse = (script: string, port: number, args = '') =>
+      p.try(p.client, `timeout 150 nmap -n -Pn -sT -p ${port} --script ${script}${args ? ` --script-args ${args}` : ''} ${DROP_IP} 2>&1`, 160_000)
+    /** events written after `from` (the event log flushes every second) */
+    const newAlerts = (from: number, port: number, rule: string) => events().slice(from).filter((e) => e.event_type === 'alert' && e.dest_ip === DROP_IP
+      && e.dest_port === port && (e.patchpoint as {rule_id?: string} | undefined)?.rule_id === rule)
+
+    it('ftp-vsftpd-backdoor: PP-2011-2523 drops it, vsftpd never receives USER X:)', async () => {
+      const from = events().length
+      const r = nse('ftp-vsftpd-backdoor', 21)
+      expect(r.code, r.out).toBe(0)
+      expect(await waitFor(() => newAlerts(from, 21, 'PP-2011-2523').length > 0, 5000, 100), r.out).toBe(true)
+      await new Promise((res) => setTimeout(res, 500))
+      expect(seenNow(DROP_IP, 21, 'X:)')).toBe(false)
+      expect(fs.readFileSync(ftpLog, 'utf8')).not.toContain('X:)')
+    }, 170_000)
+
+    it('mysql-vuln-cve2012-2122 (40 logins, one connection each): PP-2012-2122 stops the series after 5 failures', async () => {
+      const from = events().length
+      const r = nse('mysql-vuln-cve2012-2122', 3306, 'mysql-vuln-cve2012-2122.iterations=40')
+      expect(r.code, r.out).toBe(0)
+      expect(await waitFor(() => newAlerts(from, 3306, 'PP-2012-2122').length > 0, 5000, 100), r.out).toBe(true)
+      await new Promise((res) => setTimeout(res, 500))
+      // the logins MariaDB received: the script's user name in a login packet
+      const logins = streams(DROP_IP, 3306).filter((c) => c.payload.includes('root\x00'))
+      expect(logins.length).toBeGreaterThanOrEqual(5)
+      expect(logins.length).toBeLessThanOrEqual(6)
+    }, 170_000)
   })
 })
