@@ -1,6 +1,6 @@
 /**
- * The inline gateway in network namespaces (topology in lab.ts): real nginx, real curl, scapy.
- * Policy: port 80 drop, 81 fix, 82 log; 8080 unprotected (kernel bridge).
+ * The inline gateway in network namespaces (topology in lab.ts): real nginx, real curl, scapy,
+ * and nmap's NSE exploit checks. Policy: port 80 drop, 81 fix, 82 log; 8080 unprotected (kernel bridge).
  */
 import {describe, it, expect, beforeAll, afterAll} from 'vitest'
 import {createHash} from 'node:crypto'
@@ -103,6 +103,26 @@ describe.skipIf(skip !== null)('patchpoint run --iface (inline, namespaces)', ()
     await waitFor(() => out.includes('PP-SHELLSHOCK') && out.includes(':82'), 3000)
     expect(out).toMatch(/log PP-SHELLSHOCK .*:82/)
   })
+
+  it("(c) drop: nmap's own HTTP exploit checks (NSE scripts, unchanged) raise their rules and their exploit requests never reach nginx", async () => {
+    // [script, rule, what nginx's access log (request line and User-Agent) would show of the exploit request]
+    const checks = [
+      ['http-shellshock', 'PP-SHELLSHOCK', '() { :;}; echo'],
+      ['http-vuln-cve2012-1823', 'PP-2012-1823', 'allow_url_include'],
+      ['http-vuln-cve2015-1635', 'PP-2015-1635', null],
+      ['http-vuln-cve2017-5638', 'PP-2017-5638', null],
+    ] as const
+    const alertsOf = (rule: string) => events().filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as {event_type: string; dest_port?: number; patchpoint?: {rule_id?: string; action?: string}})
+      .filter((e) => e.event_type === 'alert' && e.dest_port === 80 && e.patchpoint?.rule_id === rule)
+    for (const [script, rule, marker] of checks) {
+      const before = alertsOf(rule).length
+      const r = lab.try(lab.client, `timeout 100 nmap -n -Pn -sT -p 80 --script ${script} ${SERVER_IP} 2>&1`, 110_000)
+      expect(r.code, r.out).toBe(0)
+      expect(await waitFor(() => alertsOf(rule).length > before, 5000), `${script}: ${r.out}`).toBe(true)
+      expect(alertsOf(rule).slice(before).every((e) => e.patchpoint?.action === 'drop')).toBe(true)
+      if (marker !== null) expect(access(), script).not.toContain(marker)
+    }
+  }, 300_000)
 
   it('(c) an Upgrade on a keep-alive connection whose responses were bypassed waits for the bypass delete, not for the hold timeout', async () => {
     const waits = () => Math.max(0, ...[...out.matchAll(/ unbypassWaits=(\d+)/g)].map((m) => Number(m[1])))
