@@ -317,8 +317,9 @@ function uuidX(u: string, be: boolean): Buffer {
   return Buffer.from(u.replace(/-/g, ''), 'hex')
 }
 const NDR20 = '8a885d04-1ceb-11c9-9fe8-08002b104860'
+const NDR64 = '71710533-beba-4937-8319-b5dbef9ccc36'
 /** bind (ptype 11) or alter_context (14) offering each [uuid, version] as context id 0, 1, 2... */
-function bindX(ifaces: [string, number][], opts: {be?: boolean; ptype?: number; callId?: number} = {}): Buffer {
+function bindX(ifaces: [string, number][], opts: {be?: boolean; ptype?: number; callId?: number; syntax?: string} = {}): Buffer {
   const be = opts.be ?? false
   const w16 = (b: Buffer, v: number, o: number): number => (be ? b.writeUInt16BE(v, o) : b.writeUInt16LE(v, o))
   const w32 = (b: Buffer, v: number, o: number): number => (be ? b.writeUInt32BE(v, o) : b.writeUInt32LE(v, o))
@@ -332,8 +333,8 @@ function bindX(ifaces: [string, number][], opts: {be?: boolean; ptype?: number; 
     c.writeUInt8(1, 2)
     uuidX(u, be).copy(c, 4)
     w16(c, ver, 20)
-    uuidX(NDR20, be).copy(c, 24)
-    w32(c, 2, 40)
+    uuidX(opts.syntax ?? NDR20, be).copy(c, 24)
+    w32(c, opts.syntax === NDR64 ? 1 : 2, 40)
     return c
   })
   return pduX(opts.ptype ?? 11, 3, opts.callId ?? 1, Buffer.concat([head, ...items]), be)
@@ -1243,5 +1244,38 @@ describe('audit-rpc: SMB1 transactions are found by UID, TID, PID and MID', () =
     const s1 = tx(0x33, 11, 0x1111, {2: 100, 10: 100, 12: 32 + 1 + 18 + 2, 14: 0}, 9, Buffer.alloc(100, 0x41))
     const s2 = tx(0xa1, 11, 0x2222, {7: 100, 23: 100, 27: 32 + 1 + 36 + 2, 31: 0}, 18, Buffer.alloc(100, 0x42))
     expect(fired(smbAnalyzer, [{dir: 'toserver', data: Buffer.concat([p1, p2, s1, s2])}])).toEqual([])
+  })
+})
+
+describe('NDR64 transfer syntax (what x64 servers accept when a client offers it)', () => {
+  const u64 = (n: number, be = false): Buffer => {
+    const b = Buffer.alloc(8)
+    if (be) b.writeBigUInt64BE(BigInt(n))
+    else b.writeBigUInt64LE(BigInt(n))
+    return b
+  }
+  /** a conformant varying string in NDR64: max_count(8) offset(8) actual_count(8), UTF-16, padded to 8 */
+  const ndr64Str = (str: string, be = false): Buffer => {
+    let t = Buffer.from(str + '\0', 'utf16le')
+    if (be) t = Buffer.from(t).swap16()
+    const n = t.length / 2
+    return Buffer.concat([u64(n, be), u64(0, be), u64(n, be), t, Buffer.alloc((8 - (t.length % 8)) % 8)])
+  }
+  const canon64 = (p: string, be = false): Buffer =>
+    Buffer.concat([u64(0x20000, be), ndr64Str('SRV', be), ndr64Str(p, be), u64(1, be), ndr64Str('\\', be), u64(1, be), u64(0, be)])
+  const climb = '\\a\\..\\..\\..\\x'
+
+  it('MS08-067 whose strings are NDR64 fires on a context bound with NDR64, little- and big-endian, in fragments', () => {
+    for (const be of [false, true]) {
+      for (const frags of [1, 3]) {
+        const steps = ts(bindX([[SRVSVC, 3]], {be, syntax: NDR64}), requestX(31, canon64(climb, be), {be, frags}))
+        expect(fired(dcerpcAnalyzer, steps), `be=${be} frags=${frags}`).toEqual(['PP-2008-4250'])
+      }
+    }
+  })
+
+  it('a normal path in NDR64 stays quiet, and NDR20 strings on an NDR64 bind are still read', () => {
+    expect(fired(dcerpcAnalyzer, ts(bindX([[SRVSVC, 3]], {syntax: NDR64}), requestX(31, canon64('\\share\\dir\\..\\file'))))).toEqual([])
+    expect(fired(dcerpcAnalyzer, ts(bindX([[SRVSVC, 3]], {syntax: NDR64}), requestX(31, canonX(climb))))).toEqual(['PP-2008-4250'])
   })
 })

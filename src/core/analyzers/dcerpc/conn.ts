@@ -130,7 +130,12 @@ interface Ctx {
   version: string
   /** INTERFACE_NAMES[uuid] */
   name: string | undefined
+  /** the bind offered the NDR64 transfer syntax for it (the server may pick it: stubs are read both ways) */
+  ndr64: boolean
 }
+
+/** the NDR64 transfer syntax (MS-RPCE 2.2.5.3.4.2) */
+const NDR64_SYNTAX = '71710533-beba-4937-8319-b5dbef9ccc36'
 
 /** candidates a context id may stand for beyond the established one (until the server's bind_ack decides) */
 const MAX_CANDIDATES = 4
@@ -541,8 +546,15 @@ export class DcerpcConn {
     const wantMax = w['dcerpc.stub.max_string_length']
     if (wantStrings || wantMax) {
       const ndr = scanNdrStrings(stub, le, this.limits.maxStrings, this.limits.maxStringChars)
-      if (ndr.strings.length > 0 && wantStrings) f.set('dcerpc.stub.strings', ndr.strings.map((s) => ({v: s})))
-      if (wantMax) f.set('dcerpc.stub.max_string_length', {v: ndr.maxLength})
+      let strings = ndr.strings
+      let maxLength = ndr.maxLength
+      if (c?.some((x) => x.ndr64) === true) {
+        const wide = scanNdrStrings(stub, le, this.limits.maxStrings, this.limits.maxStringChars, true)
+        if (wide.strings.length > 0) strings = strings.concat(wide.strings).slice(0, this.limits.maxStrings)
+        maxLength = Math.max(maxLength, wide.maxLength)
+      }
+      if (strings.length > 0 && wantStrings) f.set('dcerpc.stub.strings', strings.map((s) => ({v: s})))
+      if (wantMax) f.set('dcerpc.stub.max_string_length', {v: maxLength})
     }
     if (c === undefined || !c.some((x) => x.name === 'netlogon')) return
     const n = stub.length
@@ -644,7 +656,7 @@ export class DcerpcConn {
     }
     const proposed: {id: number; ctx: Ctx}[] = []
     for (const c of body.contexts) {
-      const ctx: Ctx = {uuid: c.uuid, version: c.version, name: INTERFACE_NAMES[c.uuid]}
+      const ctx: Ctx = {uuid: c.uuid, version: c.version, name: INTERFACE_NAMES[c.uuid], ndr64: c.transfer.includes(NDR64_SYNTAX)}
       proposed.push({id: c.id, ctx})
       const list = this.contexts.get(c.id)
       if (list === undefined) {

@@ -295,44 +295,64 @@ export interface NdrStrings {
  * character (shellcode, non-Latin names) - by a whole [string] that fits in the stub and ends
  * with its NUL terminator (the server's unmarshaller insists on both). Strings are decoded up
  * to maxChars characters (latin1, characters above 0xff become '?'), at most maxStrings of them.
+ * `ndr64`: the NDR64 transfer syntax (MS-RPCE 2.2.5.3.4.2), whose counts are 8 bytes at 8-aligned
+ * offsets (max_count(8) offset(8)=0 actual_count(8), each under 2^32).
  */
-export function scanNdrStrings(stub: Uint8Array, le: boolean, maxStrings: number, maxChars: number): NdrStrings {
+export function scanNdrStrings(stub: Uint8Array, le: boolean, maxStrings: number, maxChars: number, ndr64 = false): NdrStrings {
   const out: NdrStrings = {strings: [], maxLength: 0, lastEnd: -1}
+  // a count's size (and the alignment), the header's size
+  const F = ndr64 ? 8 : 4
+  const H = 3 * F
   let i = 0
   const n = stub.length
   // a character's low and high byte, relative to its offset, in this byte order
   const loAt = le ? 0 : 1
   const hiAt = le ? 1 : 0
-  while (i + 14 <= n && out.strings.length < maxStrings) {
-    // offset(4) = 0 first: most positions fail it
-    if ((stub[i + 4]! | stub[i + 5]! | stub[i + 6]! | stub[i + 7]!) !== 0) {
-      i += 4
+  // NDR64: where the low 32 bits of an 8-byte count lie, and its high half must be zero
+  const low = le ? 0 : 4
+  const high = le ? 4 : 0
+  while (i + H + 2 <= n && out.strings.length < maxStrings) {
+    // offset = 0 first: most positions fail it
+    if ((stub[i + F]! | stub[i + F + 1]! | stub[i + F + 2]! | stub[i + F + 3]!) !== 0
+      || (ndr64 && (stub[i + 12]! | stub[i + 13]! | stub[i + 14]! | stub[i + 15]!) !== 0)) {
+      i += F
       continue
     }
-    const max = rd32(stub, i, le)
-    const actual = rd32(stub, i + 8, le)
-    const c0 = stub[i + 12 + loAt]!
-    const c1 = stub[i + 12 + hiAt]!
+    let max: number
+    let actual: number
+    if (!ndr64) {
+      max = rd32(stub, i, le)
+      actual = rd32(stub, i + 8, le)
+    } else if ((stub[i + high]! | stub[i + high + 1]! | stub[i + high + 2]! | stub[i + high + 3]!
+      | stub[i + 16 + high]! | stub[i + 17 + high]! | stub[i + 18 + high]! | stub[i + 19 + high]!) !== 0) {
+      i += F
+      continue
+    } else {
+      max = rd32(stub, i + low, le)
+      actual = rd32(stub, i + 16 + low, le)
+    }
+    const c0 = stub[i + H + loAt]!
+    const c1 = stub[i + H + hiAt]!
     const printable = c1 === 0 && c0 >= 0x20 && c0 < 0x7f
-    const whole = (c0 | c1) !== 0 && actual >= 2 && i + 12 + 2 * actual <= n && stub[i + 10 + 2 * actual] === 0 && stub[i + 11 + 2 * actual] === 0
+    const whole = (c0 | c1) !== 0 && actual >= 2 && i + H + 2 * actual <= n && stub[i + H - 2 + 2 * actual] === 0 && stub[i + H - 1 + 2 * actual] === 0
     if (actual > 0 && actual <= max && (printable || whole)) {
-      const take = Math.min(actual, maxChars, (n - i - 12) >> 1)
+      const take = Math.min(actual, maxChars, (n - i - H) >> 1)
       let end = take
       // drop the terminating NUL of a [string]
-      if (take === actual && take > 0 && stub[i + 12 + 2 * (take - 1)]! === 0 && stub[i + 13 + 2 * (take - 1)]! === 0) end = take - 1
+      if (take === actual && take > 0 && stub[i + H + 2 * (take - 1)]! === 0 && stub[i + H + 1 + 2 * (take - 1)]! === 0) end = take - 1
       let s = ''
       for (let k = 0; k < end; k++) {
-        const at = i + 12 + 2 * k
+        const at = i + H + 2 * k
         s += stub[at + hiAt] === 0 ? String.fromCharCode(stub[at + loAt]!) : '?'
       }
       out.strings.push(s)
       if (actual > out.maxLength) out.maxLength = actual
-      const stop = i + 12 + 2 * actual
+      const stop = i + H + 2 * actual
       out.lastEnd = Math.min(stop, n)
-      i = Math.ceil(stop / 4) * 4
+      i = Math.ceil(stop / F) * F
       continue
     }
-    i += 4
+    i += F
   }
   return out
 }
