@@ -554,6 +554,11 @@ describe("framing anomalies in a server's response are not the client's smugglin
     expect(ids.filter((id) => framingRules.includes(id))).toEqual([])
   })
 
+  it('a bare CR inside a chunk extension is a malformed chunk line (PP-HTTP-SMUGGLING-CHUNK-SIZE)', () => {
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x\rGET /admin HTTP/1.1\r\nabc\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CHUNK-SIZE')
+    expect(fired('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;name="v"\r\nabc\r\n0\r\n\r\n')).not.toContain('PP-HTTP-SMUGGLING-CHUNK-SIZE')
+  })
+
   it('the same framing from the client still fires', () => {
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd')).toContain('PP-HTTP-SMUGGLING-DUPLICATE-CL')
     expect(fired('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')).toContain('PP-HTTP-SMUGGLING-CL-TE')

@@ -98,6 +98,10 @@ describe('field value parsers', () => {
     expect(cs('').status).toBe('invalid')
     expect(cs('zz').status).toBe('invalid')
     expect(cs('5 x').status).toBe('invalid')
+    // a control byte inside an extension (a bare CR another parser ends the line at) is invalid
+    expect(cs('3;x\rfoo').status).toBe('invalid')
+    expect(cs('3;x=\x00').status).toBe('invalid')
+    expect(cs('3;a="b c"\t;d').status).toBe('ok')
   })
 
   it('ranges, leniently', () => {

@@ -456,6 +456,15 @@ export function parseChunkSize(buf: Uint8Array, start: number, end: number): Chu
     if (buf[p] === 59) {
       res.extOff = p
       res.extLen = end - p
+      // RFC 9112 §7.1.1: an extension is tokens, '=', quoted strings and blanks; a control byte
+      // in it (a bare CR that another parser takes for the line's end) makes the line invalid
+      for (let k = p; k < end; k++) {
+        const c = buf[k]!
+        if ((c < 0x20 && c !== HT) || c === 0x7f) {
+          res.status = 'invalid'
+          break
+        }
+      }
     } else {
       res.status = 'invalid'
     }
