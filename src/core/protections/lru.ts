@@ -74,13 +74,6 @@ export interface TupleEntry extends LruLinks {
 /** First slot count of a TupleLru's table (it doubles while more than half full). */
 export const TUPLE_TABLE_INITIAL_SLOTS = 64
 
-/** n empty slots in a packed array (`new Array(n)` is holey: every read would check for a hole) */
-function emptySlots<E>(n: number): (E | undefined)[] {
-  const a: (E | undefined)[] = []
-  for (let i = 0; i < n; i++) a.push(undefined)
-  return a
-}
-
 /** seeded: the keys are addresses and ports a sender chooses, so probe runs cannot be aimed */
 function tupleHash(seed: number, a: number, b: number, c: number): number {
   let h = Math.imul(a ^ seed, 0x9e3779b1) ^ Math.imul(b, 0x85ebca6b) ^ Math.imul(c ^ (seed >>> 7), 0xc2b2ae35)
@@ -93,10 +86,20 @@ function tupleHash(seed: number, a: number, b: number, c: number): number {
  * An LRU keyed by three integers (stored as int32: pass `x | 0`) or by text. The integer index is
  * open addressing with linear probing and backward-shift deletion; it holds at most as many
  * entries as the list (the owner evicts before it adds, so its cap bounds the table too).
+ *
+ * The table is typed arrays only: per slot the key and the entry's place in `items` (+1, 0 =
+ * empty). Growing it allocates zeroed typed arrays and moves integers; a table of object slots
+ * had to be built element by element at each doubling (a packed array cannot be allocated
+ * empty), which cost more than all the lookups of a replay.
  */
 export class TupleLru<E extends TupleEntry> extends LruList<E> {
   private readonly byText = new Map<string, E>()
-  private slots: (E | undefined)[] = emptySlots<E>(TUPLE_TABLE_INITIAL_SLOTS)
+  /** integer-keyed entries; a removed entry's place is reused (`freeItems`) */
+  private readonly items: (E | null)[] = []
+  private readonly freeItems: number[] = []
+  /** per slot: index in `items` + 1, 0 when the slot is empty */
+  private slots = new Int32Array(TUPLE_TABLE_INITIAL_SLOTS)
+  /** per slot: its entry's key, three int32 */
   private keys = new Int32Array(TUPLE_TABLE_INITIAL_SLOTS * 3)
   private mask = TUPLE_TABLE_INITIAL_SLOTS - 1
   private used = 0
@@ -105,11 +108,12 @@ export class TupleLru<E extends TupleEntry> extends LruList<E> {
 
   get4(a: number, b: number, c: number): E | undefined {
     const keys = this.keys
+    const slots = this.slots
     const mask = this.mask
     for (let i = tupleHash(this.seed, a, b, c) & mask; ; i = (i + 1) & mask) {
-      const e = this.slots[i]
-      if (e === undefined) return undefined
-      if (keys[i * 3] === a && keys[i * 3 + 1] === b && keys[i * 3 + 2] === c) return e
+      const x = slots[i]
+      if (x === 0) return undefined
+      if (keys[i * 3] === a && keys[i * 3 + 1] === b && keys[i * 3 + 2] === c) return this.items[x - 1]!
     }
   }
 
@@ -122,7 +126,12 @@ export class TupleLru<E extends TupleEntry> extends LruList<E> {
     if (e.text !== null) this.byText.set(e.text, e)
     else {
       if ((this.used + 1) * 2 > this.slots.length) this.grow()
-      this.insert(e)
+      let item = this.freeItems.pop()
+      if (item === undefined) {
+        item = this.items.length
+        this.items.push(e)
+      } else this.items[item] = e
+      this.insert(item + 1, e.k0, e.k1, e.k2)
       this.used++
     }
     this.link(e)
@@ -137,48 +146,58 @@ export class TupleLru<E extends TupleEntry> extends LruList<E> {
     return e
   }
 
-  private insert(e: E): void {
+  private insert(x: number, k0: number, k1: number, k2: number): void {
     const mask = this.mask
-    let i = tupleHash(this.seed, e.k0, e.k1, e.k2) & mask
-    while (this.slots[i] !== undefined) i = (i + 1) & mask
-    this.slots[i] = e
-    this.keys[i * 3] = e.k0
-    this.keys[i * 3 + 1] = e.k1
-    this.keys[i * 3 + 2] = e.k2
+    const slots = this.slots
+    let i = tupleHash(this.seed, k0, k1, k2) & mask
+    while (slots[i] !== 0) i = (i + 1) & mask
+    slots[i] = x
+    this.keys[i * 3] = k0
+    this.keys[i * 3 + 1] = k1
+    this.keys[i * 3 + 2] = k2
   }
 
   private remove(e: E): void {
     const mask = this.mask
     const slots = this.slots
+    const keys = this.keys
+    const items = this.items
     let i = tupleHash(this.seed, e.k0, e.k1, e.k2) & mask
-    while (slots[i] !== e) {
-      if (slots[i] === undefined) return
+    for (;;) {
+      const x = slots[i]
+      if (x === 0) return
+      if (items[x - 1] === e) break
       i = (i + 1) & mask
     }
-    slots[i] = undefined
+    const item = slots[i] - 1
+    items[item] = null
+    this.freeItems.push(item)
+    slots[i] = 0
     this.used--
     // backward shift: move later entries of the probe run into the hole when their home slot allows
-    for (let j = (i + 1) & mask; slots[j] !== undefined; j = (j + 1) & mask) {
-      const x = slots[j]!
-      const home = tupleHash(this.seed, x.k0, x.k1, x.k2) & mask
-      // x stays when its home lies cyclically in (i, j]
+    for (let j = (i + 1) & mask; slots[j] !== 0; j = (j + 1) & mask) {
+      const home = tupleHash(this.seed, keys[j * 3], keys[j * 3 + 1], keys[j * 3 + 2]) & mask
+      // the entry at j stays when its home lies cyclically in (i, j]
       const stays = i <= j ? home > i && home <= j : home > i || home <= j
       if (stays) continue
-      slots[i] = x
-      this.keys[i * 3] = x.k0
-      this.keys[i * 3 + 1] = x.k1
-      this.keys[i * 3 + 2] = x.k2
-      slots[j] = undefined
+      slots[i] = slots[j]
+      keys[i * 3] = keys[j * 3]
+      keys[i * 3 + 1] = keys[j * 3 + 1]
+      keys[i * 3 + 2] = keys[j * 3 + 2]
+      slots[j] = 0
       i = j
     }
   }
 
   private grow(): void {
-    const old = this.slots
-    const n = old.length * 2
-    this.slots = emptySlots<E>(n)
+    const oldSlots = this.slots
+    const oldKeys = this.keys
+    const n = oldSlots.length * 2
+    this.slots = new Int32Array(n)
     this.keys = new Int32Array(n * 3)
     this.mask = n - 1
-    for (const e of old) if (e !== undefined) this.insert(e)
+    for (let i = 0; i < oldSlots.length; i++) {
+      if (oldSlots[i] !== 0) this.insert(oldSlots[i], oldKeys[i * 3], oldKeys[i * 3 + 1], oldKeys[i * 3 + 2])
+    }
   }
 }
