@@ -678,7 +678,8 @@ export class TcpSession {
     } else {
       scale = 14 // scale unknown: assume the largest
     }
-    d.advWin = (seg.window & 0xffff) * 2 ** scale
+    // scale is 0..14 (takeSyn clamps it): a shift, where `2 ** scale` was a Math.pow call per segment
+    d.advWin = (seg.window & 0xffff) * (1 << scale)
     d.winSeen = true
   }
 
