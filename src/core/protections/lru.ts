@@ -87,33 +87,36 @@ function tupleHash(seed: number, a: number, b: number, c: number): number {
  * open addressing with linear probing and backward-shift deletion; it holds at most as many
  * entries as the list (the owner evicts before it adds, so its cap bounds the table too).
  *
- * The table is typed arrays only: per slot the key and the entry's place in `items` (+1, 0 =
- * empty). Growing it allocates zeroed typed arrays and moves integers; a table of object slots
- * had to be built element by element at each doubling (a packed array cannot be allocated
- * empty), which cost more than all the lookups of a replay.
+ * The index is one Int32Array, two numbers per slot: the entry's place in `items` (+1, 0 = empty)
+ * and the key's hash. A probe compares hashes and reads an entry only when they agree (a lookup
+ * that finds nothing reads no entry); growing moves integers, without rehashing. A table of
+ * object slots had to be built element by element at each doubling (a packed array cannot be
+ * allocated empty), and keys kept beside the slots made the index four times the size: in a
+ * replay, fresh memory is what growing costs.
  */
 export class TupleLru<E extends TupleEntry> extends LruList<E> {
   private readonly byText = new Map<string, E>()
   /** integer-keyed entries; a removed entry's place is reused (`freeItems`) */
   private readonly items: (E | null)[] = []
   private readonly freeItems: number[] = []
-  /** per slot: index in `items` + 1, 0 when the slot is empty */
-  private slots = new Int32Array(TUPLE_TABLE_INITIAL_SLOTS)
-  /** per slot: its entry's key, three int32 */
-  private keys = new Int32Array(TUPLE_TABLE_INITIAL_SLOTS * 3)
+  /** slot i: [2i] = index in `items` + 1 (0: empty), [2i + 1] = the key's hash */
+  private table = new Int32Array(TUPLE_TABLE_INITIAL_SLOTS * 2)
   private mask = TUPLE_TABLE_INITIAL_SLOTS - 1
   private used = 0
   /** per-table random seed of the hash */
   private readonly seed = (Math.random() * 0x7fffffff) | 0
 
   get4(a: number, b: number, c: number): E | undefined {
-    const keys = this.keys
-    const slots = this.slots
+    const t = this.table
     const mask = this.mask
-    for (let i = tupleHash(this.seed, a, b, c) & mask; ; i = (i + 1) & mask) {
-      const x = slots[i]
+    const h = tupleHash(this.seed, a, b, c)
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const x = t[i * 2]
       if (x === 0) return undefined
-      if (keys[i * 3] === a && keys[i * 3 + 1] === b && keys[i * 3 + 2] === c) return this.items[x - 1]!
+      if (t[i * 2 + 1] === h) {
+        const e = this.items[x - 1]!
+        if (e.k0 === a && e.k1 === b && e.k2 === c) return e
+      }
     }
   }
 
@@ -125,13 +128,13 @@ export class TupleLru<E extends TupleEntry> extends LruList<E> {
   set(e: E): void {
     if (e.text !== null) this.byText.set(e.text, e)
     else {
-      if ((this.used + 1) * 2 > this.slots.length) this.grow()
+      if ((this.used + 1) * 4 > this.table.length) this.grow()
       let item = this.freeItems.pop()
       if (item === undefined) {
         item = this.items.length
         this.items.push(e)
       } else this.items[item] = e
-      this.insert(item + 1, e.k0, e.k1, e.k2)
+      this.insert(item + 1, tupleHash(this.seed, e.k0, e.k1, e.k2))
       this.used++
     }
     this.link(e)
@@ -146,58 +149,48 @@ export class TupleLru<E extends TupleEntry> extends LruList<E> {
     return e
   }
 
-  private insert(x: number, k0: number, k1: number, k2: number): void {
+  private insert(x: number, h: number): void {
     const mask = this.mask
-    const slots = this.slots
-    let i = tupleHash(this.seed, k0, k1, k2) & mask
-    while (slots[i] !== 0) i = (i + 1) & mask
-    slots[i] = x
-    this.keys[i * 3] = k0
-    this.keys[i * 3 + 1] = k1
-    this.keys[i * 3 + 2] = k2
+    const t = this.table
+    let i = h & mask
+    while (t[i * 2] !== 0) i = (i + 1) & mask
+    t[i * 2] = x
+    t[i * 2 + 1] = h
   }
 
   private remove(e: E): void {
     const mask = this.mask
-    const slots = this.slots
-    const keys = this.keys
+    const t = this.table
     const items = this.items
     let i = tupleHash(this.seed, e.k0, e.k1, e.k2) & mask
     for (;;) {
-      const x = slots[i]
+      const x = t[i * 2]
       if (x === 0) return
       if (items[x - 1] === e) break
       i = (i + 1) & mask
     }
-    const item = slots[i] - 1
+    const item = t[i * 2] - 1
     items[item] = null
     this.freeItems.push(item)
-    slots[i] = 0
+    t[i * 2] = 0
     this.used--
     // backward shift: move later entries of the probe run into the hole when their home slot allows
-    for (let j = (i + 1) & mask; slots[j] !== 0; j = (j + 1) & mask) {
-      const home = tupleHash(this.seed, keys[j * 3], keys[j * 3 + 1], keys[j * 3 + 2]) & mask
+    for (let j = (i + 1) & mask; t[j * 2] !== 0; j = (j + 1) & mask) {
+      const home = t[j * 2 + 1] & mask
       // the entry at j stays when its home lies cyclically in (i, j]
       const stays = i <= j ? home > i && home <= j : home > i || home <= j
       if (stays) continue
-      slots[i] = slots[j]
-      keys[i * 3] = keys[j * 3]
-      keys[i * 3 + 1] = keys[j * 3 + 1]
-      keys[i * 3 + 2] = keys[j * 3 + 2]
-      slots[j] = 0
+      t[i * 2] = t[j * 2]
+      t[i * 2 + 1] = t[j * 2 + 1]
+      t[j * 2] = 0
       i = j
     }
   }
 
   private grow(): void {
-    const oldSlots = this.slots
-    const oldKeys = this.keys
-    const n = oldSlots.length * 2
-    this.slots = new Int32Array(n)
-    this.keys = new Int32Array(n * 3)
-    this.mask = n - 1
-    for (let i = 0; i < oldSlots.length; i++) {
-      if (oldSlots[i] !== 0) this.insert(oldSlots[i], oldKeys[i * 3], oldKeys[i * 3 + 1], oldKeys[i * 3 + 2])
-    }
+    const old = this.table
+    this.table = new Int32Array(old.length * 2)
+    this.mask = old.length - 1
+    for (let i = 0; i < old.length; i += 2) if (old[i] !== 0) this.insert(old[i], old[i + 1])
   }
 }
