@@ -202,7 +202,8 @@ export class RateProtection {
 
   tick(nowUs: number, report: ProtectionReport): void {
     this.tickNo++
-    this.limitsReported.clear()
+    // clearing a Set builds a new table even when it is empty: most ticks report no limit
+    if (this.limitsReported.size > 0) this.limitsReported.clear()
     const s = this.cfg.slow_requests
     if (!s.enabled) {
       this.watched.clear()
@@ -324,8 +325,12 @@ function str(pdu: Pdu, name: string): string | undefined {
 }
 
 function num(pdu: Pdu, name: string): number | undefined {
-  const v = str(pdu, name)
-  return v === undefined ? undefined : Number(v)
+  const e = pdu.fields.get(name)
+  if (e === undefined) return undefined
+  const v = Array.isArray(e) ? e[0]?.v : e.v
+  if (v === undefined) return undefined
+  // a number as it is (its text read back is the same number): no string per reply
+  return typeof v === 'number' ? v : Number(String(v))
 }
 
 /** a server reply that says a login failed */
