@@ -26,6 +26,8 @@ export type FlowLimits = typeof FLOW_LIMITS
 
 /** buckets of the IPv4 flow index at most (2^22: 32 MB of pointers at a 2M-flow cap) */
 const MAX_BUCKETS = 1 << 22
+/** buckets of the IPv4 flow index at first (it doubles while it holds more flows than half its buckets) */
+export const FIRST_BUCKETS = 1024
 
 /** Canonical key: the same for both directions of a conversation. */
 export function flowKey(proto: number, src: string, srcPort: number, dst: string, dstPort: number): string {
@@ -75,15 +77,20 @@ export class FlowTable<F extends FlowBase> {
   /** flows other than IPv4, by key */
   private readonly flows = new Map<string, F>()
   /**
-   * IPv4 flows: a fixed array of buckets (twice the flow cap, a power of two), each the
-   * head of a chain through `hashNext`, indexed by a seeded hash of the tuple. A Map here cost a
-   * hash-table entry per new flow and a deleted slot per ended one (V8 rehashes to drop them).
+   * IPv4 flows: an array of buckets (a power of two), each the head of a chain through
+   * `hashNext`, indexed by a seeded hash of the tuple. A Map here cost a hash-table entry per new
+   * flow and a deleted slot per ended one (V8 rehashes to drop them). The array grows with the
+   * flows held (at most twice the flow cap): sized for the cap from the start, it was megabytes
+   * of pointers that each lookup touched at a random place, for the few thousand flows a busy
+   * link holds at once.
    */
-  private readonly buckets4: (F | null)[]
+  private buckets4: (F | null)[]
   private count4 = 0
   /** per-table random seed: bucket collisions cannot be aimed from outside */
   private readonly seed = (Math.random() * 0x7fffffff) | 0
-  private readonly hashMask: number
+  private hashMask: number
+  /** the mask at the largest size (twice the flow cap, or the constructor's `hashMask`) */
+  private readonly maxHashMask: number
   private readonly maxFlows: number
   private readonly lists: LruList[] = []
   evicted = 0
@@ -98,7 +105,8 @@ export class FlowTable<F extends FlowBase> {
     this.maxFlows = Math.max(1, maxFlows)
     let n = 16
     while (n < this.maxFlows * 2 && n < MAX_BUCKETS) n *= 2
-    this.hashMask = Math.min(hashMask, n - 1)
+    this.maxHashMask = Math.min(hashMask, n - 1)
+    this.hashMask = Math.min(this.maxHashMask, FIRST_BUCKETS - 1)
     this.buckets4 = new Array<F | null>(this.hashMask + 1).fill(null)
   }
 
@@ -192,6 +200,7 @@ export class FlowTable<F extends FlowBase> {
       }
     }
     if (flow.v4) {
+      if (this.count4 * 2 >= this.buckets4.length && this.hashMask < this.maxHashMask) this.growBuckets()
       const h = this.hash4(flow.proto, flow.v4lo, flow.v4hi, flow.v4ports)
       flow.hashNext = this.buckets4[h]
       this.buckets4[h] = flow
@@ -250,6 +259,24 @@ export class FlowTable<F extends FlowBase> {
     for (const head of this.buckets4) {
       for (let f: FlowBase | null = head; f; f = f.hashNext) yield f as F
     }
+  }
+
+  /** twice the buckets, every IPv4 flow rehashed into them */
+  private growBuckets(): void {
+    const old = this.buckets4
+    this.hashMask = this.hashMask * 2 + 1
+    const buckets = new Array<F | null>(this.hashMask + 1).fill(null)
+    for (let i = 0; i < old.length; i++) {
+      let f = old[i] as FlowBase | null
+      while (f) {
+        const next = f.hashNext
+        const h = this.hash4(f.proto, f.v4lo, f.v4hi, f.v4ports)
+        f.hashNext = buckets[h]
+        buckets[h] = f as F
+        f = next
+      }
+    }
+    this.buckets4 = buckets
   }
 
   private listFor(idleUs: number): LruList {
