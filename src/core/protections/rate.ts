@@ -21,6 +21,13 @@
  * flows watched for slow requests (TCP flows whose client sent bytes since a scan last found
  * nothing pending: a SYN scan's flows never are) are capped at MAX_WATCHED_FLOWS. Per-flow state lives in the flow's `protection` slot. A full table forgets the
  * least recently seen entry and reports `protection.table_full` (type 'limit') once per tick.
+ *
+ * A flow's slot holds its service entry alone while that entry's `src` is the flow's source entry
+ * (the usual case: most flows of a scan never send a byte, and cost no object of their own); a
+ * FlowState (service, source, pending clock) replaces it when the client sends bytes, or at the
+ * start when the service entry outlived its source entry's eviction. (An evicted source entry stays
+ * reachable from the service entries made with it: at most one per service entry, so the maps'
+ * cap still bounds them.)
  */
 import type {AnomalyReport} from '../events/anomaly.js'
 import type {Pdu} from '../analyzers/types.js'
@@ -50,6 +57,8 @@ export interface RateOptions {
 class ServiceEntry implements TupleEntry {
   lruPrev: LruLinks | null = null
   lruNext: LruLinks | null = null
+  /** the source entry of the client when this entry was made (it stays, evicted or not) */
+  src: SourceEntry | null = null
   authFailures = 0
   /** packet time of the last rate report for this service (reports are at most one per REPORT_EVERY_US) */
   reportedUs = -Infinity
@@ -106,7 +115,7 @@ function take(tokens: number, lastUs: number, nowUs: number, perSecond: number, 
 }
 
 export class RateProtection {
-  /** by client, server, port and protocol (IPv4: three integers, see stateOf; IPv6: text) */
+  /** by client, server, port and protocol (IPv4: three integers, see begin; IPv6: text) */
   private readonly services = new TupleLru<ServiceEntry>()
   /** by client address (IPv4: the address as an integer; IPv6: its text) */
   private readonly sources = new TupleLru<SourceEntry>()
@@ -126,14 +135,14 @@ export class RateProtection {
   }
 
   onFlowStart(flow: EngineFlow, report: ProtectionReport): void {
-    const st = this.stateOf(flow, report)
+    const st = (flow.protection as ServiceEntry | FlowState | null) ?? this.begin(flow, report)
     const c = this.cfg.connection_rate
     const now = flow.startUs
     if (c.enabled) {
-      const svc = st.svc
+      const svc = st instanceof FlowState ? st.svc : st
       const t = take(svc.connTokens, svc.connUs, now, c.per_second, c.burst)
       svc.connUs = now
-      const src = st.src
+      const src = st instanceof FlowState ? st.src : st.src!
       const u = take(src.connTokens, src.connUs, now, c.per_source_per_second, c.per_source_burst)
       src.connUs = now
       if (t < 0) {
@@ -168,14 +177,14 @@ export class RateProtection {
   }
 
   onPdu(pdu: Pdu, flow: EngineFlow, report: ProtectionReport): void {
-    const st = this.stateOf(flow, report)
+    const st = (flow.protection as ServiceEntry | FlowState | null) ?? this.begin(flow, report)
+    const svc = st instanceof FlowState ? st.svc : st
     const now = flow.lastUs
     if (pdu.dir === 'toserver') {
-      st.pendingSinceUs = 0
+      if (st instanceof FlowState) st.pendingSinceUs = 0
       if (isRequest(pdu)) {
         const r = this.cfg.request_rate
         if (!r.enabled) return
-        const svc = st.svc
         const t = take(svc.reqTokens, svc.reqUs, now, r.per_second, r.burst)
         svc.reqUs = now
         if (t < 0) {
@@ -190,7 +199,6 @@ export class RateProtection {
     }
     if (!this.cfg.auth_failures.enabled || !isAuthFailure(pdu)) return
     const a = this.cfg.auth_failures
-    const svc = st.svc
     svc.authFailures++
     const t = take(svc.authTokens, svc.authUs, now, a.max / a.window_s, a.max)
     svc.authUs = now
@@ -256,9 +264,17 @@ export class RateProtection {
     }
   }
 
+  /** the flow's own state (made from its service entry the first time) */
   private stateOf(flow: EngineFlow, report: ProtectionReport): FlowState {
-    let st = flow.protection as FlowState | null
-    if (st) return st
+    const p = (flow.protection as ServiceEntry | FlowState | null) ?? this.begin(flow, report)
+    if (p instanceof FlowState) return p
+    const st = new FlowState(p, p.src!)
+    flow.protection = st
+    return st
+  }
+
+  /** find or make the flow's service and source entries; the flow's slot gets one of the two forms */
+  private begin(flow: EngineFlow, report: ProtectionReport): ServiceEntry | FlowState {
     const v4 = flow.family === 4
     // IPv4: keys are integers (no text per flow): client, server, port and protocol as (port << 8 | proto)
     const c4 = v4 ? flow.clientAddr4 | 0 : 0
@@ -267,6 +283,7 @@ export class RateProtection {
     const svcText = v4 ? null : `${flow.clientIp}|${flow.serverIp}|${flow.proto}|${flow.serverPort}`
     const srcText = v4 ? null : flow.clientIp
     let svc = svcText === null ? this.services.get4(c4, s4, pp) : this.services.getText(svcText)
+    const made = svc === undefined
     if (svc) {
       // LRU order only needs to be right to the second: move an entry at most once per tick
       if (svc.touchedTick !== this.tickNo) {
@@ -291,7 +308,8 @@ export class RateProtection {
       if (this.sources.size >= this.cfg.max_sources) this.evict(this.sources, report)
       this.sources.set(src)
     }
-    st = new FlowState(svc, src)
+    if (made) svc.src = src
+    const st = svc.src === src ? svc : new FlowState(svc, src)
     flow.protection = st
     return st
   }
