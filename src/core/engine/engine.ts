@@ -159,7 +159,6 @@ class Flow implements EngineFlow {
   analyzer: Analyzer | null = null
   detectToServer: Uint8Array | null = null
   detectToClient: Uint8Array | null = null
-  offsets: [number, number] = [0, 0]
   pendingSyn: TcpSegmentInput | null = null
   anomalyCounts: Map<string, number> | null = null
   alerted = 0
@@ -175,6 +174,7 @@ class Flow implements EngineFlow {
   protection: object | null = null
   lastUs: number
   private _key: string | null = null
+  private _offsets: [number, number] | null = null
 
   constructor(
     readonly proto: number,
@@ -202,6 +202,11 @@ class Flow implements EngineFlow {
 
   get key(): string {
     return (this._key ??= flowKey(this.proto, this.clientIp, this.clientPort, this.serverIp, this.serverPort))
+  }
+
+  /** made on first use: most flows (a scan's) never carry a byte */
+  get offsets(): [number, number] {
+    return (this._offsets ??= [0, 0])
   }
 }
 
@@ -564,13 +569,15 @@ export class Engine {
     }
     const judge = this.opts.judge
     const protections = this.opts.protections
+    // one alert sink per flow, not a closure per PDU
+    const alert = (ev: EveEvent): void => this.emitAlert(ev, flow)
     flow.analyzer = chosen.create({
       flow: info,
       reads: this.fieldReads,
       engine: this.analyzerScope,
       emit: (pdu) => {
         protections?.onPdu(pdu, flow, this.protectionReport)
-        judge?.judge(pdu, flow, (ev) => this.emitAlert(ev, flow))
+        judge?.judge(pdu, flow, alert)
       },
       anomaly: (a) => this.reportAnomaly(a, flow),
     })
