@@ -427,17 +427,19 @@ export class Engine {
     pl.fromClient = fromClient
     pl.payloadLength = pkt.payloadLength
     if (proto === 6) {
-      // one reused segment object: the reassembler reads it during the call and keeps nothing
+      // one reused segment object: the reassembler reads it during the call and keeps nothing.
+      // The 32-bit fields go in as int32 (the reassembler reads them `>>> 0`): small integers in
+      // V8, where uint32 values past 2^31 were a heap number per field and packet (and per kept SYN)
       const seg = this.seg
-      seg.seq = pkt.seq
-      seg.ack = pkt.ack
+      seg.seq = pkt.seq | 0
+      seg.ack = pkt.ack | 0
       seg.flags = pkt.tcpFlags
       seg.window = pkt.window
       seg.urgentPointer = pkt.urgentPointer
       seg.payload = pkt.payload
       seg.tsUs = this.nowUs
-      seg.tsVal = pkt.hasTimestamp ? pkt.tsVal : undefined
-      seg.tsEcr = pkt.hasTimestamp ? pkt.tsEcr : undefined
+      seg.tsVal = pkt.hasTimestamp ? pkt.tsVal | 0 : undefined
+      seg.tsEcr = pkt.hasTimestamp ? pkt.tsEcr | 0 : undefined
       seg.windowScale = pkt.windowScale >= 0 ? pkt.windowScale : undefined
       if (!flow.tcp) {
         // A bare SYN (most of a scan or a flood): remember it, and start reassembly only when the

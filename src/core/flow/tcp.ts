@@ -108,6 +108,7 @@ export interface StreamSink {
   onEnd(reason: TcpEndReason): void
 }
 
+/** 32-bit fields (seq, ack, tsVal, tsEcr) are read as `x >>> 0`: uint32 or the int32 of the same bits */
 export interface TcpSegmentInput {
   seq: number
   ack: number
