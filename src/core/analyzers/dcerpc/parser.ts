@@ -24,6 +24,8 @@
  *                       auth_pad_length(1) reserved(1) auth_context_id(4) auth_value[auth_length]
  */
 
+import {latin1} from '../line/text.js'
+
 export const DCERPC_HEADER_LEN = 16
 export const PFC_FIRST_FRAG = 0x01
 export const PFC_LAST_FRAG = 0x02
@@ -132,20 +134,50 @@ export function readHeader(b: Uint8Array, at: number, out: DcerpcHeader): number
   return HEADER_OK
 }
 
-const HEX = '0123456789abcdef'
+/** two hex digits per byte value */
+const HEX2: readonly string[] = Array.from({length: 256}, (_, v) => v.toString(16).padStart(2, '0'))
+/** source byte of each of the 16 canonical UUID bytes: the first three fields swapped when little-endian */
+const UUID_ORDER_LE = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15]
+const UUID_ORDER_BE = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+
+/**
+ * UUID strings by their canonical bytes: binds, requests and endpoint-mapper towers repeat a
+ * few dozen interface and transfer-syntax UUIDs, so each string is made once and later PDUs get
+ * the same string. Direct-mapped and bounded; a collision or a UUID an attacker varies only
+ * costs a miss.
+ */
+const UUID_CACHE_SLOTS = 256
+const uuidCacheBytes = new Uint8Array(UUID_CACHE_SLOTS * 16)
+const uuidCacheText: string[] = Array.from({length: UUID_CACHE_SLOTS}, () => '')
+const uuidScratch = new Uint8Array(16)
 
 /** UUID at b[i..i+16) as the canonical string (first three fields in the PDU's byte order) */
 export function uuidAt(b: Uint8Array, i: number, le: boolean): string {
-  const order = le ? [3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15] : [0, 1, 2, 3, -1, 4, 5, -1, 6, 7, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15]
-  let s = ''
-  for (const k of order) {
-    if (k < 0) {
-      s += '-'
-      continue
-    }
-    const v = b[i + k]!
-    s += HEX[v >> 4]! + HEX[v & 15]!
+  const order = le ? UUID_ORDER_LE : UUID_ORDER_BE
+  const u = uuidScratch
+  let h = 0x811c9dc5
+  for (let k = 0; k < 16; k++) {
+    const v = b[i + order[k]!]!
+    u[k] = v
+    h = Math.imul(h ^ v, 0x01000193)
   }
+  const slot = (h >>> 0) & (UUID_CACHE_SLOTS - 1)
+  const at = slot * 16
+  const cached = uuidCacheText[slot]!
+  if (cached !== '') {
+    let same = true
+    for (let k = 0; k < 16; k++) {
+      if (uuidCacheBytes[at + k] !== u[k]) {
+        same = false
+        break
+      }
+    }
+    if (same) return cached
+  }
+  const s = HEX2[u[0]!]! + HEX2[u[1]!]! + HEX2[u[2]!]! + HEX2[u[3]!]! + '-' + HEX2[u[4]!]! + HEX2[u[5]!]! + '-' + HEX2[u[6]!]! + HEX2[u[7]!]! + '-'
+    + HEX2[u[8]!]! + HEX2[u[9]!]! + '-' + HEX2[u[10]!]! + HEX2[u[11]!]! + HEX2[u[12]!]! + HEX2[u[13]!]! + HEX2[u[14]!]! + HEX2[u[15]!]!
+  uuidCacheBytes.set(u, at)
+  uuidCacheText[slot] = s
   return s
 }
 
@@ -280,6 +312,9 @@ export function parseBindAck(b: Uint8Array, at: number, h: DcerpcHeader, end: nu
   return out
 }
 
+/** scratch for one decoded NDR string (grows to the longest string decoded, maxChars at most) */
+let ndrChars = new Uint8Array(256)
+
 export interface NdrStrings {
   strings: string[]
   /** largest declared actual_count (characters) among the strings found */
@@ -340,12 +375,13 @@ export function scanNdrStrings(stub: Uint8Array, le: boolean, maxStrings: number
       let end = take
       // drop the terminating NUL of a [string]
       if (take === actual && take > 0 && stub[i + H + 2 * (take - 1)]! === 0 && stub[i + H + 1 + 2 * (take - 1)]! === 0) end = take - 1
-      let s = ''
+      // the characters as latin1 bytes, decoded in one go (not a string grown char by char)
+      const chars = end <= ndrChars.length ? ndrChars : (ndrChars = new Uint8Array(end))
       for (let k = 0; k < end; k++) {
         const at = i + H + 2 * k
-        s += stub[at + hiAt] === 0 ? String.fromCharCode(stub[at + loAt]!) : '?'
+        chars[k] = stub[at + hiAt] === 0 ? stub[at + loAt]! : 0x3f
       }
-      out.strings.push(s)
+      out.strings.push(latin1(chars, 0, end))
       if (actual > out.maxLength) out.maxLength = actual
       const stop = i + H + 2 * actual
       out.lastEnd = Math.min(stop, n)
