@@ -205,19 +205,22 @@ export class LineSplitter {
         return
       }
       const start = this.bufLen > 0 ? this.lineStart : this.offset
-      let view: Uint8Array
+      // the line's bytes before the LF, and the content without its CR: one view of it
+      const lineLen = this.bufLen + avail
+      let content: Uint8Array
+      let bareLf: boolean
       if (this.bufLen === 0) {
-        view = chunk.subarray(i, lf)
+        bareLf = lineLen === 0 || chunk[lf - 1] !== 13
+        content = chunk.subarray(i, bareLf ? lf : lf - 1)
       } else {
         const b = this.buffer()
-        b.set(chunk.subarray(i, lf), this.bufLen)
-        view = b.subarray(0, this.bufLen + avail)
+        if (avail > 0) b.set(chunk.subarray(i, lf), this.bufLen)
+        bareLf = b[lineLen - 1] !== 13
+        content = b.subarray(0, bareLf ? lineLen : lineLen - 1)
       }
       this.bufLen = 0
       this.offset += avail + 1
       i = lf + 1
-      const bareLf = view.length === 0 || view[view.length - 1] !== 13
-      const content = bareLf ? view : view.subarray(0, view.length - 1)
       if (bareLf && !this.sawBareLf) {
         this.sawBareLf = true
         this.anomaly({type: 'applayer', event: `${this.protocol}.bare_lf`, detail: {offset: this.offset - 1}})
