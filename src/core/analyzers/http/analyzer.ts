@@ -22,6 +22,8 @@ import {
 } from './parser.js'
 import {normalizeUri, percentDecode, URI_LIMITS} from './uri.js'
 import {jsonUnescape} from '../../rules/transforms.js'
+import {httpFields} from './fields.js'
+import {fieldWants, type DirWants} from '../wants.js'
 
 export const HTTP_LIMITS = {
   /** request/status line + header fields, bytes (anomaly http.header_too_long) */
@@ -91,6 +93,14 @@ function needsOf(reads: ((field: string) => boolean) | undefined): HttpNeeds {
   }
   return n
 }
+
+/**
+ * Per direction, the fields some loaded rule reads (every field without AnalyzerContext.reads):
+ * the others are left out. Whatever a rule reads, a few request fields are always built because
+ * the engine reads them too: http.method, http.uri.raw, http.uri.host and the request header
+ * values (outbound protection, gateway tunnel detection).
+ */
+const httpWants = fieldWants(httpFields)
 
 const S_HEAD = 0
 const S_SKIP_HEAD = 1
@@ -218,12 +228,14 @@ export class HttpAnalyzer implements Analyzer {
   private readonly emitPdu: (pdu: Pdu) => void
   private readonly anomalySink: AnomalySink
   private readonly needs: HttpNeeds
+  private readonly want: DirWants<string>
 
   constructor(ctx: AnalyzerContext, limits: Partial<HttpLimits> = {}) {
     this.limits = limits === HTTP_LIMITS ? HTTP_LIMITS : {...HTTP_LIMITS, ...limits}
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
     this.needs = needsOf(ctx.reads)
+    this.want = httpWants(ctx.reads)
   }
 
   data(dir: Direction, chunk: Uint8Array): void {
@@ -716,13 +728,14 @@ export class HttpAnalyzer implements Analyzer {
   private requestFields(side: Side, h: ParsedHead, buf: Uint8Array, s: number, e: number, abs: number, lineCut = false): Fields {
     const d = abs - s
     const f: Fields = new Map()
+    const w = this.want.toserver
     for (const code of h.anomalies) {
       // a request line cut by its size cap lacks its version: that is not a second problem
       if (!(lineCut && code === 'http.invalid_request_line')) this.anomaly(side, code, abs)
     }
-    put(f, 'http.request_line', {v: h.line, off: h.lineOff + d, len: h.lineLen})
+    if (w['http.request_line']) put(f, 'http.request_line', {v: h.line, off: h.lineOff + d, len: h.lineLen})
     put(f, 'http.method', {v: h.method, off: h.methodOff + d, len: h.methodLen})
-    if (h.versionLen > 0) put(f, 'http.version', {v: h.version, off: h.versionOff + d, len: h.versionLen})
+    if (h.versionLen > 0 && w['http.version']) put(f, 'http.version', {v: h.version, off: h.versionOff + d, len: h.versionLen})
     if (h.targetLen > 0) {
       const targetOff = h.targetOff + d
       put(f, 'http.uri.raw', {v: h.target, off: targetOff, len: h.targetLen})
@@ -733,26 +746,27 @@ export class HttpAnalyzer implements Analyzer {
         const hs = u.authority.indexOf('://') + 3
         put(f, 'http.uri.host', {v: u.authority.slice(hs), off: targetOff + hs, len: u.authority.length - hs})
       }
-      put(f, 'http.uri.path.raw', {v: u.pathRaw, off: pathOff, len: u.pathRaw.length})
-      put(f, 'http.uri.path', {v: u.path})
-      put(f, 'http.uri.decoded', {v: u.decoded})
-      if (u.extension.length > 0) put(f, 'http.uri.extension', {v: u.extension})
-      for (const seg of u.segments) push(f, 'http.uri.segments', {v: seg})
-      for (const prm of u.params) push(f, 'http.uri.path_params', {v: prm})
+      if (w['http.uri.path.raw']) put(f, 'http.uri.path.raw', {v: u.pathRaw, off: pathOff, len: u.pathRaw.length})
+      if (w['http.uri.path']) put(f, 'http.uri.path', {v: u.path})
+      if (w['http.uri.decoded']) put(f, 'http.uri.decoded', {v: u.decoded})
+      if (u.extension.length > 0 && w['http.uri.extension']) put(f, 'http.uri.extension', {v: u.extension})
+      if (w['http.uri.segments']) for (const seg of u.segments) push(f, 'http.uri.segments', {v: seg})
+      if (w['http.uri.path_params']) for (const prm of u.params) push(f, 'http.uri.path_params', {v: prm})
       if (u.queryRaw !== undefined && u.query !== undefined) {
         const qOff = pathOff + u.pathRaw.length + 1
-        put(f, 'http.uri.query.raw', {v: u.queryRaw, off: qOff, len: u.queryRaw.length})
-        put(f, 'http.uri.query', {v: u.query})
+        if (w['http.uri.query.raw']) put(f, 'http.uri.query.raw', {v: u.queryRaw, off: qOff, len: u.queryRaw.length})
+        if (w['http.uri.query']) put(f, 'http.uri.query', {v: u.query})
         this.addArgs(side, f, u.queryRaw, qOff, (o) => qOff + o)
       }
     }
     this.commonHeaderFields(side, f, h, d, 'http.')
-    put(f, 'http.header_bytes', {v: e - s})
+    if (w['http.header_bytes']) put(f, 'http.header_bytes', {v: e - s})
     // cookies
     let cookies = 0
+    const rawCookies = w['http.cookie']
     for (const x of h.headers) {
       if (x.lname !== 'cookie') continue
-      push(f, 'http.cookie', {v: x.value, off: x.valueOff + d, len: x.valueLen})
+      if (rawCookies) push(f, 'http.cookie', {v: x.value, off: x.valueOff + d, len: x.valueLen})
       for (const c of parseCookies(x.value, this.limits.maxCookies - cookies)) {
         cookies++
         push(f, 'http.cookie.' + c.name.toLowerCase(), {v: c.value, off: x.valueOff + d + c.valueOff, len: c.valueLen})
@@ -791,11 +805,15 @@ export class HttpAnalyzer implements Analyzer {
         if (names) push(f, pre + 'header_names', {v: x.name, off: x.nameOff + d, len: x.nameLen})
       }
     }
-    put(f, pre + 'headers.count', {v: h.headers.length})
-    for (const x of h.headers) {
-      if (x.lname === 'transfer-encoding') push(f, pre + 'transfer_encoding', {v: x.value, off: x.valueOff + d, len: x.valueLen})
+    const w = side.req ? this.want.toserver : this.want.toclient
+    if (side.req ? w['http.headers.count'] : w['http.response.headers.count']) put(f, pre + 'headers.count', {v: h.headers.length})
+    if (side.req ? w['http.transfer_encoding'] : w['http.response.transfer_encoding']) {
+      for (const x of h.headers) {
+        if (x.lname === 'transfer-encoding') push(f, pre + 'transfer_encoding', {v: x.value, off: x.valueOff + d, len: x.valueLen})
+      }
     }
-    const cl = h.headers.find((x) => x.lname === 'content-length')
+    const wantLength = side.req ? w['http.content_length'] : w['http.response.content_length']
+    const cl = wantLength ? h.headers.find((x) => x.lname === 'content-length') : undefined
     if (cl !== undefined) {
       const r = parseContentLength([cl.value])
       if (r.value >= 0n) put(f, pre + 'content_length', {v: r.value, off: cl.valueOff + d, len: cl.valueLen})
@@ -909,11 +927,12 @@ export class HttpAnalyzer implements Analyzer {
     const d = abs - h.lineOff
     const f: Fields = new Map()
     for (const code of h.anomalies) this.anomaly(side, code, abs)
-    put(f, 'http.status_line', {v: h.line, off: h.lineOff + d, len: h.lineLen})
-    if (h.statusLen > 0) put(f, 'http.status', {v: h.status, off: h.statusOff + d, len: h.statusLen})
-    if (h.versionLen > 0) put(f, 'http.response.version', {v: h.version, off: h.versionOff + d, len: h.versionLen})
+    const w = this.want.toclient
+    if (w['http.status_line']) put(f, 'http.status_line', {v: h.line, off: h.lineOff + d, len: h.lineLen})
+    if (h.statusLen > 0 && w['http.status']) put(f, 'http.status', {v: h.status, off: h.statusOff + d, len: h.statusLen})
+    if (h.versionLen > 0 && w['http.response.version']) put(f, 'http.response.version', {v: h.version, off: h.versionOff + d, len: h.versionLen})
     this.commonHeaderFields(side, f, h, d, 'http.response.')
-    put(f, 'http.response.header_bytes', {v: headLen})
+    if (w['http.response.header_bytes']) put(f, 'http.response.header_bytes', {v: headLen})
     return f
   }
 
@@ -929,7 +948,7 @@ export class HttpAnalyzer implements Analyzer {
     const st = h.status
     const informational = st >= 100 && st < 200
     const method = (informational && st !== 101 ? this.pipeline[0] : this.pipeline.shift()) ?? 'GET'
-    put(fields, 'http.request.method', {v: method})
+    if (this.want.toclient['http.request.method']) put(fields, 'http.request.method', {v: method})
     if (st === 101 || (method === 'CONNECT' && st >= 200 && st < 300)) {
       // the connection becomes a tunnel (RFC 9110 §9.3.6, §15.2.2): stop parsing both ways
       this.emitMsg(side, m, m.headEnd, false)
@@ -991,9 +1010,10 @@ export class HttpAnalyzer implements Analyzer {
       // an announced but empty body (e.g. a chunked "0" body): present, so body rules still run
       put(f, pre, {v: ''})
     }
-    if (req || m.bodyLen > 0) put(f, pre + '.length', {v: m.bodyLen})
-    if (truncated) put(f, pre + '.truncated', {v: 1})
-    if (req && m.chunks > 0) put(f, 'http.chunks', {v: m.chunks})
+    const w = req ? this.want.toserver : this.want.toclient
+    if ((req || m.bodyLen > 0) && (req ? w['http.body.length'] : w['http.response.body.length'])) put(f, pre + '.length', {v: m.bodyLen})
+    if (truncated && (req ? w['http.body.truncated'] : w['http.response.body.truncated'])) put(f, pre + '.truncated', {v: 1})
+    if (req && m.chunks > 0 && w['http.chunks']) put(f, 'http.chunks', {v: m.chunks})
     const kind = m.split ? 'request_body' : m.kind
     this.emitPdu({protocol: 'http', kind, dir: side.dir, start: m.split ? m.bodyStart : m.start, end, fields: f})
   }

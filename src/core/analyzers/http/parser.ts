@@ -367,6 +367,18 @@ export const INT63_MAX = (1n << 63n) - 1n
 
 /** Parse one or more Content-Length values (one per header line). */
 export function parseContentLength(values: readonly string[]): ContentLength {
+  // the usual case, one value of a few digits: what the general loop below gives, without
+  // splitting, trimming and a regular expression
+  if (values.length === 1) {
+    const raw = values[0]!
+    const n = raw.length
+    let v = n > 0 && n <= 15 ? 0 : -1
+    for (let i = 0; i < n && v >= 0; i++) {
+      const c = raw.charCodeAt(i)
+      v = c >= 48 && c <= 57 ? v * 10 + (c - 48) : -1
+    }
+    if (v >= 0) return {status: 'ok', value: BigInt(v)}
+  }
   let value = -1n
   let status: ContentLength['status'] = 'ok'
   for (const raw of values) {
