@@ -305,6 +305,34 @@ describe('responses and pairing', () => {
     expect(families((f) => f === 'http.response.header.')).toEqual([['http.header.host', 'http.header.x-a'], ['http.response.header.content-length', 'http.response.header.server']])
   })
 
+  it('plain fields no rule reads are left out; the engine\'s own fields stay, every kept value as before', () => {
+    const steps = conv([
+      ['>', 'POST http://h.example/a/b;p=1/c.php?x=%41&y=2 HTTP/1.1\r\nHost: h\r\nCookie: s=1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nq=1\r\n0\r\n\r\n'],
+      ['<', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc'],
+    ])
+    for (const chunkSize of [0, 1, 7]) {
+      const all = runAnalyzer(httpAnalyzer, steps, {chunkSize})
+      const none = runAnalyzer(httpAnalyzer, steps, {chunkSize, reads: () => false})
+      expect(none.anomalies).toEqual(all.anomalies)
+      expect(none.pdus.length).toBe(all.pdus.length)
+      // what is kept is what was built without reads
+      none.pdus.forEach((p, i) => {
+        for (const [k, v] of p.fields) expect(v).toEqual(all.pdus[i]!.fields.get(k))
+      })
+      expect(none.pdus.map((p) => [...p.fields.keys()].sort())).toEqual([
+        ['http.arg.x', 'http.arg.y', 'http.arg_names', 'http.args', 'http.body', 'http.cookie.s', 'http.header.cookie', 'http.header.host', 'http.header.transfer-encoding', 'http.method', 'http.uri.host', 'http.uri.raw'],
+        [],
+      ])
+      // asked for, they are there
+      const some = new Set(['http.request_line', 'http.uri.segments', 'http.transfer_encoding', 'http.chunks', 'http.status', 'http.response.content_length', 'http.response.body.length'])
+      const asked = runAnalyzer(httpAnalyzer, steps, {chunkSize, reads: (f) => some.has(f)})
+      for (const [i, name] of [[0, 'http.request_line'], [0, 'http.uri.segments'], [0, 'http.transfer_encoding'], [0, 'http.chunks'], [1, 'http.status'], [1, 'http.response.content_length'], [1, 'http.response.body.length']] as const) {
+        expect(asked.pdus[i]!.fields.get(name)).toEqual(all.pdus[i]!.fields.get(name))
+        expect(all.pdus[i]!.fields.has(name)).toBe(true)
+      }
+    }
+  })
+
   it('response without length runs to the end of the stream', () => {
     const r = run(conv([['>', 'GET / HTTP/1.0\r\n\r\n'], ['<', 'HTTP/1.0 200 OK\r\n\r\nall of it']]))
     expect(val(r.resps[0], 'http.response.body')).toBe('all of it')
