@@ -11,6 +11,8 @@ import {ReplyCollector, type ReplyLimits} from '../line/reply.js'
 import type {LineEvent, LineLimits} from '../line/splitter.js'
 import {countByte, latin1, matchWordCI, skipSpaces, span, stripTelnet, trimEnd, upperAscii, wordEnd} from '../line/text.js'
 import {parseEprt, parseEpsvReply, parsePasvReply, parsePort} from './parser.js'
+import {FTP_FIELDS} from './fields.js'
+import {fieldWants, type DirWants} from '../wants.js'
 
 export interface FtpLimits extends LineLimits, ReplyLimits {
   /** commands awaiting a reply */
@@ -23,6 +25,12 @@ export const FTP_LIMITS: Readonly<FtpLimits> = {
   maxPending: 64,
 }
 
+/**
+ * Per direction, the fields some loaded rule reads: the others are left out. ftp.reply.code and
+ * ftp.reply.command are always built (the login-failure protection reads them).
+ */
+const ftpWants = fieldWants(FTP_FIELDS)
+
 export class FtpAnalyzer extends LineAnalyzerBase {
   private readonly limits: FtpLimits
   private readonly reply: ReplyCollector
@@ -31,12 +39,17 @@ export class FtpAnalyzer extends LineAnalyzerBase {
   private loggedIn = 0
   private failures = 0
   private user: string | null = null
+  private readonly want: DirWants<string>
 
   constructor(ctx: AnalyzerContext, limits: Partial<FtpLimits> = FTP_LIMITS) {
     const l = limits === FTP_LIMITS ? FTP_LIMITS : {...FTP_LIMITS, ...limits}
     super(ctx, 'ftp', l)
     this.limits = l
     this.reply = new ReplyCollector('loose', l)
+    this.want = ftpWants(ctx.reads)
+    const w = this.want.toclient
+    // the first reply's text is the banner
+    this.reply.keepText = w['ftp.reply.text'] || w['ftp.banner']
   }
 
   protected override unitStart(dir: Direction): number {
@@ -47,10 +60,11 @@ export class FtpAnalyzer extends LineAnalyzerBase {
     return {...super.heldState(), queue: this.queue.length, replyLines: this.reply.texts.length}
   }
 
-  private session(f: Fields): void {
-    f.set('ftp.logged_in', {v: this.loggedIn})
-    f.set('ftp.login_failures', {v: this.failures})
-    if (this.user !== null && !f.has('ftp.user')) f.set('ftp.user', {v: this.user})
+  private session(f: Fields, dir: Direction): void {
+    const w = this.want[dir]
+    if (w['ftp.logged_in']) f.set('ftp.logged_in', {v: this.loggedIn})
+    if (w['ftp.login_failures']) f.set('ftp.login_failures', {v: this.failures})
+    if (this.user !== null && w['ftp.user'] && !f.has('ftp.user')) f.set('ftp.user', {v: this.user})
   }
 
   protected clientLine(ev: LineEvent): void {
@@ -78,7 +92,7 @@ export class FtpAnalyzer extends LineAnalyzerBase {
       case 'USER':
         this.user = latin1(b, a0, a1)
         this.loggedIn = 0
-        f.set('ftp.user', span(this.user, base + a0, a1 - a0))
+        if (this.want.toserver['ftp.user']) f.set('ftp.user', span(this.user, base + a0, a1 - a0))
         break
       case 'PASS':
         if (a1 > a0) f.set('ftp.pass', span(latin1(b, a0, a1), base + a0, a1 - a0))
@@ -110,7 +124,7 @@ export class FtpAnalyzer extends LineAnalyzerBase {
     // values parsed out of a stripped line do not map onto the stream: no spans (a fix drops)
     if (b !== ev.line) for (const [k, v] of f) f.set(k, Array.isArray(v) ? v.map(withoutSpan) : withoutSpan(v))
     f.set('ftp.line', span(latin1(ev.line), base, ev.line.length))
-    this.session(f)
+    this.session(f, 'toserver')
     if (this.queue.length < this.limits.maxPending) this.queue.push(verb.length > 16 ? verb.slice(0, 16) : verb)
     else this.ctx.anomaly({type: 'applayer', event: 'ftp.pending_overflow', detail: {limit: this.limits.maxPending}})
     this.emit('command', 'toserver', base, ev.end, f)
@@ -123,10 +137,11 @@ export class FtpAnalyzer extends LineAnalyzerBase {
     const firstLine = ev.start === r.start ? ev.line : null
     const f: Fields = new Map()
     const code = r.code
+    const w = this.want.toclient
     if (code >= 0) f.set('ftp.reply.code', span(code, r.codeOff, 3))
-    f.set('ftp.reply.text', r.texts)
-    f.set('ftp.reply.line_count', {v: r.lineCount})
-    if (r.truncated) f.set('ftp.reply.truncated', {v: 1})
+    if (w['ftp.reply.text']) f.set('ftp.reply.text', r.texts)
+    if (w['ftp.reply.line_count']) f.set('ftp.reply.line_count', {v: r.lineCount})
+    if (r.truncated && w['ftp.reply.truncated']) f.set('ftp.reply.truncated', {v: 1})
     if (r.malformed) this.ctx.anomaly({type: 'applayer', event: 'ftp.invalid_reply', detail: {offset: r.start}})
     const start = r.start
     const end = r.end
@@ -140,7 +155,7 @@ export class FtpAnalyzer extends LineAnalyzerBase {
     const preliminary = code >= 100 && code < 200
     let cmd: string | undefined
     if (!this.greeted) {
-      if (texts.length > 0) f.set('ftp.banner', texts[0]!)
+      if (texts.length > 0 && w['ftp.banner']) f.set('ftp.banner', texts[0]!)
       if (!preliminary) this.greeted = true
     } else {
       cmd = this.queue[0]
@@ -157,7 +172,7 @@ export class FtpAnalyzer extends LineAnalyzerBase {
       this.loggedIn = 0
     }
     if (code === 227 || code === 229) this.passive(f, code, firstLine, start)
-    this.session(f)
+    this.session(f, 'toclient')
     this.emit('reply', 'toclient', start, end, f)
     if (cmd === 'AUTH' && code === 234) this.startTls()
   }
@@ -195,11 +210,12 @@ export class FtpAnalyzer extends LineAnalyzerBase {
     if (dir !== 'toclient' || !this.reply.holding) return
     const r = this.reply
     const f: Fields = new Map()
+    const w = this.want.toclient
     if (r.code >= 0) f.set('ftp.reply.code', span(r.code, r.codeOff, 3))
-    f.set('ftp.reply.text', r.texts)
-    f.set('ftp.reply.line_count', {v: r.lineCount})
-    f.set('ftp.reply.truncated', {v: 1})
-    this.session(f)
+    if (w['ftp.reply.text']) f.set('ftp.reply.text', r.texts)
+    if (w['ftp.reply.line_count']) f.set('ftp.reply.line_count', {v: r.lineCount})
+    if (w['ftp.reply.truncated']) f.set('ftp.reply.truncated', {v: 1})
+    this.session(f, 'toclient')
     this.ctx.anomaly({type: 'applayer', event: 'ftp.reply_unterminated', detail: {offset: r.start}})
     this.emit('reply', 'toclient', r.start, r.end, f)
     r.reset()

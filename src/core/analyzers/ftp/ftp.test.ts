@@ -2,6 +2,7 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {bytes, runAnalyzer, type ScriptStep} from '../harness.js'
 import {fuzzRuns, loadHexFixture, spanMismatches, splitInvariance} from '../line/testing.js'
+import {readsMismatches} from '../dcerpc/testing.js'
 import type {FieldValue, FlowInfo, Pdu} from '../types.js'
 import {FTP_FIELDS, FTP_LIMITS, FtpAnalyzer, ftpAnalyzer, makeFtpAnalyzer, parseEprt, parseEpsvReply} from './index.js'
 
@@ -216,5 +217,31 @@ describe('ftp: detect and fields', () => {
     const names = new Set(FTP_FIELDS.map((f) => f.name))
     const r = runAnalyzer(ftpAnalyzer, [...fx('benign_ftp_session.s0'), S('SITE EXEC x\r\nEPRT |1|1.2.3.4|5|\r\nRETR \xff\r\n')])
     for (const p of r.pdus) for (const k of p.fields.keys()) expect(names.has(k)).toBe(true)
+  })
+})
+
+describe('ftp: fields no rule reads are left out', () => {
+  // the fields the analyzer may leave out (the others are always built)
+  const optional = ['ftp.user', 'ftp.logged_in', 'ftp.login_failures', 'ftp.reply.text', 'ftp.reply.line_count', 'ftp.reply.truncated', 'ftp.banner']
+  const always = FTP_FIELDS.map((f) => f.name).filter((n) => !optional.includes(n))
+
+  it('same PDUs, anomalies and services with any set of them read, per direction, any chunking', () => {
+    const scripts: [ScriptStep[], FlowInfo][] = FIXTURES.map(([name, f]) => [fx(name), f])
+    fc.assert(
+      fc.property(fc.subarray(optional), fc.subarray(optional), fc.integer({min: 0, max: scripts.length - 1}), fc.integer({min: 0, max: 40}), (up, down, k, chunkSize) => {
+        const reads = (name: string, dir?: 'toserver' | 'toclient') => always.includes(name) || (dir === 'toclient' ? down : up).includes(name)
+        const [script, f] = scripts[k]!
+        expect(readsMismatches(ftpAnalyzer, script, reads, {flow: f, chunkSize})).toEqual([])
+      }),
+      {numRuns: fuzzRuns(40)},
+    )
+  })
+
+  it('with none read: replies carry the code, the command and the PASV facts only', () => {
+    const reads = (name: string) => always.includes(name)
+    const r = runAnalyzer(ftpAnalyzer, fx('benign_ftp_session.s0'), {flow: FIXTURES[0]![1], reads})
+    const keys = new Set(r.pdus.filter((p) => p.kind === 'reply').flatMap((p) => [...p.fields.keys()]))
+    expect([...keys].filter((x) => optional.includes(x))).toEqual([])
+    expect(keys.has('ftp.reply.code')).toBe(true)
   })
 })

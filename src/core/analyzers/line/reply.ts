@@ -59,6 +59,8 @@ export class ReplyCollector {
   /** some line was not in the expected format */
   malformed = false
   truncated = false
+  /** collect the line texts (`texts`); false when no rule reads them: they stay empty */
+  keepText = true
   private open = false
   private skipping = false
   private readonly maxLines: number
@@ -111,10 +113,10 @@ export class ReplyCollector {
     if (code >= 0) {
       if (code !== this.code && this.mode === 'strict') this.malformed = true
       const t0 = Math.min(4, b.length)
-      this.texts.push(span(latin1(b, t0), ev.start + t0, b.length - t0))
+      if (this.keepText) this.texts.push(span(latin1(b, t0), ev.start + t0, b.length - t0))
     } else {
       if (this.mode === 'strict' && this.open) this.malformed = true
-      this.texts.push(span(latin1(b), ev.start, b.length))
+      if (this.keepText) this.texts.push(span(latin1(b), ev.start, b.length))
     }
     if (ev.tooLong) this.truncated = true
     if (last || (this.mode === 'strict' && this.open && code < 0)) {
@@ -125,7 +127,8 @@ export class ReplyCollector {
       this.open = true
       return 'more'
     }
-    if (this.texts.length >= this.maxLines) {
+    // lineCount: the lines held (as many as texts, when they are kept)
+    if (this.lineCount >= this.maxLines) {
       this.truncated = true
       this.skipping = true
       return 'overflow'

@@ -16,6 +16,11 @@ import {ReplyCollector, type ReplyLimits} from '../line/reply.js'
 import {LineSplitter, type LineEvent, type LineLimits} from '../line/splitter.js'
 import {addMulti, allDigits, base64DecodeLatin1, base64Valid, decimalBig, latin1, matchWordCI, span, upperAscii} from '../line/text.js'
 import {parseBdat, parseHeaderLine, parsePath, splitCommand} from './parser.js'
+import {SMTP_FIELDS} from './fields.js'
+import {fieldWants, type Wants} from '../wants.js'
+
+/** the reply fields some loaded rule reads (smtp.reply.code and .command always: protections read them) */
+const smtpWants = fieldWants(SMTP_FIELDS)
 
 export interface SmtpLimits extends LineLimits, ReplyLimits {
   /** commands awaiting a reply (pipelining) */
@@ -96,12 +101,16 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
   private bdatChunkStart = 0
   private mailFrom: FieldValue | null = null
   private rcpts: FieldValue[] = []
+  /** the fields of replies (toclient) some loaded rule reads */
+  private readonly replyWant: Wants<string>
 
   constructor(ctx: AnalyzerContext, limits: Partial<SmtpLimits> = {}) {
     const l = {...SMTP_LIMITS, ...limits}
     super(ctx, 'smtp', l)
     this.limits = l
     this.reply = new ReplyCollector('strict', l)
+    this.replyWant = smtpWants(ctx.reads).toclient
+    this.reply.keepText = this.replyWant['smtp.reply.text']
   }
 
   /**
@@ -481,10 +490,11 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     const step = r.feed(ev)
     if (step === 'more' || step === 'skipped') return
     const f: Fields = new Map()
+    const w = this.replyWant
     if (r.code >= 0) f.set('smtp.reply.code', span(r.code, r.codeOff, 3))
-    f.set('smtp.reply.text', r.texts)
-    f.set('smtp.reply.line_count', {v: r.lineCount})
-    if (r.truncated) f.set('smtp.reply.truncated', {v: 1})
+    if (w['smtp.reply.text']) f.set('smtp.reply.text', r.texts)
+    if (w['smtp.reply.line_count']) f.set('smtp.reply.line_count', {v: r.lineCount})
+    if (r.truncated && w['smtp.reply.truncated']) f.set('smtp.reply.truncated', {v: 1})
     if (r.malformed) this.ctx.anomaly({type: 'applayer', event: 'smtp.invalid_reply', detail: {offset: r.start}})
     const code = r.code
     const start = r.start
@@ -498,7 +508,7 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     let cmd: string | undefined
     if (!this.greeted) {
       this.greeted = true
-      f.set('smtp.greeting', {v: 1})
+      if (w['smtp.greeting']) f.set('smtp.greeting', {v: 1})
     } else {
       cmd = this.queue[0]
       if (cmd === 'AUTH') this.authAhead = false
@@ -541,10 +551,11 @@ export class SmtpAnalyzer extends LineAnalyzerBase {
     if (this.reply.holding) {
       const r = this.reply
       const f: Fields = new Map()
+      const w = this.replyWant
       if (r.code >= 0) f.set('smtp.reply.code', span(r.code, r.codeOff, 3))
-      f.set('smtp.reply.text', r.texts)
-      f.set('smtp.reply.line_count', {v: r.lineCount})
-      f.set('smtp.reply.truncated', {v: 1})
+      if (w['smtp.reply.text']) f.set('smtp.reply.text', r.texts)
+      if (w['smtp.reply.line_count']) f.set('smtp.reply.line_count', {v: r.lineCount})
+      if (w['smtp.reply.truncated']) f.set('smtp.reply.truncated', {v: 1})
       this.ctx.anomaly({type: 'applayer', event: 'smtp.reply_unterminated', detail: {offset: r.start}})
       this.emit('reply', 'toclient', r.start, r.end, f)
       r.reset()

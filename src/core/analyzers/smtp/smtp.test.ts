@@ -2,6 +2,7 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {bytes, runAnalyzer, type ScriptStep} from '../harness.js'
 import {fuzzRuns, loadHexFixture, spanMismatches, splitInvariance} from '../line/testing.js'
+import {readsMismatches} from '../dcerpc/testing.js'
 import type {FieldValue, Pdu} from '../types.js'
 import {SMTP_FIELDS, SMTP_LIMITS, SmtpAnalyzer, makeSmtpAnalyzer, parsePath, smtpAnalyzer} from './index.js'
 
@@ -365,5 +366,24 @@ describe('smtp: detect and fields', () => {
     for (const p of r.pdus) {
       for (const k of p.fields.keys()) expect(names.has(k) || names.has(k.replace(/^smtp\.data\.header\..*/, 'smtp.data.header.<name>'))).toBe(true)
     }
+  })
+})
+
+describe('smtp: reply fields no rule reads are left out', () => {
+  // the reply fields the analyzer may leave out (every other field is always built)
+  const optional = ['smtp.reply.text', 'smtp.reply.line_count', 'smtp.reply.truncated', 'smtp.greeting']
+  const always = SMTP_FIELDS.map((f) => f.name).filter((n) => !optional.includes(n))
+  // a family (smtp.data.header.<name>) stands for each of its members
+  const built = (name: string) => always.some((a) => a === name || (a.endsWith('>') && name.startsWith(a.slice(0, a.indexOf('<')))))
+
+  it('same PDUs, anomalies and services with any set of them read, any chunking', () => {
+    const scripts = [fx('benign_smtp_session.s2'), fx('smtp_overlong_command_line.s0'), [GREET, S('EHLO x\r\n'), C('250-a\r\n250-b\r\n250 c\r\n'), S('QUIT\r\n'), C('221-bye\r\n')]]
+    fc.assert(
+      fc.property(fc.subarray(optional), fc.integer({min: 0, max: scripts.length - 1}), fc.integer({min: 0, max: 40}), (down, k, chunkSize) => {
+        const reads = (name: string, dir?: 'toserver' | 'toclient') => built(name) || (dir === 'toclient' && down.includes(name))
+        expect(readsMismatches(smtpAnalyzer, scripts[k]!, reads, {chunkSize})).toEqual([])
+      }),
+      {numRuns: fuzzRuns(30)},
+    )
   })
 })
