@@ -362,7 +362,8 @@ export class SmbAnalyzer implements Analyzer {
       if (m.length > 0) this.ctx.anomaly({type: 'applayer', event: 'smb.bad_magic', detail: {offset: mOff}})
       return
     }
-    this.feeds = []
+    // most messages feed no pipe: a new list only when the last one was used
+    if (this.feeds.length > 0) this.feeds = []
     if (magic === 1) this.smb1(dir, m, mOff, start, end, msgLen, truncated, fw)
     else if (magic === 2) this.smb2(dir, m, mOff, start, end, msgLen, truncated, fw)
     else if (magic === 3) this.compression(dir, m, mOff, start, end, msgLen, fw)
@@ -373,6 +374,7 @@ export class SmbAnalyzer implements Analyzer {
       this.ctx.emit({protocol: 'smb', kind: 'encryption_transform', dir, start, end, fields: f})
     }
     const feeds = this.feeds
+    if (feeds.length === 0) return
     this.feeds = []
     for (const fd of feeds) {
       const p = this.pipes.get(fd.key)
