@@ -32,6 +32,11 @@ import {LineAnalyzerBase} from '../line/base.js'
 import type {LineEvent, LineLimits} from '../line/splitter.js'
 import {latin1, matchWordCI, skipSpaces, span, upperAscii, wordEnd} from '../line/text.js'
 import {parseAstring, parseTrailingLiteral} from './parser.js'
+import {IMAP_FIELDS} from './fields.js'
+import {fieldWants, type Wants} from '../wants.js'
+
+/** the response fields some loaded rule reads (imap.response.status and .command always: protections read them) */
+const imapWants = fieldWants(IMAP_FIELDS)
 
 export interface ImapLimits extends LineLimits {
   /** bytes of one command (lines, CRLFs and literals) held until it completes */
@@ -95,11 +100,14 @@ export class ImapAnalyzer extends LineAnalyzerBase {
   private authEarly = false
   // server
   private respCont = false
+  /** the fields of server lines (toclient) some loaded rule reads */
+  private readonly respWant: Wants<string>
 
   constructor(ctx: AnalyzerContext, limits: Partial<ImapLimits> = IMAP_LIMITS) {
     const l = limits === IMAP_LIMITS ? IMAP_LIMITS : {...IMAP_LIMITS, ...limits}
     super(ctx, 'imap', l)
     this.limits = l
+    this.respWant = imapWants(ctx.reads).toclient
   }
 
   /** start of the command's bytes not judged yet, when there are any (see the header: parts) */
@@ -383,10 +391,11 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     const b = ev.line
     const base = ev.start
     const f: Fields = new Map()
-    f.set('imap.line.length', {v: ev.length})
+    const w = this.respWant
+    if (w['imap.line.length']) f.set('imap.line.length', {v: ev.length})
     if (b.length > 0 && b[0] === 43) {
       const ts = skipSpaces(b, 1)
-      if (b.length > ts) f.set('imap.continuation.text', span(latin1(b, ts), base + ts, b.length - ts))
+      if (b.length > ts && w['imap.continuation.text']) f.set('imap.continuation.text', span(latin1(b, ts), base + ts, b.length - ts))
       this.emit('continuation', 'toclient', base, ev.end, f)
       if (this.authTag !== null) {
         this.authTurn = true
@@ -396,21 +405,21 @@ export class ImapAnalyzer extends LineAnalyzerBase {
     }
     const te = wordEnd(b, 0)
     const tag = latin1(b, 0, te)
-    if (te > 0) f.set('imap.response.tag', span(tag, base, te))
+    if (te > 0 && w['imap.response.tag']) f.set('imap.response.tag', span(tag, base, te))
     let ws = skipSpaces(b, te)
     let we = wordEnd(b, ws)
     let word = upperAscii(latin1(b, ws, Math.min(we, ws + 32)))
     if (tag === '*' && word.length > 0 && word.charCodeAt(0) >= 48 && word.charCodeAt(0) <= 57) {
-      f.set('imap.response.number', {v: Number(word.length > 15 ? word.slice(0, 15) : word)})
+      if (w['imap.response.number']) f.set('imap.response.number', {v: Number(word.length > 15 ? word.slice(0, 15) : word)})
       ws = skipSpaces(b, we)
       we = wordEnd(b, ws)
       word = upperAscii(latin1(b, ws, Math.min(we, ws + 32)))
     }
     if (STATUS.has(word)) f.set('imap.response.status', {v: word})
-    if (word.length > 0) f.set('imap.response.type', {v: word})
+    if (word.length > 0 && w['imap.response.type']) f.set('imap.response.type', {v: word})
     const xs = skipSpaces(b, we)
-    if (b.length > xs) f.set('imap.response.text', span(latin1(b, xs), base + xs, b.length - xs))
-    if (lit !== null) f.set('imap.response.literal.size', span(lit.size, base + lit.digitsStart, lit.digitsEnd - lit.digitsStart))
+    if (b.length > xs && w['imap.response.text']) f.set('imap.response.text', span(latin1(b, xs), base + xs, b.length - xs))
+    if (lit !== null && w['imap.response.literal.size']) f.set('imap.response.literal.size', span(lit.size, base + lit.digitsStart, lit.digitsEnd - lit.digitsStart))
     if (te === 0) this.ctx.anomaly({type: 'applayer', event: 'imap.invalid_response', detail: {offset: base}})
     let verb: string | undefined
     if (tag !== '*' && te > 0) {

@@ -3,6 +3,7 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {bytes, runAnalyzer, summarize, type ScriptStep} from '../harness.js'
 import {fuzzRuns, loadHexFixture, spanMismatches, splitInvariance} from '../line/testing.js'
+import {readsMismatches} from '../dcerpc/testing.js'
 import type {FieldValue, Pdu} from '../types.js'
 import {loadRules, RuleSet} from '../../rules/engine.js'
 import {fieldsFor} from '../../rules/fields.js'
@@ -319,5 +320,23 @@ describe('imap: detect and fields', () => {
     const names = new Set(IMAP_FIELDS.map((f) => f.name))
     const r = runAnalyzer(imapAnalyzer, [...fx('benign_imap_session.s0'), S('z UID FETCH 1 BODY\r\nq LOGIN {1+}\r\na b\r\n'), C('+ go\r\n')])
     for (const p of r.pdus) for (const k of p.fields.keys()) expect(names.has(k)).toBe(true)
+  })
+})
+
+describe('imap: response fields no rule reads are left out', () => {
+  // the server-line fields the analyzer may leave out (every other field is always built)
+  const optional = ['imap.line.length', 'imap.continuation.text', 'imap.response.tag', 'imap.response.number', 'imap.response.type', 'imap.response.text', 'imap.response.literal.size']
+  const always = IMAP_FIELDS.map((f) => f.name).filter((n) => !optional.includes(n))
+
+  it('same PDUs, anomalies and services with any set of them read, any chunking', () => {
+    const scripts = [fx('benign_imap_session.s0'), fx('benign_imap_starttls.s0')]
+    fc.assert(
+      fc.property(fc.subarray(optional), fc.integer({min: 0, max: scripts.length - 1}), fc.integer({min: 0, max: 40}), (down, k, chunkSize) => {
+        // toserver PDUs carry all of their fields (imap.line.length included), and so do TLS's after STARTTLS
+        const reads = (name: string, dir?: 'toserver' | 'toclient') => always.includes(name) || dir === 'toserver' || name.startsWith('tls.') || down.includes(name)
+        expect(readsMismatches(imapAnalyzer, scripts[k]!, reads, {chunkSize})).toEqual([])
+      }),
+      {numRuns: fuzzRuns(30)},
+    )
   })
 })
