@@ -172,9 +172,12 @@ describe.skipIf(skip !== null)('patchpoint run --iface (inline, namespaces)', ()
     await waitFor(() => td.exitCode !== null, 5000)
     // every evasion's flow was blocked (other rules, e.g. the TCP-overlap evasion rule, may block
     // other flows too), and the server's interface saw the handshakes but no payload byte
-    const blocked = new Set(events().filter((l) => l.includes('"gateway.flow_blocked"')).slice(blockedBefore)
+    // (the event log is flushed about once a second: wait for the last evasion's event)
+    const blockedPorts = () => new Set(events().filter((l) => l.includes('"gateway.flow_blocked"')).slice(blockedBefore)
       .map((l) => (JSON.parse(l) as {src_port?: number}).src_port))
     expect(ports.size).toBe(EVASIONS.length)
+    await waitFor(() => [...ports].every((p) => blockedPorts().has(p)), 3000)
+    const blocked = blockedPorts()
     for (const p of ports) expect(blocked.has(p), `flow from port ${p} blocked`).toBe(true)
     const seen = lab.sh(lab.server, `tcpdump -nn -r ${pcap} 2>/dev/null`)
     for (const p of ports) expect(seen, `handshake of ${p}`).toContain(`${CLIENT_IP}.${p} > `)
