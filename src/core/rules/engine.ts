@@ -12,7 +12,7 @@
 import type {AnomalySink} from '../events/anomaly.js'
 import type {Direction, FieldValue, Pdu} from '../analyzers/types.js'
 import {AhoCorasick} from './aho.js'
-import {evalSelection, gatherPrefixed, MAX_VALUES_PER_MATCHER, prefixedEntry, prefixedKey, releasePrefixed, type CompiledRule} from './compile.js'
+import {evalSelection, gatherPrefixed, hasPrefix, MAX_VALUES_PER_MATCHER, prefixedEntry, prefixedKey, releasePrefixed, type CompiledRule} from './compile.js'
 import {computeFix} from './fixes.js'
 import {lintRules, type LintError, type LintOptions} from './lint.js'
 import type {Action, CondNode, Match, MatchedValue} from './types.js'
@@ -227,7 +227,7 @@ export class RuleSet {
     for (let i = 0; i < nPrefixed; i++) {
       const k = prefixedKey(i)
       for (let j = 0; j < b.prefixes.length; j++) {
-        if (k.startsWith(b.prefixes[j])) {
+        if (hasPrefix(k, b.prefixes[j])) {
           this.scanEntry(ac, found, prefixedEntry(i))
           break
         }
