@@ -78,6 +78,12 @@ export type CompiledFix =
   | {op: 'replace_unit'; data: Uint8Array}
   | {op: 'reply'; data: Uint8Array}
 
+/** exact field names and `prefix.` families */
+export interface FieldSet {
+  fields: string[]
+  prefixes: string[]
+}
+
 export interface CompiledRule {
   id: string
   rev: number
@@ -97,6 +103,11 @@ export interface CompiledRule {
   anchors?: string[]
   /** fields the anchor literals must be found in (exact names and `prefix.` families) */
   anchorFields?: {fields: string[]; prefixes: string[]}
+  /**
+   * prefilter: the condition can only hold on a PDU that has, for each entry, one of its fields
+   * (or a field of one of its `prefix.` families); undefined = no such need (see presenceOf)
+   */
+  needs?: FieldSet[]
   doc: RuleDoc
   file?: string
 }
@@ -321,6 +332,60 @@ function anchorFieldsOf(sels: readonly CompiledSelection[]): {fields: string[]; 
   return {fields: [...fields], prefixes: [...prefixes]}
 }
 
+// ---- prefilter presence needs ----
+// A matcher sees no value when none of its fields is in the PDU: it then holds only if a count
+// of 0 satisfies it, or as `exists: false`. Otherwise the PDU must have one of its fields. The
+// needs of a condition are a list of such sets, every one of which the PDU must meet (an AND
+// lists its parts' sets; an OR needs one field of any branch: the union, or nothing when some
+// branch needs nothing; NOT needs nothing).
+
+function matcherNeeds(m: CompiledMatcher): FieldSet[] {
+  if (m.count !== undefined ? satisfies(0, m.count) : m.op === 'exists' && m.exists === false) return []
+  return [{fields: m.fields, prefixes: m.prefixes}]
+}
+
+function anyOf(list: FieldSet[][]): FieldSet[] {
+  if (list.length === 0 || list.some((sets) => sets.length === 0)) return []
+  const fields = new Set<string>()
+  const prefixes = new Set<string>()
+  for (const sets of list) {
+    for (const set of sets) {
+      set.fields.forEach((f) => fields.add(f))
+      set.prefixes.forEach((p) => prefixes.add(p))
+    }
+  }
+  return [{fields: [...fields], prefixes: [...prefixes]}]
+}
+
+function condNeeds(n: CondNode, sels: readonly CompiledSelection[]): FieldSet[] {
+  switch (n.t) {
+    case 'sel': {
+      const s = sels[n.i]
+      const each = s.matchers.map(matcherNeeds)
+      return s.mode === 'all' ? each.flat() : anyOf(each)
+    }
+    case 'not':
+      return []
+    case 'and':
+      return n.a.flatMap((c) => condNeeds(c, sels))
+    case 'or':
+      return anyOf(n.a.map((c) => condNeeds(c, sels)))
+  }
+}
+
+/** the presence needs of a rule's condition (CompiledRule.needs), duplicates dropped; undefined when none */
+export function presenceOf(condition: CondNode, sels: readonly CompiledSelection[]): FieldSet[] | undefined {
+  const seen = new Set<string>()
+  const out: FieldSet[] = []
+  for (const set of condNeeds(condition, sels)) {
+    const key = JSON.stringify([set.fields, set.prefixes])
+    if (seen.has(key)) continue
+    seen.add(key)
+    out.push(set)
+  }
+  return out.length > 0 ? out : undefined
+}
+
 /** Compile a schema-valid rule document. */
 export function compileRule(doc: RuleDoc, file?: string): {rule?: CompiledRule; problems: CompileProblem[]} {
   const problems: CompileProblem[] = []
@@ -356,6 +421,7 @@ export function compileRule(doc: RuleDoc, file?: string): {rule?: CompiledRule; 
     action: doc.action ?? (fixes.length > 0 ? 'fix' : 'drop'),
     anchors,
     anchorFields: anchors ? anchorFieldsOf(selections) : undefined,
+    needs: presenceOf(condition, selections),
     doc,
     file,
   }

@@ -90,6 +90,25 @@ describe('RuleSet', () => {
     expect(ruleFromYaml('detect:\n  s: {field: u, contains: abc}\n  t: {field: m, exists: true}\ncondition: s or t').anchors).toBeUndefined()
   })
 
+  it('presence needs: one field of each set, from AND paths; nothing from NOT, an unmet-free OR, exists: false or a count 0 meets', () => {
+    const needs = (src: string) => ruleFromYaml(src).needs
+    expect(needs('detect:\n  s: {field: u, contains: x}\n  t: {fields: [m, h.*], exists: true}\ncondition: s and t'))
+      .toEqual([{fields: ['u'], prefixes: []}, {fields: ['m'], prefixes: ['h.']}])
+    expect(needs('detect:\n  s: {field: u, contains: x}\n  t: {field: m, gt: 1}\ncondition: s or t')).toEqual([{fields: ['u', 'm'], prefixes: []}])
+    expect(needs('detect:\n  s: {field: u, contains: x}\n  t: {field: m, exists: false}\ncondition: s or t')).toBeUndefined()
+    expect(needs('detect:\n  s: {field: u, contains: x}\ncondition: not s')).toBeUndefined()
+    expect(needs('detect:\n  s: {field: u, count: {lt: 3}}\ncondition: s')).toBeUndefined()
+    expect(needs('detect:\n  s: {field: u, count: {gte: 3}}\ncondition: s')).toEqual([{fields: ['u'], prefixes: []}])
+    expect(needs('detect:\n  s:\n    any:\n      - {field: a, contains: x}\n      - {field: b, contains: y}\ncondition: s')).toEqual([{fields: ['a', 'b'], prefixes: []}])
+    // the same set twice is kept once
+    expect(needs('detect:\n  s: {field: u, contains: x}\n  t: {field: u, contains: y}\ncondition: s and t')).toEqual([{fields: ['u'], prefixes: []}])
+    const r = ruleFromYaml('detect:\n  s: {field: u, contains: x}\n  t: {field: h.*, exists: true}\ncondition: s and t\naction: log')
+    const set = new RuleSet([r])
+    expect(set.evaluate(pduOf({u: 'x', 'h.a': 1})).length).toBe(1)
+    expect(set.evaluate(pduOf({u: 'x', 'hx': 1})).length).toBe(0)
+    expect(set.evaluate(pduOf({'h.a': 1})).length).toBe(0)
+  })
+
   // rules whose literals are drawn from a small alphabet so random PDUs hit and miss them
   const words = ['ab', 'ba', 'abc', 'Ca', 'cab', 'b']
   const ops = ['equals', 'contains', 'startswith', 'endswith']
@@ -101,10 +120,16 @@ describe('RuleSet', () => {
     nocase: fc.boolean(),
     lower: fc.boolean(),
   }).map((m) => `{field: ${m.field}, ${m.op}: '${m.lit}'${m.nocase ? ', nocase: true' : ''}${m.lower ? ', transform: [lowercase]' : ''}}`)
-  const ruleArb = fc.tuple(matcherArb, matcherArb, matcherArb, fc.constantFrom('s1 and s2', 's1 or s2', 's1 and (s2 or s3)', 'not s1 and s2', '1 of them', 'all of them', 's1 and not s3'))
+  // matchers a PDU without the field may satisfy (exists: false, a count 0 meets) or not (presence needs)
+  const otherMatcherArb = fc.record({
+    field: fc.constantFrom('f.a', 'f.b', 'f.*', 'g.x', 'h.*'),
+    test: fc.constantFrom('exists: true', 'exists: false', 'count: {lt: 2}', 'count: {gte: 1}', 'contains: a, count: {lte: 1}', 'length: {gt: 2}'),
+  }).map((m) => `{field: ${m.field}, ${m.test}}`)
+  const anyMatcherArb = fc.oneof(matcherArb, otherMatcherArb)
+  const ruleArb = fc.tuple(anyMatcherArb, anyMatcherArb, anyMatcherArb, fc.constantFrom('s1 and s2', 's1 or s2', 's1 and (s2 or s3)', 'not s1 and s2', '1 of them', 'all of them', 's1 and not s3'))
     .map(([a, b, c, cond]) => `detect:\n  s1: ${a}\n  s2: ${b}\n  s3: ${c}\ncondition: ${cond}\naction: log`)
   const valueArb = fc.string({unit: fc.constantFrom('a', 'b', 'c', 'A', 'B', 'C'), maxLength: 6})
-  const pduArb = fc.dictionary(fc.constantFrom(...fieldNames), fc.oneof(valueArb, fc.array(valueArb, {maxLength: 3})))
+  const pduArb = fc.dictionary(fc.constantFrom(...fieldNames, 'h.y'), fc.oneof(valueArb, fc.array(valueArb, {maxLength: 3})))
 
   it('property: evaluate with prefilter == evaluate without', () => {
     fc.assert(fc.property(fc.array(ruleArb, {minLength: 1, maxLength: 8}), fc.array(pduArb, {minLength: 1, maxLength: 10}), (srcs, pdus) => {

@@ -8,11 +8,17 @@
  * scan per PDU (over the union of those fields) finds every rule's literal at once; rules without
  * such an anchor always run. The prefilter never changes results (it only skips rules that
  * cannot match): see the property test in engine.test.ts.
+ *
+ * Presence: a rule whose condition needs a field the PDU lacks (CompiledRule.needs: every
+ * matcher of an AND path sees no value, and a matcher without a value is false) is not evaluated
+ * either. Each field's presence is looked up once per PDU, when a rule first asks.
  */
 import type {AnomalySink} from '../events/anomaly.js'
 import type {Direction, FieldValue, Pdu} from '../analyzers/types.js'
 import {AhoCorasick} from './aho.js'
-import {evalSelection, gatherPrefixed, hasPrefix, MAX_VALUES_PER_MATCHER, prefixedEntry, prefixedKey, releasePrefixed, type CompiledRule} from './compile.js'
+import {
+  evalSelection, gatherPrefixed, hasPrefix, MAX_VALUES_PER_MATCHER, prefixedEntry, prefixedKey, releasePrefixed, type CompiledRule,
+} from './compile.js'
 import {computeFix} from './fixes.js'
 import {lintRules, type LintError, type LintOptions} from './lint.js'
 import type {Action, CondNode, Match, MatchedValue} from './types.js'
@@ -50,6 +56,13 @@ interface Bucket {
   prefixes: string[]
   /** prefixes of every matcher of every rule: the PDU's fields under them are gathered once */
   allPrefixes: string[]
+  /** per rule: its needs (CompiledRule.needs) as lists of ids into needNames, or undefined */
+  needIds: (Int32Array[] | undefined)[]
+  /** the field names and families (ending in '.', isFamily 1) the rules' needs name */
+  needNames: string[]
+  isFamily: Uint8Array
+  /** per need name, for the current PDU: -1 not looked up yet, 0 absent, 1 present */
+  present: Int8Array
 }
 
 /** what curFields holds between PDUs (no PDU's fields kept alive, no Map per PDU) */
@@ -179,7 +192,19 @@ export class RuleSet {
     }
     const allPrefixes = new Set<string>()
     for (const r of rules) for (const sel of r.selections) for (const m of sel.matchers) m.prefixes.forEach((p) => allPrefixes.add(p))
-    return {rules, anchorIds, ac, found: new Uint8Array(literals.size), fields: [...fields], prefixes: [...prefixes], allPrefixes: [...allPrefixes]}
+    // a family name ends with '.', a field name never does (compileMatcher): one map for both
+    const needIndex = new Map<string, number>()
+    const needId = (name: string): number => {
+      let id = needIndex.get(name)
+      if (id === undefined) needIndex.set(name, (id = needIndex.size))
+      return id
+    }
+    const needIds = rules.map((r) => r.needs?.map((set) => Int32Array.from([...set.fields, ...set.prefixes], needId)))
+    const needNames = [...needIndex.keys()]
+    return {
+      rules, anchorIds, ac, found: new Uint8Array(literals.size), fields: [...fields], prefixes: [...prefixes], allPrefixes: [...allPrefixes],
+      needIds, needNames, isFamily: Uint8Array.from(needNames, (n) => (n.endsWith('.') ? 1 : 0)), present: new Int8Array(needNames.length),
+    }
   }
 
   private bucketFor(pdu: Pdu): Bucket {
@@ -235,6 +260,31 @@ export class RuleSet {
     }
   }
 
+  /** does the PDU have, for each of a rule's needs, one of its fields? (b.present remembers) */
+  private hasNeeded(b: Bucket, needs: Int32Array[], fields: Pdu['fields'], nPrefixed: number): boolean {
+    for (let c = 0; c < needs.length; c++) {
+      const ids = needs[c]
+      let found = false
+      for (let j = 0; j < ids.length && !found; j++) {
+        const id = ids[j]
+        let p = b.present[id]
+        if (p < 0) {
+          const name = b.needNames[id]
+          if (b.isFamily[id] === 0) p = fields.has(name) ? 1 : 0
+          else {
+            // a family's fields are among the gathered ones (its prefix is one of b.allPrefixes)
+            p = 0
+            for (let i = 0; i < nPrefixed && p === 0; i++) if (hasPrefix(prefixedKey(i), name)) p = 1
+          }
+          b.present[id] = p
+        }
+        found = p === 1
+      }
+      if (!found) return false
+    }
+    return true
+  }
+
   private sel(i: number): boolean {
     const c = this.cache[i]
     if (c >= 0) return c === 1
@@ -266,15 +316,17 @@ export class RuleSet {
     const nPrefixed = gatherPrefixed(pdu.fields, b.allPrefixes)
     try {
       if (usePrefilter) this.runPrefilter(b, pdu, nPrefixed)
-      return this.judgeRules(b, pdu, usePrefilter)
+      return this.judgeRules(b, pdu, usePrefilter, nPrefixed)
     } finally {
       releasePrefixed()
     }
   }
 
-  private judgeRules(b: Bucket, pdu: Pdu, usePrefilter: boolean): Match[] {
+  private judgeRules(b: Bucket, pdu: Pdu, usePrefilter: boolean, nPrefixed: number): Match[] {
     let out: Match[] | undefined
     this.curFields = pdu.fields
+    const usePresence = this.prefilter && b.needNames.length > 0
+    if (usePresence) b.present.fill(-1)
     for (let ri = 0; ri < b.rules.length; ri++) {
       const ids = b.anchorIds[ri]
       if (usePrefilter && ids !== undefined) {
@@ -287,6 +339,8 @@ export class RuleSet {
         }
         if (!hit) continue
       }
+      const needs = b.needIds[ri]
+      if (usePresence && needs !== undefined && !this.hasNeeded(b, needs, pdu.fields, nPrefixed)) continue
       const rule = b.rules[ri]
       this.curRule = rule
       this.cache.fill(-1, 0, rule.selections.length)
