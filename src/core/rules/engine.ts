@@ -326,7 +326,7 @@ export class RuleSet {
     let out: Match[] | undefined
     this.curFields = pdu.fields
     const usePresence = this.prefilter && b.needNames.length > 0
-    if (usePresence) b.present.fill(-1)
+    if (usePresence) for (let i = 0; i < b.present.length; i++) b.present[i] = -1
     for (let ri = 0; ri < b.rules.length; ri++) {
       const ids = b.anchorIds[ri]
       if (usePrefilter && ids !== undefined) {
@@ -343,7 +343,8 @@ export class RuleSet {
       if (usePresence && needs !== undefined && !this.hasNeeded(b, needs, pdu.fields, nPrefixed)) continue
       const rule = b.rules[ri]
       this.curRule = rule
-      this.cache.fill(-1, 0, rule.selections.length)
+      // a loop: the builtin fill's call costs more than these few stores
+      for (let i = 0; i < rule.selections.length; i++) this.cache[i] = -1
       if (!this.cond(rule.condition)) continue
       const matched = this.matchedValues(rule, pdu)
       if (!ownBytes(matched, pdu)) continue
