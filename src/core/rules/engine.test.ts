@@ -107,6 +107,12 @@ describe('RuleSet', () => {
     expect(set.evaluate(pduOf({u: 'x', 'h.a': 1})).length).toBe(1)
     expect(set.evaluate(pduOf({u: 'x', 'hx': 1})).length).toBe(0)
     expect(set.evaluate(pduOf({'h.a': 1})).length).toBe(0)
+    // a field named like a family is a field: its own presence counts, not its family's
+    const plain = ruleFromYaml('detect:\n  s: {field: h., exists: true}\ncondition: s\naction: log', {id: 'PP-R-2'})
+    expect(new RuleSet([plain]).evaluate(pduOf({'h.': 1})).length).toBe(1)
+    const both = new RuleSet([r, plain])
+    expect(both.evaluate(pduOf({'h.': 1})).map((m) => m.rule.id)).toEqual(['PP-R-2'])
+    expect(both.evaluate(pduOf({'h.a': 1})).length).toBe(0)
   })
 
   // rules whose literals are drawn from a small alphabet so random PDUs hit and miss them

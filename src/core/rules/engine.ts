@@ -58,7 +58,7 @@ interface Bucket {
   allPrefixes: string[]
   /** per rule: its needs (CompiledRule.needs) as lists of ids into needNames, or undefined */
   needIds: (Int32Array[] | undefined)[]
-  /** the field names and families (ending in '.', isFamily 1) the rules' needs name */
+  /** the field names and the families (isFamily 1: a `prefix.`) the rules' needs name */
   needNames: string[]
   isFamily: Uint8Array
   /** per need name, for the current PDU: -1 not looked up yet, 0 absent, 1 present */
@@ -192,18 +192,24 @@ export class RuleSet {
     }
     const allPrefixes = new Set<string>()
     for (const r of rules) for (const sel of r.selections) for (const m of sel.matchers) m.prefixes.forEach((p) => allPrefixes.add(p))
-    // a family name ends with '.', a field name never does (compileMatcher): one map for both
-    const needIndex = new Map<string, number>()
-    const needId = (name: string): number => {
-      let id = needIndex.get(name)
-      if (id === undefined) needIndex.set(name, (id = needIndex.size))
+    // one id per needed field name and per needed family (a field may be named like a family)
+    const needNames: string[] = []
+    const family: number[] = []
+    const ids = [new Map<string, number>(), new Map<string, number>()]
+    const needId = (name: string, isFamily: number): number => {
+      let id = ids[isFamily].get(name)
+      if (id === undefined) {
+        id = needNames.length
+        ids[isFamily].set(name, id)
+        needNames.push(name)
+        family.push(isFamily)
+      }
       return id
     }
-    const needIds = rules.map((r) => r.needs?.map((set) => Int32Array.from([...set.fields, ...set.prefixes], needId)))
-    const needNames = [...needIndex.keys()]
+    const needIds = rules.map((r) => r.needs?.map((set) => Int32Array.from([...set.fields.map((f) => needId(f, 0)), ...set.prefixes.map((p) => needId(p, 1))])))
     return {
       rules, anchorIds, ac, found: new Uint8Array(literals.size), fields: [...fields], prefixes: [...prefixes], allPrefixes: [...allPrefixes],
-      needIds, needNames, isFamily: Uint8Array.from(needNames, (n) => (n.endsWith('.') ? 1 : 0)), present: new Int8Array(needNames.length),
+      needIds, needNames, isFamily: Uint8Array.from(family), present: new Int8Array(needNames.length),
     }
   }
 
