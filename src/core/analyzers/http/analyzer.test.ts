@@ -3,6 +3,8 @@ import {bytes, runAnalyzer, summarize, type ScriptStep} from '../harness.js'
 import type {AnalyzerContext, Pdu} from '../types.js'
 import {HttpAnalyzer, httpAnalyzer, httpAnalyzerWith, type HttpLimits} from './index.js'
 import {spanProblems, val, vals} from './testing.js'
+import {readsMismatches} from '../dcerpc/testing.js'
+import fc from 'fast-check'
 
 function conv(steps: [('>' | '<'), string][]): ScriptStep[] {
   return steps.map(([d, t]) => ({dir: d === '>' ? 'toserver' : 'toclient', data: bytes(t)}))
@@ -331,6 +333,25 @@ describe('responses and pairing', () => {
         expect(all.pdus[i]!.fields.has(name)).toBe(true)
       }
     }
+  })
+
+  it('response header fields and start lines no rule reads are not kept: same PDUs and anomalies with any of them read, any chunking', () => {
+    const steps = conv([
+      ['>', 'GET / HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n'],
+      ['<', 'HTTP/1.1 200 OK\r\nServer: s\r\n fold\r\nContent-Length: 3\r\nX-A: 1\r\n\r\nabc'],
+      ['<', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nX-B: 2\r\n\r\n'],
+      ['<', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length:\r\n 4\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n2\r\nxy\r\n0\r\n\r\n'],
+      ['<', 'HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nContent-Length: 2\r\n\r\nok'],
+    ])
+    const optional = ['http.response.headers.count', 'http.response.content_length', 'http.response.transfer_encoding', 'http.status', 'http.status_line', 'http.response.header_bytes', 'http.response.body', 'http.request_line']
+    fc.assert(
+      fc.property(fc.subarray(optional), fc.integer({min: 0, max: 30}), fc.constantFrom(4, 100), (down, chunkSize, maxHeaders) => {
+        // request fields all read but the request line; of the response's, those drawn (never a header value or name)
+        const reads = (name: string, dir?: 'toserver' | 'toclient') => (dir !== 'toclient' && !name.startsWith('http.response.') && !optional.includes(name)) || down.includes(name)
+        expect(readsMismatches(httpAnalyzerWith({maxHeaders}), steps, reads, {chunkSize})).toEqual([])
+      }),
+      {numRuns: 60},
+    )
   })
 
   it('response without length runs to the end of the stream', () => {

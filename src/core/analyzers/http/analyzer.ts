@@ -17,7 +17,7 @@ import type {AnomalySink} from '../../events/anomaly.js'
 import type {Analyzer, AnalyzerContext, Direction, FieldValue, Fields, Pdu} from '../types.js'
 import {
   CR, LF, contentTypeParam, latin1, looksLikeRequest, looksLikeResponse, parseArgs, parseChunkSize,
-  parseContentLength, parseCookies, parseHead, parseJsonStrings, parseMultipart, parseRanges, parseTransferEncoding,
+  parseContentLength, parseCookies, parseHead, type HeadOptions, parseJsonStrings, parseMultipart, parseRanges, parseTransferEncoding,
   type ParsedHead,
 } from './parser.js'
 import {normalizeUri, percentDecode, URI_LIMITS} from './uri.js'
@@ -114,6 +114,11 @@ const S_RESYNC = 8
 const S_TUNNEL = 9
 
 const RESYNC_WINDOW = 32
+/**
+ * The response header fields read when no rule reads response header values or names: the
+ * framing ones (body length, http.cl_and_te, http.response.content_length / transfer_encoding)
+ */
+const FRAMING_HEADERS: ReadonlySet<string> = new Set(['transfer-encoding', 'content-length'])
 const NO_BYTES = new Uint8Array(0)
 
 interface Msg {
@@ -229,6 +234,9 @@ export class HttpAnalyzer implements Analyzer {
   private readonly anomalySink: AnomalySink
   private readonly needs: HttpNeeds
   private readonly want: DirWants<string>
+  /** what parseHead makes of request and response heads: what this analyzer reads */
+  private readonly requestHead: HeadOptions
+  private readonly responseHead: HeadOptions
 
   constructor(ctx: AnalyzerContext, limits: Partial<HttpLimits> = {}) {
     this.limits = limits === HTTP_LIMITS ? HTTP_LIMITS : {...HTTP_LIMITS, ...limits}
@@ -236,6 +244,9 @@ export class HttpAnalyzer implements Analyzer {
     this.anomalySink = ctx.anomaly
     this.needs = needsOf(ctx.reads)
     this.want = httpWants(ctx.reads)
+    this.requestHead = {line: this.want.toserver['http.request_line']}
+    const allHeaders = this.needs.responseHeader || this.needs.responseHeaderNames
+    this.responseHead = {keep: allHeaders ? undefined : FRAMING_HEADERS, line: this.want.toclient['http.status_line']}
   }
 
   data(dir: Direction, chunk: Uint8Array): void {
@@ -710,7 +721,7 @@ export class HttpAnalyzer implements Analyzer {
 
   /** a head cut short (size cap, gap, end of stream): emit what it says, without a body */
   private emitPartialHead(side: Side, at: number): void {
-    const h = parseHead(side.buf, 0, side.len, side.req ? 'request' : 'response', this.limits.maxHeaders)
+    const h = parseHead(side.buf, 0, side.len, side.req ? 'request' : 'response', this.limits.maxHeaders, side.req ? this.requestHead : this.responseHead)
     const lineCut = side.lineCount === 0
     const fields = side.req ? this.requestFields(side, h, side.buf, 0, side.len, side.bufStart, lineCut) : this.responseFields(side, h, side.bufStart, side.len)
     put(fields, 'http.head_truncated', {v: 1})
@@ -806,7 +817,7 @@ export class HttpAnalyzer implements Analyzer {
       }
     }
     const w = side.req ? this.want.toserver : this.want.toclient
-    if (side.req ? w['http.headers.count'] : w['http.response.headers.count']) put(f, pre + 'headers.count', {v: h.headers.length})
+    if (side.req ? w['http.headers.count'] : w['http.response.headers.count']) put(f, pre + 'headers.count', {v: h.count})
     if (side.req ? w['http.transfer_encoding'] : w['http.response.transfer_encoding']) {
       for (const x of h.headers) {
         if (x.lname === 'transfer-encoding') push(f, pre + 'transfer_encoding', {v: x.value, off: x.valueOff + d, len: x.valueLen})
@@ -899,7 +910,7 @@ export class HttpAnalyzer implements Analyzer {
   }
 
   private onRequestHead(side: Side, buf: Uint8Array, s: number, e: number, abs: number): void {
-    const h = parseHead(buf, s, e, 'request', this.limits.maxHeaders)
+    const h = parseHead(buf, s, e, 'request', this.limits.maxHeaders, this.requestHead)
     const fields = this.requestFields(side, h, buf, s, e, abs)
     if (this.pipeline.length < this.limits.maxPipeline) this.pipeline.push(h.method)
     else this.anomaly(side, 'http.pipeline_too_deep', abs, {limit: this.limits.maxPipeline})
@@ -937,7 +948,7 @@ export class HttpAnalyzer implements Analyzer {
   }
 
   private onResponseHead(side: Side, buf: Uint8Array, s: number, e: number, abs: number): void {
-    const h = parseHead(buf, s, e, 'response', this.limits.maxHeaders)
+    const h = parseHead(buf, s, e, 'response', this.limits.maxHeaders, this.responseHead)
     const fields = this.responseFields(side, h, abs, e - s)
     const m = this.newMsg('response', abs, abs + (e - s), fields, this.limits.maxResponseBody)
     if (!h.valid || looksLikeResponse(buf, s, e) !== 1) {

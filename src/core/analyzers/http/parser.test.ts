@@ -50,6 +50,24 @@ describe('parseHead', () => {
     expect(h.anomalies).toEqual(['http.too_many_headers'])
   })
 
+  it('with keep, only the fields of those names are recorded (all are counted, checked and flagged alike); the start line text only when asked', () => {
+    const t = 'HTTP/1.1 200 OK\r\nServer: x\r\n folded\r\nContent-Length: 1\r\n 2\r\nBad Name: v\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\nX-B: 2\r\n\r\n'
+    const b = bytes(t)
+    for (const max of [3, 4, 100]) {
+      const all = parseHead(b, 0, b.length, 'response', max)
+      const some = parseHead(b, 0, b.length, 'response', max, {keep: new Set(['content-length', 'transfer-encoding']), line: true})
+      expect(some.headers).toEqual(all.headers.filter((x) => x.lname === 'content-length' || x.lname === 'transfer-encoding'))
+      expect(some.count).toBe(all.count)
+      expect(some.count).toBe(all.headers.length)
+      expect(some.anomalies).toEqual(all.anomalies)
+      expect(some.headerLines).toBe(all.headerLines)
+    }
+    const some = parseHead(b, 0, b.length, 'response', 100, {keep: new Set(['content-length']), line: false})
+    expect(some.headers.map((x) => [x.name, x.value])).toEqual([['Content-Length', '1 2']])
+    expect(some.count).toBe(6)
+    expect([some.line, some.lineOff, some.lineLen, some.status]).toEqual(['', 0, 15, 200])
+  })
+
   it('status line', () => {
     const {h} = head('HTTP/1.1 404 Not Found\r\nA: b\r\n\r\n', 'response')
     expect([h.version, h.status, h.reason, h.valid]).toEqual(['HTTP/1.1', 404, 'Not Found', true])

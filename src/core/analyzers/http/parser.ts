@@ -140,7 +140,10 @@ export interface ParsedHead {
   reason: string
   /** the start line parsed well */
   valid: boolean
+  /** the header fields parseHead was asked to keep (all, or those of the names in `keep`) */
   headers: HeaderLine[]
+  /** header fields counted against maxHeaders, kept or not (headers.length when all are kept) */
+  count: number
   /** header lines seen (including those dropped past maxHeaders) */
   headerLines: number
   anomalies: string[]
@@ -246,19 +249,30 @@ function foldedFramingName(buf: Uint8Array, a: number, e: number): boolean {
   return FRAMING_NAMES.includes(latin1(buf, a, nameEnd).toLowerCase().replace(/_/g, '-'))
 }
 
+export interface HeadOptions {
+  /** lower-case names of the header fields recorded in `headers` (absent: all); no value string is made for the others */
+  readonly keep?: ReadonlySet<string>
+  /** the start line's text is made (`line`; '' when false) */
+  readonly line: boolean
+}
+
+const ALL_OF_HEAD: HeadOptions = {line: true}
+
 /**
  * Parse a message head held in buf[start, end): the start line, then field lines up to the empty
  * line. `end` may cut the head short (a head that hit its size cap): the last, unterminated line is
- * parsed as far as it goes.
+ * parsed as far as it goes. `opts` may leave out what the caller does not read (every field is
+ * still checked, counted and flagged alike).
  */
-export function parseHead(buf: Uint8Array, start: number, end: number, kind: 'request' | 'response' | 'trailer', maxHeaders: number): ParsedHead {
+export function parseHead(buf: Uint8Array, start: number, end: number, kind: 'request' | 'response' | 'trailer', maxHeaders: number, opts: HeadOptions = ALL_OF_HEAD): ParsedHead {
+  const keep = opts.keep
   const h: ParsedHead = {
     lineOff: start, lineLen: 0, line: '',
     methodOff: start, methodLen: 0, method: '',
     targetOff: start, targetLen: 0, target: '',
     versionOff: start, versionLen: 0, version: '',
     status: 0, statusOff: start, statusLen: 0, reason: '',
-    valid: true, headers: [], headerLines: 0, anomalies: [],
+    valid: true, headers: [], count: 0, headerLines: 0, anomalies: [],
   }
   let p = start
   let first = kind !== 'trailer'
@@ -284,7 +298,7 @@ export function parseHead(buf: Uint8Array, start: number, end: number, kind: 're
       first = false
       h.lineOff = p
       h.lineLen = le - p
-      h.line = latin1(buf, p, le)
+      if (opts.line) h.line = latin1(buf, p, le)
       if (kind === 'request') parseRequestLine(buf, p, le, h)
       else parseStatusLine(buf, p, le, h)
       p = next
@@ -335,13 +349,20 @@ export function parseHead(buf: Uint8Array, start: number, end: number, kind: 're
     while (vs < le && (buf[vs] === SP || buf[vs] === HT)) vs++
     let ve = le
     while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--
-    if (h.headers.length >= maxHeaders) {
+    if (h.count >= maxHeaders) {
       flag(h.anomalies, 'http.too_many_headers')
       last = undefined
       p = next
       continue
     }
+    h.count++
     internName(buf, p, ne)
+    if (keep !== undefined && !keep.has(internedLname)) {
+      // not recorded: its obs-fold continuations have nothing to join
+      last = undefined
+      p = next
+      continue
+    }
     last = {
       name: internedName,
       lname: internedLname,
