@@ -77,6 +77,36 @@ export interface DcerpcSink {
 
 const dcerpcWants = fieldWants(DCERPC_FIELDS)
 
+/** every field a response or fault PDU may carry (pdu, response, auth, iface) */
+const RESPONSE_FIELDS: readonly DcerpcField[] = [
+  'dcerpc.ptype',
+  'dcerpc.flags',
+  'dcerpc.little_endian',
+  'dcerpc.frag_length',
+  'dcerpc.auth_length',
+  'dcerpc.call_id',
+  'dcerpc.alloc_hint',
+  'dcerpc.context_id',
+  'dcerpc.opnum',
+  'dcerpc.interface',
+  'dcerpc.interface.version',
+  'dcerpc.interface.name',
+  'dcerpc.auth.type',
+  'dcerpc.auth.level',
+  'dcerpc.auth.pad_length',
+  'dcerpc.fault.status',
+  'dcerpc.stub.length',
+  'dcerpc.stub',
+  'dcerpc.epm.port',
+  'dcerpc.epm.interface',
+]
+
+/**
+ * The fields of the responses and faults of a direction in which no rule reads any of theirs:
+ * one map for all, always empty (nothing is added to an emitted PDU's fields)
+ */
+const NO_FIELDS: Fields = new Map()
+
 /** request fields made from the stub bytes (not only from their count) */
 const STUB_FIELDS: readonly DcerpcField[] = [
   'dcerpc.stub',
@@ -215,6 +245,8 @@ export class DcerpcConn {
   private readonly want: DirWants<DcerpcField>
   /** some request field is made from the stub bytes: fragments' stubs are kept for it */
   private readonly stubRead: boolean
+  /** per direction: some rule reads a field of responses and faults (else they share NO_FIELDS) */
+  private readonly responseRead: Record<Direction, boolean>
 
   constructor(
     private readonly sink: DcerpcSink,
@@ -223,6 +255,8 @@ export class DcerpcConn {
     this.want = dcerpcWants(sink.reads)
     const w = this.want.toserver
     this.stubRead = STUB_FIELDS.some((name) => w[name])
+    const wc = this.want.toclient
+    this.responseRead = {toserver: RESPONSE_FIELDS.some((name) => w[name]), toclient: RESPONSE_FIELDS.some((name) => wc[name])}
     const mk = (): DirState => ({buf: EMPTY, spare: EMPTY, len: 0, need: DCERPC_HEADER_LEN, start: 0, next: 0, contig: true, dead: false})
     this.st = {toserver: mk(), toclient: mk()}
   }
@@ -369,7 +403,7 @@ export class DcerpcConn {
 
   /** one complete PDU b = [0, frag_length); base = its absolute offset when contiguous, else -1 */
   private pdu(dir: Direction, b: Uint8Array, h: DcerpcHeader, base: number, start: number, end: number): void {
-    const f: Fields = new Map()
+    const f: Fields = (h.ptype === 2 || h.ptype === 3) && !this.responseRead[dir] ? NO_FIELDS : new Map()
     const le = h.le
     const w = this.want[dir]
     if (w['dcerpc.ptype']) f.set('dcerpc.ptype', sp(h.ptype, base, 2, 1))

@@ -228,6 +228,35 @@ describe('dcerpc: fields no rule reads are left out', () => {
     expect(none.every((p) => p.fields.size === 0)).toBe(true)
   })
 
+  it('each field read alone, in either direction: same PDUs (responses and faults carry it as without reads)', () => {
+    const C = (b: Buffer): ScriptStep => ({dir: 'toclient', data: Uint8Array.from(b)})
+    // a response with an NTLM sec_trailer and a 16-byte verifier, then a fault, to a srvsvc call
+    const head = (allocHint: number) => {
+      const b = Buffer.alloc(8)
+      b.writeUInt32LE(allocHint, 0)
+      return b
+    }
+    const trailer = Buffer.from('0a02000000000000', 'hex')
+    const fault = Buffer.alloc(8)
+    fault.writeUInt32LE(0x1c010002, 0)
+    const replies = [
+      S(bind(SRVSVC).toString('hex')),
+      S(Buffer.concat([request(3, 5, 31, ndrString('a')), request(3, 6, 16, Buffer.alloc(4))]).toString('hex')),
+      C(pdu(2, 3, 5, Buffer.concat([head(8), Buffer.alloc(8, 1), trailer, Buffer.alloc(16, 2)]), 16)),
+      C(pdu(3, 3, 6, Buffer.concat([head(0), fault]))),
+    ]
+    const scripts = [fx('zerologon-epm'), fx('zerologon-netlogon'), fx('domain-join'), fragmented, replies]
+    const all = runAnalyzer(dcerpcAnalyzer, replies).pdus
+    expect(all.map((p) => p.kind)).toEqual(['bind', 'request', 'request', 'response', 'fault'])
+    expect(all[3]!.fields.has('dcerpc.auth.type') && all[4]!.fields.has('dcerpc.fault.status')).toBe(true)
+    for (const name of names) {
+      for (const dir of ['toserver', 'toclient'] as const) {
+        const reads = (f: string, d?: 'toserver' | 'toclient') => f === name && (d === undefined || d === dir)
+        for (const script of scripts) expect([name, dir, readsMismatches(dcerpcAnalyzer, script, reads)]).toEqual([name, dir, []])
+      }
+    }
+  })
+
   it('fragment limit with only counts read: stub.length and stub.truncated as when the stub is kept', () => {
     const f = makeDcerpcAnalyzer({maxStubBytes: 150})
     const parts = [request(1, 7, 9, Buffer.alloc(100)), request(0, 7, 9, Buffer.alloc(100)), request(2, 7, 9, Buffer.alloc(1))]
