@@ -15,11 +15,19 @@
  */
 import type {Analyzer, AnalyzerContext, Direction, FieldValue, Fields, Pdu} from '../types.js'
 import {latin1} from '../line/text.js'
+import {fieldWants, type DirWants} from '../wants.js'
+import {tlsFields} from './fields.js'
 import {
   CT_ALERT, CT_CHANGE_CIPHER_SPEC, CT_HANDSHAKE, CT_HEARTBEAT, HS_CLIENT_HELLO, HS_SERVER_HELLO, MAX_RECORD_LENGTH,
   RECORD_HEADER_LEN, heartbeatOverflows, parseClientHello, parseHeartbeat, parseServerHello, plausibleRecordHeader,
   type At,
 } from './parser.js'
+
+/**
+ * Per direction, the fields some loaded rule reads: the others are left out (heartbeat fields are
+ * always built; DTLS builds all of its few)
+ */
+const tlsWants = fieldWants(tlsFields)
 
 export interface TlsLimits {
   /** most bytes of one record's fragment held (bigger records: emitted truncated, rest skipped) */
@@ -99,10 +107,20 @@ export class TlsAnalyzer implements Analyzer {
   /** the mapping used while parsing one buffer: flat [bufferIndex, streamOffset, ...] */
   private map: number[] = EMPTY_PIECES
   private readonly directMap: number[] = [0, 0]
+  /** per direction: the fields some rule reads (all without ctx.reads) */
+  private readonly want: DirWants<string>
+  /** records finished so far: the one being finished is `record` */
+  private record = 0
+  /** the record whose PDU has a ClientHello's / ServerHello's version (the first hello of a record wins) */
+  private clientHelloRecord = -1
+  private serverHelloRecord = -1
+  /** handshake types listed for the record being finished (at most maxListItems) */
+  private hsTypes = 0
 
   constructor(ctx: AnalyzerContext, limits: Partial<TlsLimits> = TLS_LIMITS) {
     this.ctx = ctx
     this.limits = limits === TLS_LIMITS ? TLS_LIMITS : {...TLS_LIMITS, ...limits}
+    this.want = tlsWants(ctx.reads)
   }
 
   /**
@@ -297,11 +315,14 @@ export class TlsAnalyzer implements Analyzer {
   private finishRecord(dir: Direction, s: DirState, buf: Uint8Array, from: number, to: number, truncated: boolean): void {
     const start = s.recStart
     const fields: Fields = new Map()
-    fields.set('tls.record.type', {v: s.recType, off: start, len: 1})
-    fields.set('tls.record.version', {v: s.recVersion, off: start + 1, len: 2})
-    fields.set('tls.record.length', {v: s.recLength, off: start + 3, len: 2})
-    if (truncated) fields.set('tls.record.truncated', {v: 1})
-    fields.set('tls.record.encrypted', {v: s.encrypted ? 1 : 0})
+    const w = this.want[dir]
+    this.record++
+    this.hsTypes = 0
+    if (w['tls.record.type']) fields.set('tls.record.type', {v: s.recType, off: start, len: 1})
+    if (w['tls.record.version']) fields.set('tls.record.version', {v: s.recVersion, off: start + 1, len: 2})
+    if (w['tls.record.length']) fields.set('tls.record.length', {v: s.recLength, off: start + 3, len: 2})
+    if (truncated && w['tls.record.truncated']) fields.set('tls.record.truncated', {v: 1})
+    if (w['tls.record.encrypted']) fields.set('tls.record.encrypted', {v: s.encrypted ? 1 : 0})
     const pdu: Pdu = {protocol: 'tls', kind: 'record', dir, start, end: start + RECORD_HEADER_LEN + (to - from), fields}
     const fragStream = start + RECORD_HEADER_LEN
     switch (s.recType) {
@@ -312,8 +333,8 @@ export class TlsAnalyzer implements Analyzer {
         break
       case CT_ALERT:
         if (!s.encrypted && to - from >= 2) {
-          fields.set('tls.alert.level', {v: buf[from], off: fragStream, len: 1})
-          fields.set('tls.alert.description', {v: buf[from + 1], off: fragStream + 1, len: 1})
+          if (w['tls.alert.level']) fields.set('tls.alert.level', {v: buf[from], off: fragStream, len: 1})
+          if (w['tls.alert.description']) fields.set('tls.alert.description', {v: buf[from + 1], off: fragStream + 1, len: 1})
         }
         break
       case CT_CHANGE_CIPHER_SPEC:
@@ -377,7 +398,7 @@ export class TlsAnalyzer implements Analyzer {
         const hs = s.hs!
         const total = s.hsLen >= 4 ? 4 + hsBodyLength(hs) : -1
         this.ctx.anomaly({type: 'limit', event: drop, detail: {offset: s.hsStart, length: total, limit: drop === 'tls.handshake_pieces' ? this.limits.maxHandshakePieces : this.limits.maxHandshakeBytes}})
-        this.pushType(pdu, hs[0], total >= 0 ? total - 4 : -1, this.span(0, 1))
+        this.pushType(pdu, hs[0], total >= 0 ? total - 4 : -1, 0)
         this.map = EMPTY_PIECES
         s.hsSkip = total >= 0 ? total - s.hsLen : 0
         s.hsLen = 0
@@ -434,13 +455,13 @@ export class TlsAnalyzer implements Analyzer {
       const len = (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]
       if (4 + len > this.limits.maxHandshakeBytes) {
         this.ctx.anomaly({type: 'limit', event: 'tls.handshake_too_long', detail: {offset: this.stream(p) ?? -1, length: len, limit: this.limits.maxHandshakeBytes}})
-        this.pushType(pdu, type, len, this.span(p, 1))
+        this.pushType(pdu, type, len, p)
         const avail = end - p
         s.hsSkip = 4 + len - avail
         return end
       }
       if (end - p < 4 + len) return p
-      this.pushType(pdu, type, len, this.span(p, 1))
+      this.pushType(pdu, type, len, p)
       if (first && firstStart < pdu.start) pdu.start = firstStart
       first = false
       if (type === HS_CLIENT_HELLO) this.clientHello(b, p + 4, p + 4 + len, pdu)
@@ -450,48 +471,62 @@ export class TlsAnalyzer implements Analyzer {
     return p
   }
 
-  private pushType(pdu: Pdu, type: number, len: number, span: {off: number; len: number} | undefined): void {
-    const types = listOf(pdu.fields, 'tls.handshake.type')
-    if (types.length >= this.limits.maxListItems) return
-    types.push(span ? {v: type, off: span.off, len: span.len} : {v: type})
-    listOf(pdu.fields, 'tls.handshake.length').push({v: len})
+  /** a handshake message of `type` and `len` at buffer index `at`: listed while the list has room */
+  private pushType(pdu: Pdu, type: number, len: number, at: number): void {
+    if (this.hsTypes >= this.limits.maxListItems) return
+    this.hsTypes++
+    const w = this.want[pdu.dir]
+    if (w['tls.handshake.type']) {
+      const span = this.span(at, 1)
+      listOf(pdu.fields, 'tls.handshake.type').push(span ? {v: type, off: span.off, len: span.len} : {v: type})
+    }
+    if (w['tls.handshake.length']) listOf(pdu.fields, 'tls.handshake.length').push({v: len})
   }
 
   private clientHello(b: Uint8Array, start: number, end: number, pdu: Pdu): void {
     const f = pdu.fields
-    if (pdu.fields.has('tls.client.version')) return // the first ClientHello of a record wins
+    if (this.clientHelloRecord === this.record) return // the first ClientHello of a record wins
     pdu.kind = 'client_hello'
-    const h = parseClientHello(b, start, end, this.limits.maxListItems)
+    const w = this.want[pdu.dir]
+    // no list of suites and extensions when neither is read (the counts go on)
+    const h = parseClientHello(b, start, end, w['tls.cipher_suites'] || w['tls.extensions'] ? this.limits.maxListItems : 0)
     if (!h.ok) {
       this.ctx.anomaly({type: 'applayer', event: 'tls.client_hello_malformed', detail: {offset: this.stream(start) ?? -1, problem: h.problem ?? ''}})
-      f.set('tls.client_hello.malformed', {v: 1})
+      if (w['tls.client_hello.malformed']) f.set('tls.client_hello.malformed', {v: 1})
     }
-    if (h.version) f.set('tls.client.version', this.at(h.version))
-    if (h.sessionIdLength !== undefined) f.set('tls.client.session_id.length', {v: h.sessionIdLength})
-    if (h.cipherSuites.length > 0) f.set('tls.cipher_suites', h.cipherSuites.map((x) => this.at(x)))
-    f.set('tls.cipher_suites.count', {v: h.cipherSuitesCount})
-    if (h.compressionCount !== undefined) f.set('tls.compression_methods.count', {v: h.compressionCount})
-    if (h.extensions.length > 0) f.set('tls.extensions', h.extensions.map((x) => this.at(x)))
-    f.set('tls.extensions.count', {v: h.extensionsCount})
-    if (h.sni) {
+    if (h.version) {
+      this.clientHelloRecord = this.record
+      if (w['tls.client.version']) f.set('tls.client.version', this.at(h.version))
+    }
+    if (h.sessionIdLength !== undefined && w['tls.client.session_id.length']) f.set('tls.client.session_id.length', {v: h.sessionIdLength})
+    if (h.cipherSuites.length > 0 && w['tls.cipher_suites']) f.set('tls.cipher_suites', h.cipherSuites.map((x) => this.at(x)))
+    if (w['tls.cipher_suites.count']) f.set('tls.cipher_suites.count', {v: h.cipherSuitesCount})
+    if (h.compressionCount !== undefined && w['tls.compression_methods.count']) f.set('tls.compression_methods.count', {v: h.compressionCount})
+    if (h.extensions.length > 0 && w['tls.extensions']) f.set('tls.extensions', h.extensions.map((x) => this.at(x)))
+    if (w['tls.extensions.count']) f.set('tls.extensions.count', {v: h.extensionsCount})
+    if (h.sni && w['tls.sni']) {
       const v = latin1(b, h.sni.at, h.sni.at + h.sni.len)
       const sp = this.span(h.sni.at, h.sni.len)
       f.set('tls.sni', sp ? {v, off: sp.off, len: sp.len} : {v})
     }
-    f.set('tls.heartbeat_ext', {v: h.heartbeatExt ? 1 : 0})
+    if (w['tls.heartbeat_ext']) f.set('tls.heartbeat_ext', {v: h.heartbeatExt ? 1 : 0})
   }
 
   private serverHello(s: DirState, b: Uint8Array, start: number, end: number, pdu: Pdu): void {
     const f = pdu.fields
-    if (f.has('tls.server.version')) return
+    if (this.serverHelloRecord === this.record) return // the first ServerHello of a record wins
     if (pdu.kind === 'record') pdu.kind = 'server_hello'
     const h = parseServerHello(b, start, end, this.limits.maxListItems)
+    const w = this.want[pdu.dir]
     if (!h.ok) this.ctx.anomaly({type: 'applayer', event: 'tls.server_hello_malformed', detail: {offset: this.stream(start) ?? -1, problem: h.problem ?? ''}})
-    if (h.version) f.set('tls.server.version', this.at(h.version))
-    if (h.cipherSuite) f.set('tls.server.cipher_suite', this.at(h.cipherSuite))
-    if (h.extensions.length > 0) f.set('tls.server.extensions', h.extensions.map((x) => this.at(x)))
-    if (h.supportedVersion) f.set('tls.server.supported_version', this.at(h.supportedVersion))
-    f.set('tls.server.hello_retry', {v: h.helloRetry ? 1 : 0})
+    if (h.version) {
+      this.serverHelloRecord = this.record
+      if (w['tls.server.version']) f.set('tls.server.version', this.at(h.version))
+    }
+    if (h.cipherSuite && w['tls.server.cipher_suite']) f.set('tls.server.cipher_suite', this.at(h.cipherSuite))
+    if (h.extensions.length > 0 && w['tls.server.extensions']) f.set('tls.server.extensions', h.extensions.map((x) => this.at(x)))
+    if (h.supportedVersion && w['tls.server.supported_version']) f.set('tls.server.supported_version', this.at(h.supportedVersion))
+    if (w['tls.server.hello_retry']) f.set('tls.server.hello_retry', {v: h.helloRetry ? 1 : 0})
     if (h.supportedVersion?.v === TLS13 && !h.helloRetry) {
       // TLS 1.3: everything after the ServerHello is encrypted, both ways (RFC 8446 §2)
       s.encryptAfter = true

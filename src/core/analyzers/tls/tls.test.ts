@@ -3,6 +3,8 @@ import {runAnalyzer, summarize, type ScriptStep} from '../harness.js'
 import type {Pdu} from '../types.js'
 import {MAX_RECORD_LENGTH, parseClientHello, tlsAnalyzer, tlsAnalyzerWith, tlsFields} from './index.js'
 import {FIXTURES, hex, loadFixture, spanProblems, streamOf, val, vals} from './testing.js'
+import {readsMismatches} from '../dcerpc/testing.js'
+import fc from 'fast-check'
 
 // ---- builders for hand-written records ----
 const u16 = (n: number): number[] => [(n >> 8) & 0xff, n & 0xff]
@@ -364,6 +366,50 @@ describe('record layer anomalies', () => {
     expect(ev).toEqual(['tls.record_invalid', 'tls.resync_failed'])
     expect(pdus).toEqual([])
     expect(a.pendingFrom('toserver')).toBe(-1)
+  })
+})
+
+describe('fields no rule reads are left out', () => {
+  // heartbeat fields are always built
+  const always = (f: string) => f.startsWith('tls.heartbeat.')
+  const names = tlsFields.map((f) => f.name).filter((f) => !always(f))
+  const hello = hsMsg(1, clientHelloBody({sni: 'example.com', heartbeat: true}))
+  const scripts: ScriptStep[][] = [
+    ...FIXTURES.map((f) => loadFixture(f)),
+    // a ClientHello too short for its version, then two whole ones in one record (the first whole one wins);
+    // one split over records; an alert; ServerHello and more messages than maxListItems
+    [
+      ts(cat(record(22, [...hsMsg(1, [3]), ...hello, ...hsMsg(1, clientHelloBody({sni: 'second.example'}))]), record(22, hello.slice(0, 30)), record(22, hello.slice(30)), record(21, [2, 40]))),
+      tc(cat(record(22, [...hsMsg(2, serverHelloBody()), ...hsMsg(2, serverHelloBody({tls13: true})), ...hsMsg(11, [0, 0, 0]), ...hsMsg(14, []), ...hsMsg(14, [])]), record(21, [1, 0]))),
+      ts(cat(heartbeat(1, 16, 16), record(20, [1]), record(22, [1, 2, 3]))),
+      tc(cat(heartbeat(2, 16, 16), record(22, hsMsg(2, serverHelloBody({tls13: true}))))),
+    ],
+  ]
+  const limited = tlsAnalyzerWith({maxListItems: 3, maxHandshakeBytes: 80})
+
+  it('same PDUs, anomalies and kinds with any set of fields read, per direction, any chunking', () => {
+    fc.assert(
+      fc.property(fc.subarray(names), fc.subarray(names), fc.integer({min: 0, max: scripts.length - 1}), fc.integer({min: 0, max: 60}), (up, down, k, chunkSize) => {
+        const reads = (f: string, dir?: 'toserver' | 'toclient') => always(f) || (dir !== 'toclient' && up.includes(f)) || (dir !== 'toserver' && down.includes(f))
+        expect(readsMismatches(tlsAnalyzer, scripts[k]!, reads, {chunkSize})).toEqual([])
+        expect(readsMismatches(limited, scripts[k]!, reads, {chunkSize})).toEqual([])
+      }),
+      {numRuns: 150},
+    )
+    // each field read alone
+    for (const name of names) {
+      for (const script of scripts) expect([name, readsMismatches(limited, script, (f) => always(f) || f === name)]).toEqual([name, []])
+    }
+  })
+
+  it('with only the heartbeat fields read: hellos keep their kind and carry no field', () => {
+    const reads = (f: string) => f.startsWith('tls.heartbeat.')
+    const r = runAnalyzer(tlsAnalyzer, scripts.at(-1)!, {reads})
+    expect(r.pdus.map((p) => p.kind)).toEqual(runAnalyzer(tlsAnalyzer, scripts.at(-1)!).pdus.map((p) => p.kind))
+    const hellos = r.pdus.filter((p) => p.kind === 'client_hello' || p.kind === 'server_hello')
+    expect(hellos.length).toBeGreaterThan(2)
+    expect(hellos.every((p) => p.fields.size === 0)).toBe(true)
+    expect(r.pdus.filter((p) => p.kind === 'heartbeat').every((p) => p.fields.has('tls.heartbeat.type'))).toBe(true)
   })
 })
 
