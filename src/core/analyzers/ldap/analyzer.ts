@@ -14,6 +14,8 @@ import {latin1} from '../line/text.js'
 import {RecordFramer, addValue} from '../mysql/records.js'
 import {TlsAnalyzer} from '../tls/analyzer.js'
 import {BER, LDAP_HEADER, LDAP_OPS, STARTTLS_OID, Tlv, berInt, messageLength} from './parser.js'
+import {LDAP_FIELDS} from './fields.js'
+import {fieldWants, type DirWants, type Wants} from '../wants.js'
 
 export const LDAP_LIMITS = {
   /** bytes held of one message; longer messages are inspected truncated (anomaly ldap.message_too_long) */
@@ -37,6 +39,9 @@ function attrField(type: string): string {
   return name
 }
 
+/** per direction, the fields some loaded rule reads: the others are left out */
+const ldapWants = fieldWants(LDAP_FIELDS)
+
 /** operation tags whose body is an LDAPResult (RFC 4511 §4.1.9) */
 const RESULT_OPS = new Set([1, 5, 7, 9, 11, 13, 15, 24])
 
@@ -45,6 +50,10 @@ interface Msg {
   rec: Uint8Array
   start: number
   f: Fields
+  /** the fields read in the message's direction */
+  w: Wants<string>
+  /** some ldap.attr.<type> is read in it */
+  attrs: boolean
   values: number
 }
 
@@ -63,12 +72,20 @@ export class LdapAnalyzer implements Analyzer {
   private startTlsId = -1
   /** the TLS layer after StartTLS */
   private inner: TlsAnalyzer | undefined
+  private readonly want: DirWants<string>
+  /** per direction: some ldap.attr.<type> field is read (a family: not in `want`) */
+  private readonly attrs: Record<Direction, boolean>
+  /** the resultCode of the LDAPResult last read */
+  private code = -1
 
   constructor(ctx: AnalyzerContext, limits: Partial<LdapLimits> = LDAP_LIMITS) {
     this.limits = limits === LDAP_LIMITS ? LDAP_LIMITS : {...LDAP_LIMITS, ...limits}
     this.ctx = ctx
     this.emitPdu = ctx.emit
     this.anomalySink = ctx.anomaly
+    this.want = ldapWants(ctx.reads)
+    const reads = ctx.reads
+    this.attrs = reads === undefined ? {toserver: true, toclient: true} : {toserver: reads('ldap.attr.', 'toserver'), toclient: reads('ldap.attr.', 'toclient')}
     this.cs = this.framer('toserver')
     this.sc = this.framer('toclient')
   }
@@ -118,12 +135,13 @@ export class LdapAnalyzer implements Analyzer {
 
   private message(dir: Direction, rec: Uint8Array, start: number, declared: number, truncated: boolean): void {
     const f: Fields = new Map()
-    f.set('ldap.length', {v: declared})
+    const w = this.want[dir]
+    if (w['ldap.length']) f.set('ldap.length', {v: declared})
     if (truncated) {
-      f.set('ldap.truncated', {v: 1})
+      if (w['ldap.truncated']) f.set('ldap.truncated', {v: 1})
       this.anomaly('ldap.message_too_long', {dir, offset: start, length: declared, limit: this.limits.maxMessageBytes})
     }
-    const m: Msg = {rec, start, f, values: 0}
+    const m: Msg = {rec, start, f, w, attrs: this.attrs[dir], values: 0}
     let kind = 'message'
     let id = -1
     let op = -1
@@ -137,20 +155,20 @@ export class LdapAnalyzer implements Analyzer {
       this.need(t.read(rec, body, rec.length) && t.tag === BER.INTEGER, 'messageID')
       id = berInt(rec, t.vs, t.ve)
       this.need(Number.isInteger(id) && id >= 0, 'messageID')
-      f.set('ldap.message_id', {v: id})
+      if (w['ldap.message_id']) f.set('ldap.message_id', {v: id})
       this.need(t.read(rec, t.ve, rec.length) && (t.tag & 0xc0) === 0x40, 'operation tag')
       op = t.tag & 0x1f
       kind = LDAP_OPS[op] ?? 'message'
-      f.set('ldap.op', {v: kind})
-      f.set('ldap.op_tag', {v: op})
+      if (w['ldap.op']) f.set('ldap.op', {v: kind})
+      if (w['ldap.op_tag']) f.set('ldap.op_tag', {v: op})
       const vs = t.vs
       const ve = t.ve
       if (RESULT_OPS.has(op)) {
         const after = this.result(m, vs, ve)
-        code = Number((f.get('ldap.result.code') as FieldValue).v)
+        code = this.code
         if (op === 24 && after < ve && t.read(rec, after, ve) && t.tag === 0x8a) {
           extName = latin1(rec, t.vs, t.ve)
-          f.set('ldap.extended.name', this.str(m, t.vs, t.ve))
+          if (w['ldap.extended.name']) f.set('ldap.extended.name', {v: extName, off: start + t.vs, len: t.ve - t.vs})
         }
       } else {
         extName = this.operation(m, op, vs, ve)
@@ -159,11 +177,11 @@ export class LdapAnalyzer implements Analyzer {
       if (!(err instanceof Malformed)) throw err
       // a truncated message ends where it was cut: that is not a malformed message
       if (!truncated) {
-        f.set('ldap.malformed', {v: 1})
+        if (w['ldap.malformed']) f.set('ldap.malformed', {v: 1})
         this.anomaly('ldap.malformed', {dir, offset: start, reason: err.message, op})
       }
     }
-    if (m.values > 0) f.set('ldap.values', {v: m.values})
+    if (m.values > 0 && w['ldap.values']) f.set('ldap.values', {v: m.values})
     this.emitPdu({protocol: 'ldap', kind, dir, start, end: start + declared, fields: f})
     if (dir === 'toserver' && op === 23 && extName === STARTTLS_OID) this.startTlsId = id
     else if (dir === 'toclient' && op === 24 && id === this.startTlsId && id >= 0) {
@@ -199,16 +217,18 @@ export class LdapAnalyzer implements Analyzer {
     if (t.tag !== tag) throw new Malformed(`${what}: tag 0x${t.tag.toString(16)}`)
   }
 
-  /** an LDAPResult at [vs, ve); returns the offset after its referral */
+  /** an LDAPResult at [vs, ve); returns the offset after its referral (its resultCode: this.code) */
   private result(m: Msg, vs: number, ve: number): number {
     const t = this.tlv
     const f = m.f
+    const w = m.w
     this.expect(m, vs, ve, BER.ENUMERATED, 'resultCode')
-    f.set('ldap.result.code', {v: berInt(m.rec, t.vs, t.ve)})
+    this.code = berInt(m.rec, t.vs, t.ve)
+    if (w['ldap.result.code']) f.set('ldap.result.code', {v: this.code})
     this.expect(m, t.ve, ve, BER.OCTET_STRING, 'matchedDN')
-    f.set('ldap.result.matched_dn', this.str(m, t.vs, t.ve))
+    if (w['ldap.result.matched_dn']) f.set('ldap.result.matched_dn', this.str(m, t.vs, t.ve))
     this.expect(m, t.ve, ve, BER.OCTET_STRING, 'diagnosticMessage')
-    f.set('ldap.result.message', this.str(m, t.vs, t.ve))
+    if (w['ldap.result.message']) f.set('ldap.result.message', this.str(m, t.vs, t.ve))
     let p = t.ve
     if (p < ve && m.rec[p] === 0xa3) {
       this.expect(m, p, ve, 0xa3, 'referral')
@@ -224,7 +244,7 @@ export class LdapAnalyzer implements Analyzer {
     const t = this.tlv
     while (p < end) {
       this.expect(m, p, end, BER.OCTET_STRING, 'URI')
-      addValue(m.f, 'ldap.referral', this.str(m, t.vs, t.ve))
+      if (m.w['ldap.referral']) addValue(m.f, 'ldap.referral', this.str(m, t.vs, t.ve))
       p = t.ve
     }
   }
@@ -233,40 +253,43 @@ export class LdapAnalyzer implements Analyzer {
   private operation(m: Msg, op: number, vs: number, ve: number): string {
     const t = this.tlv
     const f = m.f
+    const w = m.w
     const rec = m.rec
     switch (op) {
       case 0: { // bindRequest: version, name, authentication
         this.expect(m, vs, ve, BER.INTEGER, 'bind version')
-        f.set('ldap.bind.version', {v: berInt(rec, t.vs, t.ve)})
+        if (w['ldap.bind.version']) f.set('ldap.bind.version', {v: berInt(rec, t.vs, t.ve)})
         this.expect(m, t.ve, ve, BER.OCTET_STRING, 'bind name')
-        f.set('ldap.dn', this.str(m, t.vs, t.ve))
+        if (w['ldap.dn']) f.set('ldap.dn', this.str(m, t.vs, t.ve))
         this.need(t.read(rec, t.ve, ve), 'authentication')
-        if (t.tag === 0x80) f.set('ldap.bind.auth', {v: 'simple'})
-        else if (t.tag === 0xa3) {
-          f.set('ldap.bind.auth', {v: 'sasl'})
+        const auth = w['ldap.bind.auth']
+        if (t.tag === 0x80) {
+          if (auth) f.set('ldap.bind.auth', {v: 'simple'})
+        } else if (t.tag === 0xa3) {
+          if (auth) f.set('ldap.bind.auth', {v: 'sasl'})
           this.expect(m, t.vs, t.ve, BER.OCTET_STRING, 'SASL mechanism')
-          f.set('ldap.bind.mechanism', this.str(m, t.vs, t.ve))
-        } else f.set('ldap.bind.auth', {v: 'other'})
+          if (w['ldap.bind.mechanism']) f.set('ldap.bind.mechanism', this.str(m, t.vs, t.ve))
+        } else if (auth) f.set('ldap.bind.auth', {v: 'other'})
         return ''
       }
       case 3: { // searchRequest
         this.expect(m, vs, ve, BER.OCTET_STRING, 'baseObject')
-        f.set('ldap.dn', this.str(m, t.vs, t.ve))
+        if (w['ldap.dn']) f.set('ldap.dn', this.str(m, t.vs, t.ve))
         this.expect(m, t.ve, ve, BER.ENUMERATED, 'scope')
-        f.set('ldap.search.scope', {v: berInt(rec, t.vs, t.ve)})
+        if (w['ldap.search.scope']) f.set('ldap.search.scope', {v: berInt(rec, t.vs, t.ve)})
         this.expect(m, t.ve, ve, BER.ENUMERATED, 'derefAliases')
         this.expect(m, t.ve, ve, BER.INTEGER, 'sizeLimit')
-        f.set('ldap.search.size_limit', {v: berInt(rec, t.vs, t.ve)})
+        if (w['ldap.search.size_limit']) f.set('ldap.search.size_limit', {v: berInt(rec, t.vs, t.ve)})
         this.expect(m, t.ve, ve, BER.INTEGER, 'timeLimit')
         this.expect(m, t.ve, ve, BER.BOOLEAN, 'typesOnly')
         this.need(t.read(rec, t.ve, ve) && (t.tag & 0x80) !== 0, 'filter')
-        f.set('ldap.search.filter.length', {v: t.ve - t.vs})
+        if (w['ldap.search.filter.length']) f.set('ldap.search.filter.length', {v: t.ve - t.vs})
         this.expect(m, t.ve, ve, BER.SEQUENCE, 'attributes')
         let p = t.vs
         const end = t.ve
         while (p < end) {
           this.expect(m, p, end, BER.OCTET_STRING, 'attribute')
-          addValue(f, 'ldap.search.attributes', this.str(m, t.vs, t.ve))
+          if (w['ldap.search.attributes']) addValue(f, 'ldap.search.attributes', this.str(m, t.vs, t.ve))
           p = t.ve
         }
         return ''
@@ -274,7 +297,7 @@ export class LdapAnalyzer implements Analyzer {
       case 4: // searchResEntry: objectName, PartialAttributeList
       case 8: { // addRequest: entry, AttributeList
         this.expect(m, vs, ve, BER.OCTET_STRING, 'entry name')
-        f.set('ldap.dn', this.str(m, t.vs, t.ve))
+        if (w['ldap.dn']) f.set('ldap.dn', this.str(m, t.vs, t.ve))
         this.expect(m, t.ve, ve, BER.SEQUENCE, 'attributes')
         let p = t.vs
         const end = t.ve
@@ -288,7 +311,7 @@ export class LdapAnalyzer implements Analyzer {
       }
       case 6: { // modifyRequest: object, changes (operation, modification)
         this.expect(m, vs, ve, BER.OCTET_STRING, 'object')
-        f.set('ldap.dn', this.str(m, t.vs, t.ve))
+        if (w['ldap.dn']) f.set('ldap.dn', this.str(m, t.vs, t.ve))
         this.expect(m, t.ve, ve, BER.SEQUENCE, 'changes')
         let p = t.vs
         const end = t.ve
@@ -304,20 +327,20 @@ export class LdapAnalyzer implements Analyzer {
         return ''
       }
       case 10: // delRequest: the DN is the primitive value itself
-        f.set('ldap.dn', this.str(m, vs, ve))
+        if (w['ldap.dn']) f.set('ldap.dn', this.str(m, vs, ve))
         return ''
       case 12: // modifyDNRequest: entry first
         this.expect(m, vs, ve, BER.OCTET_STRING, 'entry')
-        f.set('ldap.dn', this.str(m, t.vs, t.ve))
+        if (w['ldap.dn']) f.set('ldap.dn', this.str(m, t.vs, t.ve))
         return ''
       case 14: { // compareRequest: entry, AttributeValueAssertion
         this.expect(m, vs, ve, BER.OCTET_STRING, 'entry')
-        f.set('ldap.dn', this.str(m, t.vs, t.ve))
+        if (w['ldap.dn']) f.set('ldap.dn', this.str(m, t.vs, t.ve))
         this.expect(m, t.ve, ve, BER.SEQUENCE, 'assertion')
         const ae = t.ve
         this.expect(m, t.vs, ae, BER.OCTET_STRING, 'attribute')
-        addValue(f, 'ldap.attribute', this.str(m, t.vs, t.ve))
-        const type = latin1(rec, t.vs, t.ve).toLowerCase()
+        if (w['ldap.attribute']) addValue(f, 'ldap.attribute', this.str(m, t.vs, t.ve))
+        const type = m.attrs ? latin1(rec, t.vs, t.ve).toLowerCase() : ''
         this.expect(m, t.ve, ae, BER.OCTET_STRING, 'assertion value')
         this.value(m, type, t.vs, t.ve)
         return ''
@@ -327,8 +350,9 @@ export class LdapAnalyzer implements Analyzer {
         return ''
       case 23: { // extendedReq: [0] requestName, [1] requestValue
         this.expect(m, vs, ve, 0x80, 'requestName')
-        f.set('ldap.extended.name', this.str(m, t.vs, t.ve))
-        return latin1(rec, t.vs, t.ve)
+        const name = latin1(rec, t.vs, t.ve)
+        if (w['ldap.extended.name']) f.set('ldap.extended.name', {v: name, off: m.start + t.vs, len: t.ve - t.vs})
+        return name
       }
       default:
         return ''
@@ -339,8 +363,8 @@ export class LdapAnalyzer implements Analyzer {
   private attribute(m: Msg, vs: number, ve: number): void {
     const t = this.tlv
     this.expect(m, vs, ve, BER.OCTET_STRING, 'attribute type')
-    addValue(m.f, 'ldap.attribute', this.str(m, t.vs, t.ve))
-    const type = latin1(m.rec, t.vs, t.ve).toLowerCase()
+    if (m.w['ldap.attribute']) addValue(m.f, 'ldap.attribute', this.str(m, t.vs, t.ve))
+    const type = m.attrs ? latin1(m.rec, t.vs, t.ve).toLowerCase() : ''
     this.expect(m, t.ve, ve, BER.SET, 'attribute values')
     let p = t.vs
     const end = t.ve
@@ -357,6 +381,6 @@ export class LdapAnalyzer implements Analyzer {
       if (m.values === this.limits.maxValues + 1) this.anomaly('ldap.too_many_values', {offset: m.start, limit: this.limits.maxValues})
       return
     }
-    addValue(m.f, attrField(type), this.str(m, vs, ve))
+    if (m.attrs) addValue(m.f, attrField(type), this.str(m, vs, ve))
   }
 }

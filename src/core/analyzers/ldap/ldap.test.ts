@@ -6,6 +6,8 @@ import {fuzzRuns, loadHexFixture, splitInvariance} from '../line/testing.js'
 import {binarySpanMismatches, feedMaxCapacity, fuzzScripts, many, one} from '../mysql/testing.js'
 import type {Pdu} from '../types.js'
 import {LdapAnalyzer, detectLdap, ldapAnalyzer, makeLdapAnalyzer} from './index.js'
+import {LDAP_FIELDS} from './fields.js'
+import {readsMismatches} from '../dcerpc/testing.js'
 import {berInt, messageLength} from './parser.js'
 import {replayFile} from '../../engine/replay.js'
 import {engineDetection} from '../../engine/detection.js'
@@ -163,6 +165,50 @@ describe('ldap: detection and framing', () => {
     const r = runAnalyzer(ldapAnalyzer, [C(entry(2, 'o=x', [['javaSerializedData;binary', '\xac\xed\x00\x05']])), C(ref)])
     expect(many(r.pdus[0], 'ldap.attribute').map((v) => v.v)).toEqual(['javaSerializedData;binary'])
     expect(many(r.pdus[1], 'ldap.referral').map((v) => v.v)).toEqual(['ldap://198.51.100.7/o=a', 'ldap://198.51.100.8/o=b'])
+  })
+})
+
+describe('ldap: fields no rule reads are left out', () => {
+  const names = LDAP_FIELDS.map((f) => f.name).filter((n) => !n.includes('<'))
+  const built = [
+    S(msg(1, tlv(0x60, int(3), oct('cn=admin'), tlv(0x80, 'pw')))),
+    S(msg(2, tlv(0x60, int(3), oct(''), tlv(0xa3, oct('GSSAPI'))))),
+    S(msg(3, tlv(0x63, oct('dc=x'), int(2, 0x0a), int(0, 0x0a), int(5), int(0), tlv(0x01, [0]), tlv(0x87, 'objectClass'), tlv(0x30, oct('cn'), oct('member'))))),
+    S(msg(4, tlv(0x6e, oct('cn=a'), tlv(0x30, oct('member'), oct('cn=b'))))),
+    S(msg(5, tlv(0x77, tlv(0x80, '1.3.6.1.4.1.1466.20037')))),
+    S(msg(6, tlv(0x4a, 'cn=gone'))),
+    S(msg(7, tlv(0x66, oct('cn=a'), tlv(0x30, tlv(0x30, int(0, 0x0a), tlv(0x30, oct('member'), tlv(0x31, oct('x')))))))),
+    C(msg(1, tlv(0x61, int(49, 0x0a), oct('cn=m'), oct('bad'), tlv(0xa3, oct('ldap://h/o=a'))))),
+    C(entry(3, 'cn=e', [['objectClass', 'top', 'person'], ['member', ...Array.from({length: 12}, (_, i) => `v${i}`)], ['CN', 'e']])),
+    C(msg(5, tlv(0x78, int(2, 0x0a), oct(''), oct('no'), tlv(0x8a, '1.3.6.1.4.1.1466.20037')))),
+    C(msg(8, tlv(0x73, oct('ldap://198.51.100.7/o=a')))),
+    C(tlv(0x30, int(9), tlv(0x61, int(0, 0x0a), oct('')))),
+    C(entry(10, 'cn=' + 'z'.repeat(300), [['member', 'y'.repeat(300)]])),
+  ]
+  const scripts = [callback, slapdAdd, slapdSearch, slapdReference, slapdStartTls, built]
+  const limited = makeLdapAnalyzer({maxValues: 10, maxMessageBytes: 200})
+
+  it('same PDUs and anomalies with any set of fields read, per direction, any chunking', () => {
+    fc.assert(
+      fc.property(fc.subarray(names), fc.subarray(names), fc.boolean(), fc.boolean(), fc.integer({min: 0, max: scripts.length - 1}), fc.integer({min: 0, max: 50}), (up, down, aUp, aDown, k, chunkSize) => {
+        // the ldap.attr.<type> family is built whole or not at all
+        const has = (f: string, fields: string[], a: boolean) => (f.startsWith('ldap.attr.') ? a : fields.includes(f))
+        const reads = (f: string, dir?: 'toserver' | 'toclient') => (dir !== 'toclient' && has(f, up, aUp)) || (dir !== 'toserver' && has(f, down, aDown))
+        expect(readsMismatches(ldapAnalyzer, scripts[k]!, reads, {chunkSize})).toEqual([])
+        expect(readsMismatches(limited, scripts[k]!, reads, {chunkSize})).toEqual([])
+      }),
+      {numRuns: fuzzRuns(150)},
+    )
+  })
+
+  it('with only ldap.attribute read toclient (the pack), entries carry it alone; the StartTLS exchange still switches to TLS', () => {
+    const reads = (f: string, dir?: 'toserver' | 'toclient') => f === 'ldap.attribute' && dir !== 'toserver'
+    const r = runAnalyzer(ldapAnalyzer, built, {reads})
+    expect(r.pdus.filter((p) => p.kind === 'search_result_entry').map((p) => [...p.fields.keys()])).toEqual([['ldap.attribute'], ['ldap.attribute']])
+    expect(r.pdus.filter((p) => p.dir === 'toserver').every((p) => p.fields.size === 0)).toBe(true)
+    expect(r.anomalies).toEqual(runAnalyzer(ldapAnalyzer, built).anomalies)
+    const tls = runAnalyzer(ldapAnalyzer, slapdStartTls, {reads})
+    expect(kinds(tls.pdus)).toEqual(kinds(runAnalyzer(ldapAnalyzer, slapdStartTls).pdus))
   })
 })
 
