@@ -144,69 +144,164 @@ export interface EngineFlow {
 }
 
 /**
+ * What few flows need: set on first write (a scan's or a flood's flows never carry a byte, end
+ * without an event and are never asked for their key or their addresses as text).
+ */
+class FlowExtra {
+  id = 0
+  clientIp: string | null = null
+  serverIp: string | null = null
+  key: string | null = null
+  appProto: string | null = null
+  detectToServer: Uint8Array | null = null
+  detectToClient: Uint8Array | null = null
+  anomalyCounts: Map<string, number> | null = null
+  alerted = 0
+  readonly offsets: [number, number] = [0, 0]
+}
+
+/**
  * The engine's flow. IPv4 flows keep their addresses as numbers: the text forms (and the
  * table key, which only non-IPv4 lookups and the gateway use) are built on first use, and most
- * flows of a scan or a flood never need them.
+ * flows of a scan or a flood never need them. Fields few flows set live in a {@link FlowExtra}
+ * made on first write (a flow is held for its whole idle timeout: every field is copied by each
+ * scavenge it survives). Every field is initialised with a value of its own kind: a field first
+ * set to `undefined` (a class field without initialiser) holds later doubles (the packet times)
+ * as a new heap number per write.
  */
 class Flow implements EngineFlow {
-  id = 0
+  readonly proto: number = 0
+  readonly clientPort: number = 0
+  readonly serverPort: number = 0
+  readonly clientAddr4: number = 0
+  readonly serverAddr4: number = 0
+  readonly startUs: number = 0
+  lastUs = 0
+  idleUs = 0
+  detectDone = false
   pktsToServer = 0
   pktsToClient = 0
   bytesToServer = 0
   bytesToClient = 0
   tcp: TcpSession | null = null
-  appProto: string | null = null
   analyzer: Analyzer | null = null
-  detectToServer: Uint8Array | null = null
-  detectToClient: Uint8Array | null = null
   pendingSyn: TcpSegmentInput | null = null
-  anomalyCounts: Map<string, number> | null = null
-  alerted = 0
+  protection: object | null = null
   ended = false
   lruPrev: FlowBase | null = null
   lruNext: FlowBase | null = null
   lruList: LruList | null = null
+  /** IPv4 (family 4); IPv4 flows in the table are found by the tuple below (FlowTable.setV4Tuple) */
   v4 = false
   v4lo = 0
   v4hi = 0
   v4ports = 0
   hashNext: FlowBase | null = null
-  protection: object | null = null
-  lastUs: number
-  private _key: string | null = null
-  private _offsets: [number, number] | null = null
+  private extra: FlowExtra | null = null
 
   constructor(
-    readonly proto: number,
-    private _clientIp: string | null,
-    readonly clientPort: number,
-    private _serverIp: string | null,
-    readonly serverPort: number,
-    readonly clientAddr4: number,
-    readonly serverAddr4: number,
-    readonly startUs: number,
-    public idleUs: number,
-    public detectDone: boolean,
-    readonly family: number,
+    proto: number,
+    clientIp: string | null,
+    clientPort: number,
+    serverIp: string | null,
+    serverPort: number,
+    clientAddr4: number,
+    serverAddr4: number,
+    startUs: number,
+    idleUs: number,
+    detectDone: boolean,
+    family: number,
   ) {
+    this.proto = proto
+    this.clientPort = clientPort
+    this.serverPort = serverPort
+    this.clientAddr4 = clientAddr4
+    this.serverAddr4 = serverAddr4
+    this.startUs = startUs
     this.lastUs = startUs
+    this.idleUs = idleUs
+    this.detectDone = detectDone
+    this.v4 = family === 4
+    if (clientIp !== null || serverIp !== null) {
+      const x = this.more()
+      x.clientIp = clientIp
+      x.serverIp = serverIp
+    }
+  }
+
+  private more(): FlowExtra {
+    return (this.extra ??= new FlowExtra())
+  }
+
+  get family(): number {
+    return this.v4 ? 4 : 6
   }
 
   get clientIp(): string {
-    return (this._clientIp ??= formatIpv4(this.clientAddr4))
+    const x = this.more()
+    return (x.clientIp ??= formatIpv4(this.clientAddr4))
   }
 
   get serverIp(): string {
-    return (this._serverIp ??= formatIpv4(this.serverAddr4))
+    const x = this.more()
+    return (x.serverIp ??= formatIpv4(this.serverAddr4))
   }
 
   get key(): string {
-    return (this._key ??= flowKey(this.proto, this.clientIp, this.clientPort, this.serverIp, this.serverPort))
+    const x = this.more()
+    return (x.key ??= flowKey(this.proto, this.clientIp, this.clientPort, this.serverIp, this.serverPort))
   }
 
-  /** made on first use: most flows (a scan's) never carry a byte */
   get offsets(): [number, number] {
-    return (this._offsets ??= [0, 0])
+    return this.more().offsets
+  }
+
+  get id(): number {
+    return this.extra === null ? 0 : this.extra.id
+  }
+
+  set id(v: number) {
+    if (v !== 0 || this.extra !== null) this.more().id = v
+  }
+
+  get appProto(): string | null {
+    return this.extra === null ? null : this.extra.appProto
+  }
+
+  set appProto(v: string | null) {
+    if (v !== null || this.extra !== null) this.more().appProto = v
+  }
+
+  get detectToServer(): Uint8Array | null {
+    return this.extra === null ? null : this.extra.detectToServer
+  }
+
+  set detectToServer(v: Uint8Array | null) {
+    if (v !== null || this.extra !== null) this.more().detectToServer = v
+  }
+
+  get detectToClient(): Uint8Array | null {
+    return this.extra === null ? null : this.extra.detectToClient
+  }
+
+  set detectToClient(v: Uint8Array | null) {
+    if (v !== null || this.extra !== null) this.more().detectToClient = v
+  }
+
+  get anomalyCounts(): Map<string, number> | null {
+    return this.extra === null ? null : this.extra.anomalyCounts
+  }
+
+  set anomalyCounts(v: Map<string, number> | null) {
+    if (v !== null || this.extra !== null) this.more().anomalyCounts = v
+  }
+
+  get alerted(): number {
+    return this.extra === null ? 0 : this.extra.alerted
+  }
+
+  set alerted(v: number) {
+    if (v !== 0 || this.extra !== null) this.more().alerted = v
   }
 }
 
