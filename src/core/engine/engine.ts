@@ -313,7 +313,6 @@ class SynCopy implements TcpSegmentInput {
   readonly window: number
   readonly urgentPointer: number
   readonly payload = NO_BYTES
-  readonly tsUs: number
   readonly tsVal: number | undefined
   readonly tsEcr: number | undefined
   readonly windowScale: number | undefined
@@ -324,7 +323,6 @@ class SynCopy implements TcpSegmentInput {
     this.flags = s.flags
     this.window = s.window
     this.urgentPointer = s.urgentPointer
-    this.tsUs = s.tsUs
     this.tsVal = s.tsVal
     this.tsEcr = s.tsEcr
     this.windowScale = s.windowScale
@@ -375,7 +373,7 @@ export class Engine {
   private readonly analyzersByPort = new Map<number, AnalyzerFactory[]>()
   private nowUs = 0
   private readonly seg: TcpSegmentInput = {
-    seq: 0, ack: 0, flags: 0, window: 0, urgentPointer: 0, payload: new Uint8Array(0), tsUs: 0,
+    seq: 0, ack: 0, flags: 0, window: 0, urgentPointer: 0, payload: new Uint8Array(0),
     tsVal: undefined, tsEcr: undefined, windowScale: undefined,
   }
   private lastExpireUs = 0
@@ -532,7 +530,6 @@ export class Engine {
       seg.window = pkt.window
       seg.urgentPointer = pkt.urgentPointer
       seg.payload = pkt.payload
-      seg.tsUs = this.nowUs
       seg.tsVal = pkt.hasTimestamp ? pkt.tsVal | 0 : undefined
       seg.tsEcr = pkt.hasTimestamp ? pkt.tsEcr | 0 : undefined
       seg.windowScale = pkt.windowScale >= 0 ? pkt.windowScale : undefined

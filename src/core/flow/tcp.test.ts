@@ -50,7 +50,7 @@ function harness(opts: {policy?: TcpOverlapPolicy; limits?: Partial<TcpLimits>; 
 function seg(seq: number, flags: number, payload: string | Uint8Array = '', extra: Partial<TcpSegmentInput> = {}): TcpSegmentInput {
   return {
     seq: seq >>> 0, ack: 0, flags, window: 65535, urgentPointer: 0,
-    payload: typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload, tsUs: 0, ...extra,
+    payload: typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload, ...extra,
   }
 }
 
@@ -562,7 +562,7 @@ describe('reassembly properties', () => {
         for (const x of segs) {
           h.s.onSegment(x.fromClient, {
             seq: x.seq, ack: x.ack, flags: x.flags, window: x.window, urgentPointer: x.urg,
-            payload: new Uint8Array(x.len).fill(x.len & 0xff), tsUs: 0, tsVal: x.ts ?? undefined, tsEcr: x.ts ?? undefined,
+            payload: new Uint8Array(x.len).fill(x.len & 0xff), tsVal: x.ts ?? undefined, tsEcr: x.ts ?? undefined,
             windowScale: x.ws ?? undefined,
           })
           expect(h.s.bytesHeld).toBeLessThanOrEqual(2 * (limits.maxOutOfOrderBytes + limits.maxRetainedBytes))
@@ -596,7 +596,6 @@ function readTcpPcap(file: string): Pkt[] {
   for (let o = 24; o + 16 <= b.length;) {
     const incl = u32(o + 8)
     const f = b.subarray(o + 16, o + 16 + incl)
-    const tsUs = u32(o) * 1e6 + u32(o + 4)
     o += 16 + incl
     let p = 14
     let type = f.readUInt16BE(12)
@@ -610,7 +609,7 @@ function readTcpPcap(file: string): Pkt[] {
     const doff = (f[t + 12] >> 4) * 4
     const seg: TcpSegmentInput = {
       seq: f.readUInt32BE(t + 4), ack: f.readUInt32BE(t + 8), flags: f[t + 13], window: f.readUInt16BE(t + 14),
-      urgentPointer: f.readUInt16BE(t + 18), payload: f.subarray(t + doff, ipEnd), tsUs,
+      urgentPointer: f.readUInt16BE(t + 18), payload: f.subarray(t + doff, ipEnd),
     }
     for (let q = t + 20; q < t + doff;) {
       const kind = f[q]

@@ -118,7 +118,6 @@ export interface TcpSegmentInput {
   urgentPointer: number
   /** VIEW into a reused buffer: copied when kept */
   payload: Uint8Array
-  tsUs: number
   tsVal?: number
   tsEcr?: number
   /** from SYN/SYN-ACK options */
