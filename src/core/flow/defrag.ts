@@ -293,6 +293,8 @@ export class Defragmenter {
 
   /** drop datagrams older than the timeout; report each incomplete one dropped */
   expire(nowUs: number): void {
+    // nearly always empty (most traffic is not fragmented): no iterator for an empty table
+    if (this.table.size === 0) return
     const timeout = this.limits.timeoutUs
     // Map iteration is insertion (= creation) order: stop at the first young datagram.
     for (const dg of this.table.values()) {
