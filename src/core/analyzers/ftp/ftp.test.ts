@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {bytes, runAnalyzer, type ScriptStep} from '../harness.js'
 import {fuzzRuns, loadHexFixture, spanMismatches, splitInvariance} from '../line/testing.js'
-import {readsMismatches} from '../dcerpc/testing.js'
+import {readsMismatches} from '../testing.js'
 import type {FieldValue, FlowInfo, Pdu} from '../types.js'
 import {FTP_FIELDS, FTP_LIMITS, FtpAnalyzer, ftpAnalyzer, makeFtpAnalyzer, parseEprt, parseEpsvReply} from './index.js'
 

@@ -3,7 +3,7 @@ import {bytes, runAnalyzer, summarize, type ScriptStep} from '../harness.js'
 import type {AnalyzerContext, Pdu} from '../types.js'
 import {HttpAnalyzer, httpAnalyzer, httpAnalyzerWith, type HttpLimits} from './index.js'
 import {spanProblems, val, vals} from './testing.js'
-import {readsMismatches} from '../dcerpc/testing.js'
+import {readsMismatches} from '../testing.js'
 import fc from 'fast-check'
 
 function conv(steps: [('>' | '<'), string][]): ScriptStep[] {

@@ -7,7 +7,7 @@ import {binarySpanMismatches, feedMaxCapacity, fuzzScripts, many, one} from '../
 import type {Pdu} from '../types.js'
 import {LdapAnalyzer, detectLdap, ldapAnalyzer, makeLdapAnalyzer} from './index.js'
 import {LDAP_FIELDS} from './fields.js'
-import {readsMismatches} from '../dcerpc/testing.js'
+import {readsMismatches} from '../testing.js'
 import {berInt, messageLength} from './parser.js'
 import {replayFile} from '../../engine/replay.js'
 import {engineDetection} from '../../engine/detection.js'

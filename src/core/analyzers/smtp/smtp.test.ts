@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {bytes, runAnalyzer, type ScriptStep} from '../harness.js'
 import {fuzzRuns, loadHexFixture, spanMismatches, splitInvariance} from '../line/testing.js'
-import {readsMismatches} from '../dcerpc/testing.js'
+import {readsMismatches} from '../testing.js'
 import type {FieldValue, Pdu} from '../types.js'
 import {SMTP_FIELDS, SMTP_LIMITS, SmtpAnalyzer, makeSmtpAnalyzer, parsePath, smtpAnalyzer} from './index.js'
 

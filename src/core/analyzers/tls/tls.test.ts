@@ -3,7 +3,7 @@ import {runAnalyzer, summarize, type ScriptStep} from '../harness.js'
 import type {Pdu} from '../types.js'
 import {MAX_RECORD_LENGTH, parseClientHello, tlsAnalyzer, tlsAnalyzerWith, tlsFields} from './index.js'
 import {FIXTURES, hex, loadFixture, spanProblems, streamOf, val, vals} from './testing.js'
-import {readsMismatches} from '../dcerpc/testing.js'
+import {readsMismatches} from '../testing.js'
 import fc from 'fast-check'
 
 // ---- builders for hand-written records ----
